@@ -1,0 +1,3 @@
+"""Keel: a production-grade FastAPI shop backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,176 @@
+"""The `keel` command: serve, migrate, check-config.
+
+Command-line options are written back into the `KEEL_*` environment before settings are read,
+so the server's worker processes (which read the environment afresh) see exactly what the
+operator typed, and validation judges the combination that will really run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keel.core.config import Settings, ensure_safe, get_settings
+from keel.core.errors import ConfigError
+
+cli = typer.Typer(help="Keel: a production-grade FastAPI shop backend.", no_args_is_help=True)
+migrate_cli = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+cli.add_typer(migrate_cli, name="migrate")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _set_env(**values: Any) -> None:
+    for name, value in values.items():
+        if value is not None:
+            os.environ[f"KEEL_{name.upper()}"] = str(value)
+    get_settings.cache_clear()
+
+
+def _fail(error: ConfigError) -> NoReturn:
+    errors.print(f"[bold red]{error}[/]")
+    raise typer.Exit(code=2)
+
+
+def _settings(*, production_checks: bool = True) -> Settings:
+    try:
+        settings = get_settings()
+        return ensure_safe(settings) if production_checks else settings
+    except ConfigError as error:
+        _fail(error)
+
+
+def _with_database(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run one async action against a short-lived engine (the CLI has no lifespan)."""
+    from keel.core.database import Database
+
+    async def run() -> Any:
+        database = Database.from_settings(settings)
+        try:
+            return await action(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+def _prepare_metrics_dir(workers: int) -> None:
+    """Several processes share metrics through a directory that must start empty."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = Path(tempfile.gettempdir()) / f"keel-metrics-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Run the HTTP server (uvicorn)."""
+    import uvicorn
+
+    from keel.core.lifespan import prepare_schema
+
+    _set_env(host=host, port=port, workers=workers)
+    settings = _settings()
+    try:
+        _with_database(settings, lambda database: prepare_schema(database, settings))
+    except ConfigError as error:
+        _fail(error)
+    _prepare_metrics_dir(settings.workers)
+    uvicorn.run(
+        "keel.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=None if reload else settings.workers,
+        reload=reload,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+        lifespan="on",
+    )
+
+
+@cli.command("check-config")
+def check_config() -> None:
+    """Print the effective settings (secrets masked) and every problem found."""
+    settings = _settings(production_checks=False)
+    table = Table("setting", "value", title=f"Keel settings ({settings.environment})")
+    for name, value in settings.masked().items():
+        table.add_row(f"KEEL_{name.upper()}", repr(value))
+    console.print(table)
+    problems = settings.problems()
+    if problems:
+        _fail(ConfigError(problems))
+    console.print("[green]No problems found.[/]")
+
+
+@migrate_cli.command("upgrade")
+def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Upgrade the database to a revision (default: head)."""
+    from keel.migrations import runner
+
+    _with_database(_settings(), lambda db: runner.upgrade(db.engine, revision))
+    console.print(f"[green]Upgraded to {revision}.[/]")
+
+
+@migrate_cli.command("downgrade")
+def migrate_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
+    """Downgrade the database to a revision (`base` removes every table)."""
+    from keel.migrations import runner
+
+    _with_database(_settings(), lambda db: runner.downgrade(db.engine, revision))
+    console.print(f"[green]Downgraded to {revision}.[/]")
+
+
+@migrate_cli.command("current")
+def migrate_current() -> None:
+    """Show the database's revision and whether it is at head."""
+    from keel.migrations import runner
+
+    current = _with_database(_settings(), lambda db: runner.current_revisions(db.engine))
+    heads = runner.head_revisions()
+    console.print(f"current: {', '.join(sorted(current)) or '(empty database)'}")
+    console.print(f"head:    {', '.join(sorted(heads))}")
+    if current != heads:
+        console.print("[yellow]The database is behind head: run `keel migrate upgrade`.[/]")
+
+
+@migrate_cli.command("revision")
+def migrate_revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the revision does.")],
+    autogenerate: Annotated[bool, typer.Option(help="Diff the models against the DB.")] = True,
+) -> None:
+    """Create a new revision file (autogenerated from the models by default)."""
+    from keel.migrations import runner
+
+    _with_database(
+        _settings(), lambda db: runner.revision(db.engine, message, autogenerate=autogenerate)
+    )
+
+
+def main() -> None:
+    try:
+        cli()
+    except ConfigError as error:  # raised inside a command after settings were accepted
+        errors.print(f"[bold red]{error}[/]")
+        sys.exit(2)

@@ -1,0 +1,209 @@
+"""Settings: the one place configuration is read, validated and explained.
+
+Everything comes from `KEEL_*` environment variables or a `.env` file. Development needs no
+configuration at all; production refuses to start on an unsafe combination and names every
+problem at once, so an operator fixes the deployment in one round instead of five.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from keel.core.errors import ConfigError
+
+Environment = Literal["development", "test", "production"]
+
+MIN_SECRET_BYTES = 32
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/keel.db"
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept `a,b,c` as well as a JSON list, which is what people write in `.env` files."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            return json.loads(stripped)
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting Keel reads. Field docs double as the configuration reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEEL_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    environment: Environment = "development"
+    app_name: str = "Keel"
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; defaults to on in production only."
+    )
+
+    # HTTP serving
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    graceful_shutdown_seconds: int = Field(default=30, ge=0, le=600)
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies trusted for X-Forwarded-For/Proto (uvicorn's forwarded_allow_ips).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = True
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body outside uploads."
+    )
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    docs_enabled: bool = True
+
+    # Database
+    database_url: str = DEFAULT_SQLITE_URL
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Wait for a pooled connection before answering 503."
+    )
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_echo: bool = False
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Upgrade the database on start-up; defaults to on outside production.",
+    )
+
+    # Shared backends (optional in development)
+    redis_url: SecretStr | None = None
+    storage_url: str = "file://./var/files"
+
+    # Security
+    jwt_secret: SecretStr | None = None
+    access_token_minutes: int = Field(default=15, ge=1, le=30)
+    refresh_token_days: int = Field(default=7, ge=1, le=7)
+
+    # Operations
+    metrics_enabled: bool = True
+    ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+    _secret_generated: bool = PrivateAttr(default=False)
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _parse_lists(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @property
+    def secret_was_generated(self) -> bool:
+        """True when the JWT secret was made up at start-up (development only; warned about)."""
+        return self._secret_generated
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.log_json is None else self.log_json
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return (not self.is_production) if self.auto_migrate is None else self.auto_migrate
+
+    def problems(self) -> list[str]:
+        """Every reason this configuration is unsafe to run in production (empty if fine)."""
+        if not self.is_production:
+            return []
+        found: list[str] = []
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        if not secret:
+            found.append("KEEL_JWT_SECRET is not set")
+        elif len(secret.encode()) < MIN_SECRET_BYTES:
+            found.append(f"KEEL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+        if self.is_sqlite:
+            found.append("KEEL_DATABASE_URL points at SQLite; use postgresql+asyncpg://")
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            found.append(
+                "KEEL_CORS_ORIGINS is '*' while KEEL_CORS_ALLOW_CREDENTIALS is on; "
+                "list the allowed origins"
+            )
+        if "*" in self.allowed_hosts:
+            found.append("KEEL_ALLOWED_HOSTS is '*'; list the host names the service answers to")
+        if self.redis_url is None and self.workers > 1:
+            found.append(
+                f"KEEL_WORKERS={self.workers} with in-memory jobs, cache, rate limits and "
+                "events; set KEEL_REDIS_URL"
+            )
+        if self.storage_url.startswith("memory://"):
+            found.append("KEEL_STORAGE_URL is memory://, which loses every file on restart")
+        if self.db_echo:
+            found.append("KEEL_DB_ECHO is on, which logs every SQL statement and its parameters")
+        return found
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings for display: secrets and URL passwords are hidden."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                shown[name] = "**********" if value.get_secret_value() else ""
+            elif name == "database_url":
+                shown[name] = _mask_url_password(value)
+            else:
+                shown[name] = value
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is reported by the database layer, not here
+        return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning every validation failure into one ConfigError that lists them."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        lines = [
+            f"KEEL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(lines) from None
+    if settings.jwt_secret is None and not settings.is_production:
+        # A fresh secret per process: tokens die with the process, which is fine for development.
+        settings = settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(48))})
+        settings._secret_generated = True
+    return settings
+
+
+def ensure_safe(settings: Settings) -> Settings:
+    problems = settings.problems()
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return load_settings()

@@ -1,0 +1,155 @@
+"""Turn every exception, from any layer, into the one SPEC error body.
+
+`{"error": {"code", "message", "details", "request_id"}}` for AppError subclasses, FastAPI's
+validation errors, Starlette's 404/405, HTTPException raised by libraries, an unreachable
+database (503 + Retry-After) and anything unexpected (a generic 500; the traceback goes to the
+log, never to the client).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from keel.core.errors import (
+    STATUS_CODES,
+    AppError,
+    InternalError,
+    ServiceUnavailableError,
+    ValidationFailedError,
+)
+from keel.core.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def error_response(error: AppError, *, request_id_header: bool = False) -> JSONResponse:
+    """The SPEC error body. `request_id_header` is for responses that bypass the request-id
+    middleware (Starlette renders last-resort 500s outside every user middleware)."""
+    request_id = correlation_id.get()
+    headers = dict(error.headers)
+    if request_id and request_id_header:
+        headers["X-Request-ID"] = request_id
+    body = {
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "details": error.details,
+            "request_id": request_id,
+        }
+    }
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+
+def _jsonable(value: Any) -> Any:
+    """Validation contexts may hold exceptions or bytes; keep the body valid JSON."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [_jsonable(part) for part in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors
+    ]
+
+
+def is_backend_unavailable(exc: BaseException) -> bool:
+    """True for failures that mean "the database is not reachable now", not "the query is bad"."""
+    if isinstance(exc, sa_exc.TimeoutError):  # pool exhausted
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        ) and _looks_like_connection_failure(exc)
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)
+
+
+def _looks_like_connection_failure(exc: sa_exc.DBAPIError) -> bool:
+    original = exc.orig
+    if isinstance(original, ConnectionError | TimeoutError | OSError):
+        return True
+    name = type(original).__name__.lower()
+    text = str(original).lower()
+    if "database is locked" in text:  # SQLite busy beyond its timeout: retryable
+        return True
+    return any(word in name for word in ("connection", "cannotconnect")) or any(
+        phrase in text
+        for phrase in ("connection refused", "connection was closed", "could not connect")
+    )
+
+
+async def _app_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return error_response(exc)
+
+
+async def _request_validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(ValidationFailedError(errors=validation_errors(exc.errors())))
+
+
+async def _http_exception(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    error_class = STATUS_CODES.get(exc.status_code)
+    message = exc.detail if isinstance(exc.detail, str) else None
+    headers: Mapping[str, str] = exc.headers or {}
+    if error_class is None:
+        error = AppError(message or HTTPStatus(exc.status_code).phrase, headers=headers)
+        error.status_code = exc.status_code  # type: ignore[misc]
+        error.code = HTTPStatus(exc.status_code).name  # type: ignore[misc]
+        return error_response(error)
+    if message == HTTPStatus(exc.status_code).phrase:
+        message = None  # prefer our wording ("Not found") over Starlette's bare phrase
+    return error_response(error_class(message, headers=headers))
+
+
+async def _backend_or_unexpected(request: Request, exc: Exception) -> Response:
+    if is_backend_unavailable(exc):
+        log.warning(
+            "backend_unavailable",
+            error_type=type(exc).__name__,
+            path=request.url.path,
+        )
+        return error_response(ServiceUnavailableError())
+    return unexpected_error_response(exc)
+
+
+def unexpected_error_response(
+    exc: BaseException, *, request_id_header: bool = False
+) -> JSONResponse:
+    log.error("unhandled_exception", exc_info=exc)
+    return error_response(InternalError(), request_id_header=request_id_header)
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    return unexpected_error_response(exc, request_id_header=True)
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    for backend_error in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError):
+        app.add_exception_handler(backend_error, _backend_or_unexpected)
+    # Last resort for exceptions raised outside the routed app (e.g. inside a middleware).
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,65 @@
+"""Everything that holds a resource is opened here and closed on shutdown.
+
+The lifespan yields a state dict; Starlette copies it into every request's `request.state`,
+and the dependencies in `core.dependencies` read it from there. Nothing lives in module
+globals, so two app instances in one process (tests do this) never share a connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypedDict
+
+from fastapi import FastAPI
+
+from keel.core.config import Settings
+from keel.core.database import Database
+from keel.core.errors import ConfigError
+from keel.core.logging import get_logger
+from keel.core.metrics import PoolMetrics, mark_process_dead
+from keel.core.readiness import ReadinessCheck
+from keel.migrations import runner as migrations
+
+log = get_logger(__name__)
+
+
+class AppState(TypedDict):
+    settings: Settings
+    database: Database
+    readiness_checks: dict[str, ReadinessCheck]
+
+
+async def prepare_schema(database: Database, settings: Settings) -> None:
+    """Development upgrades the database itself; production refuses to run behind head."""
+    if settings.should_auto_migrate:
+        await migrations.upgrade(database.engine)
+        return
+    if settings.is_production and not await migrations.is_at_head(database.engine):
+        raise ConfigError(
+            ["the database schema is behind this release; run `keel migrate upgrade` first"]
+        )
+
+
+def build_lifespan(
+    settings: Settings, pool_metrics: PoolMetrics | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+        database = Database.from_settings(settings)
+        if pool_metrics is not None:
+            pool_metrics.watch(database.engine, settings.db_pool_size)
+        try:
+            await prepare_schema(database, settings)
+            log.info("started", environment=settings.environment, database=database.dialect)
+            yield AppState(
+                settings=settings,
+                database=database,
+                readiness_checks={"database": database.ping},
+            )
+        finally:
+            await database.dispose()
+            mark_process_dead()
+            log.info("stopped")
+
+    return lifespan

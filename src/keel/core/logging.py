@@ -1,0 +1,120 @@
+"""Structured logging: JSON lines in production, readable console output in development.
+
+Everything that logs through the standard library (uvicorn, SQLAlchemy, Alembic) goes through
+the same structlog processors, so every line carries the request id and secrets are masked
+no matter who wrote the line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from asgi_correlation_id import correlation_id
+from structlog.types import EventDict, Processor
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "secret",
+        "jwt_secret",
+        "card",
+        "card_number",
+        "number",
+        "cvc",
+        "cookie",
+        "set-cookie",
+    }
+)
+REDACTED = "[redacted]"
+HANDLER_NAME = "keel"
+
+
+def add_request_id(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    request_id = correlation_id.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
+
+
+def redact_secrets(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Mask values under sensitive keys, also one level down in dicts (e.g. logged headers)."""
+    for key, value in list(event_dict.items()):
+        if key.lower() in SENSITIVE_KEYS:
+            event_dict[key] = REDACTED
+        elif isinstance(value, Mapping):
+            event_dict[key] = _redact_mapping(value)
+    return event_dict
+
+
+def _redact_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (REDACTED if str(k).lower() in SENSITIVE_KEYS else v) for k, v in value.items()}
+
+
+def drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """uvicorn attaches an ANSI-coloured duplicate of each message; it is noise in JSON."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        drop_color_message,
+        add_request_id,
+        redact_secrets,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
+    """Route structlog and stdlib logging to one stdout handler. Safe to call more than once."""
+    shared = _shared_processors()
+    renderer: list[Processor]
+    if json:
+        renderer = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        renderer = [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    handler.set_name(HANDLER_NAME)
+
+    root = logging.getLogger()
+    # Replace only our own handler: others (a test runner's capture, say) stay attached.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER_NAME]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Servers and libraries log through the root handler; Keel writes its own access log.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "alembic"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,44 @@
+"""Reject requests whose Host header is not one of ours (DNS rebinding, cache poisoning).
+
+Starlette's TrustedHostMiddleware answers in plain text; Keel needs the SPEC error body on
+every error, so this small equivalent renders a 400 through the shared error response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from keel.core.errors import BadRequestError
+from keel.core.exception_handlers import error_response
+
+
+class TrustedHostMiddleware:
+    def __init__(self, app: ASGIApp, *, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.exact = {h.lower() for h in allowed_hosts if not h.startswith("*.")}
+        self.suffixes = tuple(h[1:].lower() for h in allowed_hosts if h.startswith("*."))
+        self.allow_any = "*" in self.exact
+
+    def is_allowed(self, host: str) -> bool:
+        return self.allow_any or host in self.exact or host.endswith(self.suffixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.allow_any:
+            await self.app(scope, receive, send)
+            return
+        host_ok = self.is_allowed(_hostname(Headers(scope=scope).get("host", "")))
+        if not host_ok:
+            response = error_response(BadRequestError("Invalid host header"))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _hostname(host_header: str) -> str:
+    """`example.com:8000` -> `example.com`; `[::1]:8000` -> `[::1]`."""
+    if host_header.startswith("["):
+        return host_header[: host_header.find("]") + 1].lower()
+    return host_header.split(":", 1)[0].lower()

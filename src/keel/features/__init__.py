@@ -1,0 +1,1 @@
+"""Domain features: one package each (router, schemas, models, service, repository)."""

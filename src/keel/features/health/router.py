@@ -1,0 +1,42 @@
+"""Liveness and readiness probes, at the root (not under /api/v1) where orchestrators look."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from starlette.requests import HTTPConnection
+
+from keel.core.dependencies import AppSettings
+from keel.core.errors import ServiceUnavailableError
+from keel.core.readiness import OK, ReadinessCheck, run_checks
+from keel.features.health.schemas import Health, Readiness
+
+router = APIRouter(tags=["operations"])
+
+
+def get_readiness_checks(connection: HTTPConnection) -> Mapping[str, ReadinessCheck]:
+    checks: Mapping[str, ReadinessCheck] = connection.state.readiness_checks
+    return checks
+
+
+@router.get("/health", response_model=Health, summary="Liveness: the process is serving")
+async def health() -> Health:
+    return Health()
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    summary="Readiness: every backend answers",
+    responses={503: {"description": "A backend is unreachable; `details.checks` says which"}},
+)
+async def ready(
+    settings: AppSettings,
+    checks: Annotated[Mapping[str, ReadinessCheck], Depends(get_readiness_checks)],
+) -> Readiness:
+    results = await run_checks(checks, settings.ready_timeout_seconds)
+    if any(result != OK for result in results.values()):
+        raise ServiceUnavailableError("Not ready", details={"checks": results})
+    return Readiness(status=OK, checks=results)

@@ -1,0 +1,61 @@
+"""The app factory and the ASGI `app` (`uvicorn keel.main:app`, `fastapi run`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from keel import __version__
+from keel.api import api_router
+from keel.core.config import Settings, ensure_safe, get_settings
+from keel.core.docs import install_docs
+from keel.core.exception_handlers import register_exception_handlers
+from keel.core.lifespan import build_lifespan
+from keel.core.logging import configure_logging, get_logger
+from keel.core.metrics import PoolMetrics, install_metrics
+from keel.core.middleware import install_middleware, install_outer_middleware
+from keel.features.health.router import router as health_router
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build a fully wired app. Refuses (ConfigError) on an unsafe production configuration."""
+    settings = ensure_safe(settings or get_settings())
+    configure_logging(level=settings.log_level, json=settings.json_logs)
+    if settings.secret_was_generated:
+        log.warning(
+            "jwt_secret_generated",
+            hint="set KEEL_JWT_SECRET; tokens will not survive a restart",
+        )
+
+    registry = CollectorRegistry(auto_describe=True)
+    pool_metrics = PoolMetrics(registry) if settings.metrics_enabled else None
+    app = FastAPI(
+        title=settings.app_name,
+        version=__version__,
+        lifespan=build_lifespan(settings, pool_metrics),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    register_exception_handlers(app)
+    install_middleware(app, settings)
+    if settings.metrics_enabled:
+        install_metrics(app, registry)
+    install_outer_middleware(app)
+
+    app.include_router(health_router)
+    app.include_router(api_router)
+    if settings.docs_enabled:
+        install_docs(app)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`keel.main:app` is built on first access, not at import, so importing is side-effect free."""
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,66 @@
+"""Run Alembic from inside Keel: on the app's own async engine, on the running event loop.
+
+Alembic's commands are synchronous; `AsyncConnection.run_sync` hands them a connection on the
+same loop, so the lifespan can migrate without a second engine or a nested event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+SCRIPT_LOCATION = Path(__file__).parent
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
+    return config
+
+
+async def _run(engine: AsyncEngine, action: Callable[[Config], Any]) -> Any:
+    config = alembic_config()
+
+    def run(connection: Connection) -> Any:
+        config.attributes["connection"] = connection
+        return action(config)
+
+    async with engine.begin() as connection:
+        return await connection.run_sync(run)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    await _run(engine, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    await _run(engine, lambda config: command.downgrade(config, revision))
+
+
+async def revision(engine: AsyncEngine, message: str, *, autogenerate: bool = True) -> None:
+    await _run(engine, lambda config: command.revision(config, message, autogenerate=autogenerate))
+
+
+def head_revisions() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+async def current_revisions(engine: AsyncEngine) -> set[str]:
+    def read(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)
+
+
+async def is_at_head(engine: AsyncEngine) -> bool:
+    return await current_revisions(engine) == head_revisions()

@@ -1,0 +1,91 @@
+"""Every error, from any layer, has the SPEC body and the request id."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from keel.core.errors import (
+    STATUS_CODES,
+    RateLimitedError,
+    UnauthorizedError,
+    ValidationFailedError,
+)
+
+
+def assert_error_body(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["code"] == code
+    assert error["request_id"] == response.headers["x-request-id"]
+    uuid.UUID(error["request_id"])
+    return error
+
+
+async def test_unknown_route_is_404_with_error_body(client: httpx.AsyncClient) -> None:
+    error = assert_error_body(await client.get("/api/v1/nothing-here"), 404, "NOT_FOUND")
+    assert error["message"] == "Not found"
+
+
+async def test_wrong_method_is_405_with_allow_header(client: httpx.AsyncClient) -> None:
+    response = await client.post("/health")
+    assert_error_body(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["allow"] == "GET"
+
+
+async def test_malformed_json_is_422_validation_error(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/_test/echo", content=b'{"name": "x", ', headers={"content-type": "application/json"}
+    )
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    errors = error["details"]["errors"]  # type: ignore[index]
+    assert errors[0]["type"] == "json_invalid"
+    assert set(errors[0]) == {"loc", "msg", "type"}
+
+
+async def test_schema_violation_names_each_field(client: httpx.AsyncClient) -> None:
+    response = await client.post("/_test/echo", json={"count": "many"})
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    locs = {tuple(e["loc"]) for e in error["details"]["errors"]}  # type: ignore[index]
+    assert locs == {("body", "name"), ("body", "count")}
+
+
+async def test_unexpected_exception_is_generic_500_without_leaks(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.get("/_test/boom")
+    error = assert_error_body(response, 500, "INTERNAL_ERROR")
+    assert error["message"] == "Internal server error"
+    assert error["details"] == {}
+    for leak in ("secret detail", "/srv/keel", "SELECT", "Traceback", "RuntimeError"):
+        assert leak not in response.text
+    logged = [r for r in caplog.records if isinstance(r.msg, dict)]
+    failures = [r for r in logged if r.msg.get("event") == "unhandled_exception"]
+    assert failures, "the traceback must reach the log"
+    assert failures[0].msg["exc_info"]  # rendered as a traceback by the log formatter
+    assert failures[0].msg["request_id"] == error["request_id"]
+
+
+async def test_app_error_carries_message_and_details(client: httpx.AsyncClient) -> None:
+    error = assert_error_body(await client.get("/_test/conflict"), 409, "CONFLICT")
+    assert error["message"] == "Already exists"
+    assert error["details"] == {"field": "sku"}
+
+
+def test_every_spec_status_has_an_error_class() -> None:
+    spec = {400, 401, 402, 403, 404, 405, 409, 413, 415, 422, 429, 500, 502, 503}
+    assert set(STATUS_CODES) == spec
+
+
+def test_unauthorized_and_rate_limited_carry_their_headers() -> None:
+    assert UnauthorizedError().headers["WWW-Authenticate"] == "Bearer"
+    assert RateLimitedError(retry_after=17).headers["Retry-After"] == "17"
+
+
+def test_service_validation_error_lists_errors() -> None:
+    error = ValidationFailedError(errors=[{"loc": ["body", "x"], "msg": "bad", "type": "t"}])
+    assert error.details["errors"][0]["loc"] == ["body", "x"]

@@ -1,0 +1,189 @@
+"""The pure-ASGI middleware stack: security headers, hosts, CORS, gzip, body limit, access log."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keel.main import create_app
+from tests.conftest import MakeSettings
+from tests.core.test_errors import assert_error_body
+from tests.support import routes
+from tests.support.app import isolate_sessions, serve
+
+
+async def build_client(
+    make_settings: MakeSettings, connection: AsyncConnection, **overrides: object
+) -> tuple[FastAPI, MakeSettings]:
+    application = create_app(make_settings(**overrides))
+    application.include_router(routes.router)
+    isolate_sessions(application, connection)
+    return application, make_settings
+
+
+async def test_api_gets_strict_security_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "strict-transport-security" not in response.headers  # plain HTTP
+
+
+async def test_hsts_only_over_https(app: FastAPI) -> None:
+    async with serve(app, base_url="https://testserver") as http:
+        response = await http.get("/health")
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_docs_csp_allows_own_scripts_only(client: httpx.AsyncClient) -> None:
+    response = await client.get("/docs")
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert "cdn" not in response.text.lower()
+    assert "<script>" not in response.text  # no inline script anywhere on the page
+
+
+async def test_swagger_assets_are_served_locally(client: httpx.AsyncClient) -> None:
+    bundle = await client.get("/static/swagger/swagger-ui-bundle.js")
+    init = await client.get("/static/keel/swagger-init.js")
+    assert bundle.status_code == 200
+    assert "SwaggerUIBundle" in bundle.text[:2000]
+    assert init.status_code == 200
+    assert "openapiUrl" in init.text
+
+
+async def test_gzip_above_one_kib(client: httpx.AsyncClient) -> None:
+    big = await client.get("/_test/large", headers={"Accept-Encoding": "gzip"})
+    small = await client.get("/health", headers={"Accept-Encoding": "gzip"})
+    assert big.headers["content-encoding"] == "gzip"
+    assert big.json()["data"] == "x" * 5000  # httpx decodes transparently
+    assert "content-encoding" not in small.headers
+
+
+async def test_declared_oversized_body_is_413_before_reading(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b"{" + b" " * (1024 * 1024 + 10) + b"}"
+    response = await client.post(
+        "/_test/echo", content=body, headers={"content-type": "application/json"}
+    )
+    error = assert_error_body(response, 413, "PAYLOAD_TOO_LARGE")
+    assert error["details"] == {"max_bytes": 1024 * 1024}
+
+
+async def test_streamed_body_is_cut_off_at_the_limit(client: httpx.AsyncClient) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(64):
+            sent += 64 * 1024
+            yield b" " * (64 * 1024)
+
+    response = await client.post(
+        "/_test/echo", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_error_body(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_small_body_passes_the_limit(client: httpx.AsyncClient) -> None:
+    response = await client.post("/_test/echo", json={"name": "a", "count": 1})
+    assert response.status_code == 200
+    assert response.json() == {"name": "a", "count": 1}
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("api.example.com", True),
+        ("api.example.com:8443", True),
+        ("eu.shop.example.com", True),
+        ("evil.com", False),
+        ("example.com.evil.com", False),
+    ],
+)
+async def test_trusted_hosts(
+    make_settings: MakeSettings, db_connection: AsyncConnection, host: str, allowed: bool
+) -> None:
+    application, _ = await build_client(
+        make_settings, db_connection, allowed_hosts="api.example.com,*.shop.example.com"
+    )
+    async with serve(application) as http:
+        response = await http.get("/health", headers={"host": host})
+    if allowed:
+        assert response.status_code == 200
+    else:
+        error = assert_error_body(response, 400, "BAD_REQUEST")
+        assert error["message"] == "Invalid host header"
+
+
+async def test_cors_preflight_for_allowed_origin(
+    make_settings: MakeSettings, db_connection: AsyncConnection
+) -> None:
+    application, _ = await build_client(
+        make_settings, db_connection, cors_origins="https://shop.example.com"
+    )
+    async with serve(application) as http:
+        allowed = await http.options(
+            "/health",
+            headers={
+                "Origin": "https://shop.example.com",
+                "Access-Control-Request-Method": "GET",
+            },
+        )
+        simple = await http.get("/health", headers={"Origin": "https://evil.example.com"})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example.com"
+    assert "access-control-allow-origin" not in simple.headers
+
+
+async def test_no_cors_headers_when_no_origins_configured(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health", headers={"Origin": "https://shop.example.com"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_access_log_line_per_request(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.get("/_test/conflict")
+    lines = [
+        r.msg
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("event") == "request"
+    ]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["method"] == "GET"
+    assert line["route"] == "/_test/conflict"
+    assert line["status"] == 409
+    assert line["duration_ms"] >= 0
+    assert line["request_id"] == response.headers["x-request-id"]
+
+
+async def test_access_log_uses_template_not_raw_path(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    await client.get("/static/keel/swagger-init.js")
+    await client.get("/unknown/42")
+    routes_logged = [
+        r.msg["route"]
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("event") == "request"
+    ]
+    assert "/unknown/42" not in routes_logged
+    assert "<unmatched>" in routes_logged
+
+
+async def test_gzip_response_decodes(client: httpx.AsyncClient) -> None:
+    raw = await client.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip"
+    assert gzip.compress(b"x")  # the module is the one the middleware uses
+    assert raw.json()["openapi"].startswith("3.")

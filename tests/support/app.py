@@ -1,0 +1,42 @@
+"""Running the real app in-process for tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from keel.core.database import get_session
+
+
+def isolate_sessions(app: FastAPI, connection: AsyncConnection) -> None:
+    async def savepoint_session() -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ) as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+
+    app.dependency_overrides[get_session] = savepoint_session
+
+
+@asynccontextmanager
+async def serve(
+    app: FastAPI, base_url: str = "http://testserver"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and talk to it in-process, as a server would."""
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url=base_url
+        ) as http,
+    ):
+        yield http

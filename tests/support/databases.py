@@ -1,0 +1,63 @@
+"""Provision throwaway databases for tests: SQLite files, or PostgreSQL databases per worker.
+
+With `KEEL_TEST_DATABASE_URL` set, every xdist worker gets databases of its own named after
+the worker, so workers never see each other's rows or schema changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from keel.core.config import load_settings
+from keel.core.database import Database
+from keel.migrations import runner
+
+POSTGRES_URL = os.environ.get("KEEL_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("KEEL_TEST_REDIS_URL")
+
+
+def backend_name() -> str:
+    return "postgresql" if POSTGRES_URL else "sqlite"
+
+
+async def _recreate_postgres_database(base_url: str, name: str) -> str:
+    url = make_url(base_url)
+    admin = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_database_url(label: str, directory: Path) -> str:
+    """An empty database for `label` (per worker), on PostgreSQL if configured, else SQLite."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    if POSTGRES_URL:
+        base = make_url(POSTGRES_URL)
+        name = f"{base.database}_{worker}_{label}"
+        return asyncio.run(_recreate_postgres_database(POSTGRES_URL, name))
+    path = directory / f"{label}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+async def migrate(url: str, revision: str = "head") -> None:
+    database = Database.from_settings(load_settings(database_url=url, _env_file=None))
+    try:
+        await runner.upgrade(database.engine, revision)
+    finally:
+        await database.dispose()
