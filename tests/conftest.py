@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,12 @@ from keel.core.database import Database
 from keel.main import create_app
 from tests.support import routes
 from tests.support.app import isolate_sessions, serve
-from tests.support.databases import fresh_database_url, migrate
+from tests.support.databases import (
+    create_probe_table,
+    fresh_database_url,
+    migrate,
+    provision_database,
+)
 
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 MakeSettings = Callable[..., Settings]
@@ -56,6 +61,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated database for this test worker, shared by every isolated test."""
     url = fresh_database_url("app", tmp_path_factory.mktemp("db"))
     asyncio.run(migrate(url))
+    asyncio.run(create_probe_table(url))
     return url
 
 
@@ -108,7 +114,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+FreshDatabase = Callable[[str], Awaitable[str]]
+
+
 @pytest.fixture
-def fresh_database(tmp_path: Path) -> Callable[[str], str]:
+def fresh_database(tmp_path: Path) -> FreshDatabase:
     """An empty, unmigrated database (per label and worker) for migration tests."""
-    return lambda label: fresh_database_url(label, tmp_path)
+    return lambda label: provision_database(label, tmp_path)

@@ -14,6 +14,7 @@ from keel.core.lifespan import build_lifespan
 from keel.core.logging import configure_logging, get_logger
 from keel.core.metrics import PoolMetrics, install_metrics
 from keel.core.middleware import install_middleware, install_outer_middleware
+from keel.core.schemas import ERROR_RESPONSES
 from keel.features.health.router import router as health_router
 
 log = get_logger(__name__)
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        responses=ERROR_RESPONSES,
     )
     register_exception_handlers(app)
     install_middleware(app, settings)

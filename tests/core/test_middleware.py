@@ -155,9 +155,7 @@ async def test_access_log_line_per_request(
 ) -> None:
     response = await client.get("/_test/conflict")
     lines = [
-        r.msg
-        for r in caplog.records
-        if isinstance(r.msg, dict) and r.msg.get("event") == "request"
+        r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "request"
     ]
     assert len(lines) == 1
     line = lines[0]

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from keel.core.config import load_settings
@@ -43,21 +44,35 @@ async def _recreate_postgres_database(base_url: str, name: str) -> str:
 
 
 def fresh_database_url(label: str, directory: Path) -> str:
+    """Blocking form of `provision_database`, for session fixtures outside an event loop."""
+    return asyncio.run(provision_database(label, directory))
+
+
+async def provision_database(label: str, directory: Path) -> str:
     """An empty database for `label` (per worker), on PostgreSQL if configured, else SQLite."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     if POSTGRES_URL:
         base = make_url(POSTGRES_URL)
         name = f"{base.database}_{worker}_{label}"
-        return asyncio.run(_recreate_postgres_database(POSTGRES_URL, name))
-    path = directory / f"{label}.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return f"sqlite+aiosqlite:///{path}"
+        return await _recreate_postgres_database(POSTGRES_URL, name)
+    return f"sqlite+aiosqlite:///{directory / label}.db"  # directory is a fresh tmp dir
 
 
 async def migrate(url: str, revision: str = "head") -> None:
     database = Database.from_settings(load_settings(database_url=url, _env_file=None))
     try:
         await runner.upgrade(database.engine, revision)
+    finally:
+        await database.dispose()
+
+
+async def create_probe_table(url: str) -> None:
+    """A scratch table outside the migrations, for observing commits and rollbacks."""
+    database = Database.from_settings(load_settings(database_url=url, _env_file=None))
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("CREATE TABLE IF NOT EXISTS test_probe (label VARCHAR(64) NOT NULL)")
+            )
     finally:
         await database.dispose()

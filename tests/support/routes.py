@@ -1,6 +1,12 @@
-"""Endpoints that exist only in tests, to drive the foundation's error paths end to end."""
+"""Endpoints that exist only in tests, to drive the foundation's paths end to end.
+
+`test_probe` is a scratch table the suite creates next to the migrated schema (see
+`support.databases.create_probe_table`), so transaction behaviour can be observed.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -26,6 +32,31 @@ async def echo(body: Echo) -> Echo:
 async def database_roundtrip(session: DbSession) -> dict[str, int]:
     value = (await session.execute(text("SELECT 1"))).scalar_one()
     return {"value": value}
+
+
+@router.get("/hold")
+async def hold_connection(session: DbSession, seconds: float = 1.0) -> dict[str, bool]:
+    await session.execute(text("SELECT 1"))
+    await asyncio.sleep(seconds)
+    return {"held": True}
+
+
+@router.post("/probe/{label}")
+async def write_probe(session: DbSession, label: str, fail: bool = False) -> dict[str, str]:
+    await session.execute(text("INSERT INTO test_probe (label) VALUES (:label)"), {"label": label})
+    if fail:
+        raise ConflictError("failed after writing")
+    return {"label": label}
+
+
+@router.get("/probe/{label}")
+async def count_probe(session: DbSession, label: str) -> dict[str, int]:
+    count = (
+        await session.execute(
+            text("SELECT COUNT(*) FROM test_probe WHERE label = :label"), {"label": label}
+        )
+    ).scalar_one()
+    return {"count": count}
 
 
 @router.get("/boom")

@@ -106,9 +106,9 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    async def ping(self, timeout: float) -> None:
-        """Raise unless the database answers `SELECT 1` within `timeout` seconds."""
-        async with asyncio.timeout(timeout), self.engine.connect() as connection:
+    async def ping(self, within_seconds: float) -> None:
+        """Raise unless the database answers `SELECT 1` in time (readiness probe)."""
+        async with asyncio.timeout(within_seconds), self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:

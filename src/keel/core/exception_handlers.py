@@ -36,19 +36,38 @@ log = get_logger(__name__)
 def error_response(error: AppError, *, request_id_header: bool = False) -> JSONResponse:
     """The SPEC error body. `request_id_header` is for responses that bypass the request-id
     middleware (Starlette renders last-resort 500s outside every user middleware)."""
+    return render_error(
+        error.status_code,
+        error.code,
+        error.message,
+        details=error.details,
+        headers=error.headers,
+        request_id_header=request_id_header,
+    )
+
+
+def render_error(
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_id_header: bool = False,
+) -> JSONResponse:
     request_id = correlation_id.get()
-    headers = dict(error.headers)
+    response_headers = dict(headers or {})
     if request_id and request_id_header:
-        headers["X-Request-ID"] = request_id
+        response_headers["X-Request-ID"] = request_id
     body = {
         "error": {
-            "code": error.code,
-            "message": error.message,
-            "details": error.details,
+            "code": code,
+            "message": message,
+            "details": dict(details or {}),
             "request_id": request_id,
         }
     }
-    return JSONResponse(body, status_code=error.status_code, headers=headers)
+    return JSONResponse(body, status_code=status_code, headers=response_headers)
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,14 +130,12 @@ async def _request_validation(_: Request, exc: Exception) -> Response:
 async def _http_exception(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     error_class = STATUS_CODES.get(exc.status_code)
-    message = exc.detail if isinstance(exc.detail, str) else None
+    status = HTTPStatus(exc.status_code)
+    message: str | None = exc.detail if isinstance(exc.detail, str) else None
     headers: Mapping[str, str] = exc.headers or {}
-    if error_class is None:
-        error = AppError(message or HTTPStatus(exc.status_code).phrase, headers=headers)
-        error.status_code = exc.status_code  # type: ignore[misc]
-        error.code = HTTPStatus(exc.status_code).name  # type: ignore[misc]
-        return error_response(error)
-    if message == HTTPStatus(exc.status_code).phrase:
+    if error_class is None:  # a status outside the SPEC table, e.g. 416 from a file response
+        return render_error(status.value, status.name, message or status.phrase, headers=headers)
+    if message == status.phrase:
         message = None  # prefer our wording ("Not found") over Starlette's bare phrase
     return error_response(error_class(message, headers=headers))
 

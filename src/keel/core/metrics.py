@@ -105,4 +105,4 @@ class InFlightMiddleware:
 def mark_process_dead() -> None:
     """Drop this process's live gauges from the shared directory when it shuts down."""
     if os.environ.get(MULTIPROC_ENV):
-        prometheus_multiprocess.mark_process_dead(os.getpid())
+        prometheus_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

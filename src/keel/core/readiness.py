@@ -14,17 +14,17 @@ from keel.core.logging import get_logger
 log = get_logger(__name__)
 
 ReadinessCheck = Callable[[float], Awaitable[None]]
-"""Raises if the backend is not usable; receives its timeout in seconds."""
+"""Raises if the backend is not usable; receives the seconds it has to answer."""
 
 OK = "ok"
 TIMEOUT = "timeout"
 UNAVAILABLE = "unavailable"
 
 
-async def _run_one(name: str, check: ReadinessCheck, timeout: float) -> str:
+async def _run_one(name: str, check: ReadinessCheck, within_seconds: float) -> str:
     try:
-        async with asyncio.timeout(timeout):
-            await check(timeout)
+        async with asyncio.timeout(within_seconds):
+            await check(within_seconds)
     except TimeoutError:
         log.warning("readiness_check_failed", check=name, reason=TIMEOUT)
         return TIMEOUT
@@ -34,7 +34,7 @@ async def _run_one(name: str, check: ReadinessCheck, timeout: float) -> str:
     return OK
 
 
-async def run_checks(checks: Mapping[str, ReadinessCheck], timeout: float) -> dict[str, str]:
+async def run_checks(checks: Mapping[str, ReadinessCheck], within_seconds: float) -> dict[str, str]:
     names = list(checks)
-    results = await asyncio.gather(*(_run_one(n, checks[n], timeout) for n in names))
+    results = await asyncio.gather(*(_run_one(n, checks[n], within_seconds) for n in names))
     return dict(zip(names, results, strict=True))

@@ -71,6 +71,7 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, counting_receive, guarded_send)
 
+
 def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"Request body exceeds {limit} bytes", details={"max_bytes": limit})
 

@@ -1,0 +1,601 @@
+"""Benchmark Keel against a bare FastAPI app with wrk.
+
+Run from the repository root:
+
+    .venv/bin/python bench/run.py [--duration 10] [--connections 50] [--only health]
+
+Keel runs exactly as it would in production (`keel serve`, production settings, PostgreSQL,
+one worker); the baseline is `bench/baseline_app.py` under plain uvicorn with one worker. Each
+scenario sends the same request to both, one server at a time, so the ratio of their
+throughputs is the price of Keel's middleware stack and wiring on that request. Results are
+printed and written to `bench/results/latest.json`. See `bench/README.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from sqlalchemy.engine import URL, make_url
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+VENV_BIN = Path(sys.prefix) / "bin"
+
+HOST = "127.0.0.1"
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_bench"
+WRK_THREADS = 2
+WARMUP_SECONDS = 2
+READY_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+class BenchError(Exception):
+    """A failure that makes the figures meaningless; reported as one message, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One comparison: the same request sent to Keel and to the baseline.
+
+    `headers` are sent with every request (e.g. `Authorization` for authenticated endpoints);
+    `target_ratio` is the lowest acceptable Keel/baseline throughput ratio.
+    """
+
+    name: str
+    description: str
+    keel_path: str
+    baseline_path: str
+    target_ratio: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="health",
+        description="GET /health: no I/O, so the difference is middleware, routing and wiring",
+        keel_path="/health",
+        baseline_path="/health",
+        target_ratio=0.80,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one wrk run reported."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    socket_errors: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One scenario's figures for both servers, and the verdict against its target."""
+
+    scenario: Scenario
+    keel: Measurement
+    baseline: Measurement
+
+    @property
+    def ratio(self) -> float:
+        return self.keel.requests_per_second / self.baseline.requests_per_second
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio >= self.scenario.target_ratio
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server under test, reachable on the loopback interface only."""
+
+    name: str
+    base_url: str
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+_UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1_000.0, "m": 60_000.0, "h": 3_600_000.0}
+_PERCENTILE = re.compile(r"^\s*(?P<pct>\d+(?:\.\d+)?)%\s+(?P<value>[\d.]+)(?P<unit>us|ms|s|m|h)$")
+_REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+(?P<value>[\d.]+)", re.MULTILINE)
+_REQUEST_COUNT = re.compile(r"^\s*(?P<count>\d+) requests in ", re.MULTILINE)
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(?P<count>\d+)")
+_SOCKET_ERRORS = re.compile(
+    r"Socket errors: connect (?P<connect>\d+), read (?P<read>\d+), "
+    r"write (?P<write>\d+), timeout (?P<timeout>\d+)"
+)
+
+
+def ensure_wrk() -> str:
+    """Return wrk's path, installing it with apt-get first if needed.
+
+    Installing on demand keeps a fresh machine to one command; failing loudly (rather than
+    falling back to a Python load generator) keeps figures comparable between runs.
+    """
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise BenchError("wrk is not installed; install it as root: apt-get install -y wrk")
+    print("wrk not found; installing it with apt-get ...", file=sys.stderr)
+    install = _apt_get("install", "-y", "wrk")
+    if install.returncode != 0:
+        _apt_get("update")
+        install = _apt_get("install", "-y", "wrk")
+    found = shutil.which("wrk")
+    if install.returncode != 0 or not found:
+        raise BenchError(f"could not install wrk with apt-get:\n{_tail(install.stdout)}")
+    return found
+
+
+def _apt_get(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run apt-get non-interactively, capturing its output for the error message."""
+    return subprocess.run(
+        ["apt-get", *arguments],
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+
+
+def run_wrk(
+    wrk: str, url: str, *, duration: int, connections: int, headers: Mapping[str, str]
+) -> str:
+    """Drive `url` for `duration` seconds and return wrk's report."""
+    command = [
+        wrk,
+        f"-t{min(WRK_THREADS, connections)}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+    ]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    command.append(url)
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=duration + 60
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"wrk failed on {url}:\n{completed.stdout}{completed.stderr}")
+    return completed.stdout
+
+
+def parse_wrk(report: str) -> Measurement:
+    """Extract throughput and latency percentiles (in ms) from a `wrk --latency` report.
+
+    Non-2xx answers make the run invalid: an error path is usually much cheaper than the
+    real one, so counting them would flatter the server.
+    """
+    non_2xx = _NON_2XX.search(report)
+    if non_2xx:
+        raise BenchError(f"{non_2xx['count']} responses were not 2xx/3xx:\n{report}")
+    rps = _REQUESTS_PER_SECOND.search(report)
+    count = _REQUEST_COUNT.search(report)
+    percentiles = {
+        float(match["pct"]): float(match["value"]) * _UNIT_TO_MS[match["unit"]]
+        for line in report.splitlines()
+        if (match := _PERCENTILE.match(line))
+    }
+    if rps is None or count is None or 50.0 not in percentiles or 99.0 not in percentiles:
+        raise BenchError(f"could not parse wrk's report:\n{report}")
+    errors = _SOCKET_ERRORS.search(report)
+    return Measurement(
+        requests_per_second=float(rps["value"]),
+        p50_ms=percentiles[50.0],
+        p99_ms=percentiles[99.0],
+        requests=int(count["count"]),
+        socket_errors={k: int(v) for k, v in errors.groupdict().items()} if errors else {},
+    )
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    """Ask the OS for distinct free loopback ports (all held open until all are chosen)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def clean_environment() -> dict[str, str]:
+    """The caller's environment without KEEL_* variables, so a developer's settings don't leak."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("KEEL_")}
+
+
+def keel_environment(database_url: str) -> dict[str, str]:
+    """Production settings: the configuration whose cost we want to know."""
+    return {
+        **clean_environment(),
+        "KEEL_ENVIRONMENT": "production",
+        "KEEL_DATABASE_URL": database_url,
+        "KEEL_JWT_SECRET": secrets.token_hex(32),
+        "KEEL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "KEEL_LOG_LEVEL": "WARNING",
+    }
+
+
+def ensure_database(url: str) -> None:
+    """Create the bench database if missing; it is Keel's own, away from dev and test data."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        raise BenchError(f"the bench database must be a postgresql+asyncpg:// URL, got {url!r}")
+    try:
+        asyncio.run(_create_database(parsed))
+    except (OSError, asyncpg.PostgresError) as error:
+        raise BenchError(f"cannot create database {parsed.database!r}: {error}") from error
+
+
+async def _create_database(url: URL) -> None:
+    connection = await asyncpg.connect(
+        host=url.host or HOST,
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database="postgres",
+        timeout=10,
+    )
+    try:
+        query = "SELECT 1 FROM pg_database WHERE datname = $1"
+        if not await connection.fetchval(query, url.database):
+            quoted = '"' + (url.database or "").replace('"', '""') + '"'
+            await connection.execute(f"CREATE DATABASE {quoted}")
+    except asyncpg.DuplicateDatabaseError:
+        pass  # created concurrently by another run: what we wanted
+    finally:
+        await connection.close()
+
+
+def migrate(environment: Mapping[str, str]) -> None:
+    """Upgrade the schema: production refuses to serve while the database is behind head."""
+    completed = subprocess.run(
+        [str(VENV_BIN / "keel"), "migrate", "upgrade"],
+        cwd=REPO_ROOT,
+        env=dict(environment),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"`keel migrate upgrade` failed:\n{completed.stdout}")
+
+
+def keel_command(port: int) -> list[str]:
+    """Keel as operators run it in production, with one worker to compare like with like."""
+    return [str(VENV_BIN / "keel"), "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
+
+
+def baseline_command(port: int) -> list[str]:
+    """The bare app under the same server, worker count and event loop Keel uses."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "baseline_app:app",
+        "--app-dir",
+        str(BENCH_DIR),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+@contextmanager
+def running_server(
+    name: str, command: Sequence[str], environment: Mapping[str, str], port: int
+) -> Iterator[Server]:
+    """Start a server, wait until /health answers 200, and always stop it afterwards.
+
+    The server gets a session of its own so a Ctrl-C reaches only this script, which then
+    stops the server in order instead of racing it; its output goes to bench/results/.
+    """
+    log_path = RESULTS_DIR / f"{name}-server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=dict(environment),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        server = Server(name=name, base_url=f"http://{HOST}:{port}")
+        wait_until_healthy(process, server, log_path)
+        yield server
+    finally:
+        stop(process)
+
+
+def wait_until_healthy(process: subprocess.Popen[bytes], server: Server, log_path: Path) -> None:
+    """Poll /health so measuring starts only once the app has finished its start-up."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise BenchError(
+                    f"{server.name} exited with status {process.returncode} before answering; "
+                    f"its output:\n{_tail(log_path.read_text(errors='replace'))}"
+                )
+            try:
+                if client.get(f"{server.base_url}/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.2)
+    raise BenchError(
+        f"{server.name} did not answer 200 on /health within {READY_TIMEOUT_SECONDS:.0f}s; "
+        f"its output:\n{_tail(log_path.read_text(errors='replace'))}"
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM first so the lifespan closes its pools; SIGKILL if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def check_answers(url: str, headers: Mapping[str, str]) -> None:
+    """Refuse to measure a path that does not answer 2xx: wrk would happily time an error."""
+    with httpx.Client(timeout=5.0, trust_env=False) as client:
+        response = client.get(url, headers=dict(headers))
+    if not response.is_success:
+        raise BenchError(f"GET {url} answered {response.status_code}: {response.text[:500]}")
+
+
+# --- measuring and reporting ----------------------------------------------------------------
+
+
+def measure(
+    wrk: str,
+    server: Server,
+    path: str,
+    scenario: Scenario,
+    *,
+    duration: int,
+    connections: int,
+) -> Measurement:
+    """Warm up (discarded: first requests pay for imports, caches, pool growth), then measure."""
+    url = f"{server.base_url}{path}"
+    check_answers(url, scenario.headers)
+    print(f"  {server.name:<8} {url} (warm-up {WARMUP_SECONDS}s, then {duration}s)", flush=True)
+    headers = scenario.headers
+    run_wrk(wrk, url, duration=WARMUP_SECONDS, connections=connections, headers=headers)
+    return parse_wrk(run_wrk(wrk, url, duration=duration, connections=connections, headers=headers))
+
+
+def format_table(comparisons: Sequence[Comparison]) -> str:
+    """A plain-text table: one row per server and scenario, then the verdict."""
+    lines = [f"{'scenario':<10} {'target':<10} {'requests/s':>12} {'p50 ms':>9} {'p99 ms':>9}"]
+    for comparison in comparisons:
+        name = comparison.scenario.name
+        for target, figures in (("keel", comparison.keel), ("baseline", comparison.baseline)):
+            lines.append(
+                f"{name:<10} {target:<10} {figures.requests_per_second:>12,.1f} "
+                f"{figures.p50_ms:>9.2f} {figures.p99_ms:>9.2f}"
+            )
+        verdict = "PASS" if comparison.passed else "BELOW TARGET"
+        lines.append(
+            f"{name:<10} keel/baseline requests/s = {comparison.ratio:.2f} "
+            f"(target >= {comparison.scenario.target_ratio:.2f}): {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def machine_description() -> dict[str, Any]:
+    """Enough about the machine and software to tell whether two result files are comparable."""
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read_text(Path("/proc/cpuinfo")).splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {name: _version(name) for name in ("fastapi", "starlette", "uvicorn")},
+        "keel_commit": _git("rev-parse", "--short", "HEAD"),
+        "keel_worktree_dirty": bool(_git("status", "--porcelain")),
+    }
+
+
+def write_results(
+    comparisons: Sequence[Comparison], *, duration: int, connections: int, path: Path
+) -> None:
+    """Write the figures as JSON so runs can be diffed and tracked over time."""
+    document = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]]),
+        "wrk": {
+            "threads": min(WRK_THREADS, connections),
+            "connections": connections,
+            "duration_s": duration,
+            "warmup_s": WARMUP_SECONDS,
+        },
+        "machine": machine_description(),
+        "scenarios": [
+            {
+                "name": c.scenario.name,
+                "description": c.scenario.description,
+                "keel": {"path": c.scenario.keel_path, **vars(c.keel)},
+                "baseline": {"path": c.scenario.baseline_path, **vars(c.baseline)},
+                "ratio": round(c.ratio, 4),
+                "target_ratio": c.scenario.target_ratio,
+                "passed": c.passed,
+            }
+            for c in comparisons
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark Keel against a bare FastAPI app.")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=50, help="open HTTP connections")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[scenario.name for scenario in SCENARIOS],
+        help="run only this scenario (repeatable)",
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.duration < 1 or arguments.connections < 1:
+        parser.error("--duration and --connections must be at least 1")
+    return arguments
+
+
+def run(arguments: argparse.Namespace) -> list[Comparison]:
+    """Start both servers, run every selected scenario against each in turn, stop both."""
+    scenarios = [s for s in SCENARIOS if not arguments.only or s.name in arguments.only]
+    wrk = ensure_wrk()
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    database_url = os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    ensure_database(database_url)
+    keel_env = keel_environment(database_url)
+    migrate(keel_env)
+    keel_port, baseline_port = free_ports(2)
+    duration, connections = arguments.duration, arguments.connections
+    with (
+        running_server("keel", keel_command(keel_port), keel_env, keel_port) as keel,
+        running_server(
+            "baseline", baseline_command(baseline_port), clean_environment(), baseline_port
+        ) as baseline,
+    ):
+        comparisons = []
+        for scenario in scenarios:
+            print(f"{scenario.name}: {scenario.description}", flush=True)
+            comparisons.append(
+                Comparison(
+                    scenario=scenario,
+                    keel=measure(
+                        wrk,
+                        keel,
+                        scenario.keel_path,
+                        scenario,
+                        duration=duration,
+                        connections=connections,
+                    ),
+                    baseline=measure(
+                        wrk,
+                        baseline,
+                        scenario.baseline_path,
+                        scenario,
+                        duration=duration,
+                        connections=connections,
+                    ),
+                )
+            )
+    return comparisons
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # unwind through the `finally`s that stop servers
+    try:
+        comparisons = run(arguments)
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped", file=sys.stderr)
+        return 130
+    results_path = RESULTS_DIR / "latest.json"
+    write_results(
+        comparisons,
+        duration=arguments.duration,
+        connections=arguments.connections,
+        path=results_path,
+    )
+    print()
+    print(format_table(comparisons))
+    print(f"\nresults written to {results_path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*arguments: str) -> str | None:
+    try:
+        completed = subprocess.run(
+            ["git", *arguments], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return completed.stdout.strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

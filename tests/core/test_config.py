@@ -1,0 +1,121 @@
+"""Settings: zero-config development, and production that refuses unsafe setups all at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from keel.core.config import DEFAULT_SQLITE_URL, ensure_safe, load_settings
+from keel.core.errors import ConfigError
+
+SAFE_PRODUCTION = {
+    "environment": "production",
+    "database_url": "postgresql+asyncpg://keel:pw@db/keel",
+    "jwt_secret": "p" * 48,
+    "allowed_hosts": "api.example.com",
+    "redis_url": "redis://redis:6379/0",
+    "_env_file": None,
+}
+
+
+def test_development_needs_no_configuration() -> None:
+    settings = load_settings(_env_file=None)
+    assert settings.environment == "development"
+    assert settings.database_url == DEFAULT_SQLITE_URL
+    assert settings.jwt_secret is not None
+    assert len(settings.jwt_secret.get_secret_value()) >= 32
+    assert settings.secret_was_generated
+    assert settings.should_auto_migrate
+    assert not settings.json_logs
+    assert settings.problems() == []
+
+
+def test_generated_secrets_differ_per_process_start() -> None:
+    first = load_settings(_env_file=None).jwt_secret
+    second = load_settings(_env_file=None).jwt_secret
+    assert first is not None
+    assert second is not None
+    assert first.get_secret_value() != second.get_secret_value()
+
+
+def test_environment_variables_are_read_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_ENVIRONMENT", "test")
+    monkeypatch.setenv("KEEL_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("KEEL_ALLOWED_HOSTS", '["a.example", "b.example"]')
+    monkeypatch.setenv("KEEL_DB_POOL_SIZE", "3")
+    settings = load_settings(_env_file=None)
+    assert settings.environment == "test"
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.allowed_hosts == ["a.example", "b.example"]
+    assert settings.db_pool_size == 3
+
+
+def test_dotenv_file_is_read(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    env_file = Path(str(tmp_path)) / ".env"
+    env_file.write_text("KEEL_APP_NAME=FromDotenv\n")
+    assert load_settings(_env_file=env_file).app_name == "FromDotenv"
+
+
+def test_safe_production_passes() -> None:
+    settings = ensure_safe(load_settings(**SAFE_PRODUCTION))
+    assert settings.is_production
+    assert settings.json_logs
+    assert not settings.should_auto_migrate
+    assert not settings.secret_was_generated
+
+
+def test_unsafe_production_lists_every_problem_at_once() -> None:
+    settings = load_settings(
+        environment="production",
+        jwt_secret="short",
+        cors_origins="*",
+        workers=4,
+        storage_url="memory://",
+        db_echo=True,
+        _env_file=None,
+    )
+    with pytest.raises(ConfigError) as caught:
+        ensure_safe(settings)
+    problems = caught.value.problems
+    text = str(caught.value)
+    assert len(problems) == 7
+    for needle in (
+        "KEEL_JWT_SECRET is shorter than 32 bytes",
+        "SQLite",
+        "KEEL_CORS_ORIGINS is '*'",
+        "KEEL_ALLOWED_HOSTS is '*'",
+        "KEEL_WORKERS=4",
+        "memory://",
+        "KEEL_DB_ECHO",
+    ):
+        assert needle in text
+
+
+def test_missing_production_secret_is_reported() -> None:
+    values = {**SAFE_PRODUCTION, "jwt_secret": None}
+    with pytest.raises(ConfigError, match="KEEL_JWT_SECRET is not set"):
+        ensure_safe(load_settings(**values))
+
+
+def test_invalid_values_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environment="staging", access_token_minutes=90, port=0, _env_file=None)
+    text = str(caught.value)
+    assert "KEEL_ENVIRONMENT" in text
+    assert "KEEL_ACCESS_TOKEN_MINUTES" in text
+    assert "KEEL_PORT" in text
+
+
+def test_masked_settings_hide_secrets_and_passwords() -> None:
+    shown = load_settings(**SAFE_PRODUCTION).masked()
+    assert shown["jwt_secret"] == "**********"
+    assert shown["redis_url"] == "**********"
+    assert "pw" not in shown["database_url"]
+    assert "***" in shown["database_url"]
+
+
+def test_settings_are_immutable() -> None:
+    settings = load_settings(_env_file=None)
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1

@@ -1,0 +1,160 @@
+"""The data layer: one session per request, and 503 (never 500 or a hang) when the DB is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from keel.core.config import load_settings
+from keel.core.database import Database, build_engine
+from keel.main import create_app
+from tests.conftest import MakeSettings
+from tests.core.test_errors import assert_error_body
+from tests.support import routes
+from tests.support.app import serve
+from tests.support.databases import POSTGRES_URL
+from tests.support.tcp_proxy import TcpProxy
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unisolated_app(make_settings: MakeSettings, **overrides: object) -> FastAPI:
+    """The app on its own engine and pool, as in production (no savepoint override)."""
+    application = create_app(make_settings(**overrides))
+    application.include_router(routes.router)
+    return application
+
+
+async def test_unreachable_database_gives_503_and_stays_up(make_settings: MakeSettings) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/nowhere"
+    application = unisolated_app(make_settings, database_url=url, db_connect_timeout_seconds=1)
+    async with serve(application) as http:
+        ready = await http.get("/ready")
+        route = await http.get("/_test/db")
+        health = await http.get("/health")
+    error = assert_error_body(ready, 503, "SERVICE_UNAVAILABLE")
+    assert error["details"] == {"checks": {"database": "unavailable"}}
+    assert ready.headers["retry-after"].isdigit()
+    assert_error_body(route, 503, "SERVICE_UNAVAILABLE")
+    assert route.headers["retry-after"].isdigit()
+    assert "nowhere" not in route.text
+    assert "127.0.0.1" not in route.text
+    assert health.status_code == 200  # liveness does no I/O
+
+
+async def test_exhausted_pool_gives_503_not_a_hang(make_settings: MakeSettings) -> None:
+    application = unisolated_app(
+        make_settings, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.2
+    )
+    async with serve(application) as http:
+        holder = asyncio.create_task(http.get("/_test/hold", params={"seconds": 1.0}))
+        await asyncio.sleep(0.3)
+        starved = await asyncio.wait_for(http.get("/_test/db"), timeout=5)
+        held = await holder
+    assert held.status_code == 200
+    assert_error_body(starved, 503, "SERVICE_UNAVAILABLE")
+    assert starved.headers["retry-after"] == "5"
+
+
+async def test_request_session_commits_on_success_and_rolls_back_on_error(
+    make_settings: MakeSettings,
+) -> None:
+    label = uuid.uuid4().hex
+    application = unisolated_app(make_settings)
+    async with serve(application) as http:
+        failed = await http.post(f"/_test/probe/{label}-failed", params={"fail": True})
+        kept = await http.post(f"/_test/probe/{label}-kept")
+        failed_count = (await http.get(f"/_test/probe/{label}-failed")).json()["count"]
+        kept_count = (await http.get(f"/_test/probe/{label}-kept")).json()["count"]
+        database = Database.from_settings(make_settings())
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("DELETE FROM test_probe WHERE label LIKE :p"), {"p": f"{label}%"}
+            )
+        await database.dispose()
+    assert failed.status_code == 409
+    assert kept.status_code == 200
+    assert failed_count == 0, "a failed request must leave no partial rows"
+    assert kept_count == 1
+
+
+async def test_isolated_tests_do_not_see_each_others_writes(client: httpx.AsyncClient) -> None:
+    """Runs under the savepoint override: the write is visible now and gone after the test."""
+    assert (await client.post("/_test/probe/isolation")).status_code == 200
+    assert (await client.get("/_test/probe/isolation")).json() == {"count": 1}
+
+
+async def test_isolated_tests_do_not_see_each_others_writes_again(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post("/_test/probe/isolation")).status_code == 200
+    assert (await client.get("/_test/probe/isolation")).json() == {"count": 1}
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_recovers_when_the_database_comes_back(make_settings: MakeSettings) -> None:
+    assert POSTGRES_URL is not None
+    target = make_url(POSTGRES_URL)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
+    application = unisolated_app(
+        make_settings, database_url=via_proxy, db_connect_timeout_seconds=1
+    )
+    try:
+        async with serve(application) as http:
+            before = await http.get("/_test/db")
+            await proxy.stop()
+            down = await http.get("/_test/db")
+            not_ready = await http.get("/ready")
+            await proxy.start()
+            up = await http.get("/_test/db")
+            ready = await http.get("/ready")
+    finally:
+        await proxy.stop()
+    assert before.status_code == 200
+    assert_error_body(down, 503, "SERVICE_UNAVAILABLE")
+    assert not_ready.status_code == 503
+    assert up.status_code == 200
+    assert up.json() == {"value": 1}
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
+
+
+def test_sqlite_directory_is_created_and_pragmas_set(tmp_path: Path) -> None:
+    target = tmp_path / "nested" / "dir" / "keel.db"
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{target}", _env_file=None)
+    database = Database.from_settings(settings)
+
+    async def pragmas() -> tuple[str, int]:
+        async with database.engine.connect() as connection:
+            mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
+            fks = (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one()
+        await database.dispose()
+        return mode, fks
+
+    assert target.parent.is_dir()
+    assert asyncio.run(pragmas()) == ("wal", 1)
+
+
+def test_postgres_engine_takes_pool_settings_from_config() -> None:
+    settings = load_settings(
+        database_url="postgresql+asyncpg://u@127.0.0.1/db",
+        db_pool_size=7,
+        db_max_overflow=3,
+        _env_file=None,
+    )
+    engine = build_engine(settings)
+    assert engine.pool.size() == 7  # type: ignore[attr-defined]
+    assert engine.pool._max_overflow == 3  # type: ignore[attr-defined]

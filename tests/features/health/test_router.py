@@ -1,0 +1,79 @@
+"""/health, /ready and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import pytest
+
+from keel.core.readiness import run_checks
+
+
+async def test_health_is_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_checks_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+
+
+async def test_readiness_reports_timeouts_and_failures() -> None:
+    async def slow(_: float) -> None:
+        await asyncio.sleep(5)
+
+    async def broken(_: float) -> None:
+        raise ConnectionRefusedError("nope")
+
+    async def fine(_: float) -> None:
+        return None
+
+    results = await asyncio.wait_for(
+        run_checks({"slow": slow, "broken": broken, "fine": fine}, within_seconds=0.1), timeout=2
+    )
+    assert results == {"slow": "timeout", "broken": "unavailable", "fine": "ok"}
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        await client.get("/_test/conflict")
+    await client.get("/nope/123")
+    text = (await client.get("/metrics")).text
+    assert metric_value(
+        text, "http_requests_total", handler="/_test/conflict", status="409", method="GET"
+    ) == pytest.approx(3)
+    assert metric_value(text, "http_requests_total", handler="none", status="404") >= 1
+    assert "/nope/123" not in text
+    assert re.search(r"^http_request_duration_seconds_bucket\{", text, re.M)
+
+
+async def test_metrics_include_in_flight_and_pool_gauges(client: httpx.AsyncClient) -> None:
+    await client.get("/_test/db")
+    text = (await client.get("/metrics")).text
+    assert "http_requests_in_flight" in text
+    assert metric_value(text, "http_requests_in_flight") >= 1  # the /metrics call itself
+    assert metric_value(text, "keel_db_pool_size") == 10
+    assert "keel_db_pool_checked_out" in text
+    assert "keel_db_pool_open" in text
+
+
+async def test_metrics_endpoint_is_not_in_the_api_schema(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "/metrics" not in paths
+    assert "/health" in paths
+    assert "/ready" in paths
