@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from pathlib import Path
 
@@ -17,17 +16,12 @@ from keel.core.config import load_settings
 from keel.core.database import Database, build_engine
 from keel.main import create_app
 from tests.conftest import MakeSettings
-from tests.core.test_errors import assert_error_body
 from tests.support import routes
 from tests.support.app import serve
+from tests.support.assertions import assert_error_body
 from tests.support.databases import POSTGRES_URL
+from tests.support.network import closed_port
 from tests.support.tcp_proxy import TcpProxy
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def unisolated_app(make_settings: MakeSettings, **overrides: object) -> FastAPI:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
@@ -13,17 +11,7 @@ from keel.core.errors import (
     UnauthorizedError,
     ValidationFailedError,
 )
-
-
-def assert_error_body(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/json"
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details", "request_id"}
-    assert error["code"] == code
-    assert error["request_id"] == response.headers["x-request-id"]
-    uuid.UUID(error["request_id"])
-    return error
+from tests.support.assertions import assert_error_body
 
 
 async def test_unknown_route_is_404_with_error_body(client: httpx.AsyncClient) -> None:

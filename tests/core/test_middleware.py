@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.main import create_app
 from tests.conftest import MakeSettings
-from tests.core.test_errors import assert_error_body
 from tests.support import routes
 from tests.support.app import isolate_sessions, serve
+from tests.support.assertions import assert_error_body
 
 
 async def build_client(

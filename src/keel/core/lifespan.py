@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from keel.core.config import Settings
 from keel.core.database import Database
@@ -19,6 +20,8 @@ from keel.core.errors import ConfigError
 from keel.core.logging import get_logger
 from keel.core.metrics import PoolMetrics, mark_process_dead
 from keel.core.readiness import ReadinessCheck
+from keel.core.redis import build_redis
+from keel.core.redis import ping as redis_ping
 from keel.migrations import runner as migrations
 
 log = get_logger(__name__)
@@ -27,6 +30,7 @@ log = get_logger(__name__)
 class AppState(TypedDict):
     settings: Settings
     database: Database
+    redis: Redis | None
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -47,17 +51,26 @@ def build_lifespan(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         database = Database.from_settings(settings)
+        redis = build_redis(settings)
         if pool_metrics is not None:
             pool_metrics.watch(database.engine, settings.db_pool_size)
+        checks: dict[str, ReadinessCheck] = {"database": database.ping}
+        if redis is not None:
+            checks["redis"] = lambda _: redis_ping(redis)
         try:
             await prepare_schema(database, settings)
-            log.info("started", environment=settings.environment, database=database.dialect)
+            log.info(
+                "started",
+                environment=settings.environment,
+                database=database.dialect,
+                redis=redis is not None,
+            )
             yield AppState(
-                settings=settings,
-                database=database,
-                readiness_checks={"database": database.ping},
+                settings=settings, database=database, redis=redis, readiness_checks=checks
             )
         finally:
+            if redis is not None:
+                await redis.aclose()
             await database.dispose()
             mark_process_dead()
             log.info("stopped")

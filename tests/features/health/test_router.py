@@ -7,8 +7,15 @@ import re
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.readiness import run_checks
+from keel.main import create_app
+from tests.conftest import MakeSettings
+from tests.support.app import serve
+from tests.support.assertions import metric_value
+from tests.support.databases import REDIS_URL
+from tests.support.network import closed_port
 
 
 async def test_health_is_ok(client: httpx.AsyncClient) -> None:
@@ -39,16 +46,6 @@ async def test_readiness_reports_timeouts_and_failures() -> None:
     assert results == {"slow": "timeout", "broken": "unavailable", "fine": "ok"}
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
     for _ in range(3):
         await client.get("/_test/conflict")
@@ -77,3 +74,24 @@ async def test_metrics_endpoint_is_not_in_the_api_schema(client: httpx.AsyncClie
     assert "/metrics" not in paths
     assert "/health" in paths
     assert "/ready" in paths
+
+
+async def test_ready_reports_an_unreachable_redis(
+    make_settings: MakeSettings, db_connection: AsyncConnection
+) -> None:
+    application = create_app(make_settings(redis_url=f"redis://127.0.0.1:{closed_port()}/0"))
+    async with serve(application) as http:
+        response = await http.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["error"]["details"] == {
+        "checks": {"database": "ok", "redis": "unavailable"}
+    }
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs KEEL_TEST_REDIS_URL")
+async def test_ready_checks_a_configured_redis(make_settings: MakeSettings) -> None:
+    application = create_app(make_settings(redis_url=REDIS_URL))
+    async with serve(application) as http:
+        response = await http.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}

@@ -17,10 +17,15 @@ log = get_logger("keel.access")
 UNMATCHED_ROUTE = "<unmatched>"
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope, status: int) -> str:
+    """The matched route's template; for plain Starlette routes and mounts (docs, static
+    files), which FastAPI does not record in the scope, the raw path; for a 404 a fixed
+    label, so scanners probing random URLs cannot blow up log cardinality."""
     route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return str(path) if path else UNMATCHED_ROUTE
+    path = getattr(route, "path_format", None)
+    if path:
+        return str(path)
+    return UNMATCHED_ROUTE if status == 404 else str(scope["path"])
 
 
 class AccessLogMiddleware:
@@ -46,7 +51,7 @@ class AccessLogMiddleware:
             log.info(
                 "request",
                 method=scope["method"],
-                route=route_template(scope),
+                route=route_template(scope, status),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
