@@ -30,13 +30,16 @@ def isolate_sessions(app: FastAPI, connection: AsyncConnection) -> None:
 
 @asynccontextmanager
 async def serve(
-    app: FastAPI, base_url: str = "http://testserver"
+    app: FastAPI, base_url: str = "http://testserver", *, raise_app_exceptions: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and talk to it in-process, as a server would."""
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url=base_url
+            transport=httpx.ASGITransport(
+                app=manager.app, raise_app_exceptions=raise_app_exceptions
+            ),
+            base_url=base_url,
         ) as http,
     ):
         yield http
