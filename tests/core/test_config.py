@@ -119,3 +119,14 @@ def test_settings_are_immutable() -> None:
     settings = load_settings(_env_file=None)
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1
+
+
+def test_env_example_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from keel.core.config import Settings
+
+    text = (Path(__file__).parents[2] / ".env.example").read_text()
+    missing = [name for name in Settings.model_fields if f"KEEL_{name.upper()}=" not in text]
+    assert missing == []
+    assert load_settings(_env_file=Path(__file__).parents[2] / ".env.example").problems() == []
