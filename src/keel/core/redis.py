@@ -27,4 +27,3 @@ def build_redis(settings: Settings) -> Redis | None:
 
 async def ping(redis: Redis) -> None:
     await redis.ping()
-
