@@ -10,20 +10,18 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from keel.core.database import get_session
+from keel.core.database import committing, get_session
 
 
 def isolate_sessions(app: FastAPI, connection: AsyncConnection) -> None:
     async def savepoint_session() -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        ) as session:
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            await session.commit()
+        async with (
+            AsyncSession(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            ) as session,
+            committing(session),
+        ):
+            yield session
 
     app.dependency_overrides[get_session] = savepoint_session
 
