@@ -50,6 +50,7 @@ WRK_THREADS = 2
 WARMUP_SECONDS = 2
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
+BUSY_THRESHOLD = 0.10
 
 
 class BenchError(Exception):
@@ -390,6 +391,35 @@ def check_answers(url: str, headers: Mapping[str, str]) -> None:
 # --- measuring and reporting ----------------------------------------------------------------
 
 
+def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
+    """How busy the CPUs are right now (0-1), from two /proc/stat samples; None off Linux."""
+
+    def sample() -> tuple[int, int] | None:
+        fields = _read_text(Path("/proc/stat")).partition("\n")[0].split()[1:]
+        if not fields:
+            return None
+        ticks = [int(value) for value in fields]
+        return sum(ticks), ticks[3] + ticks[4]  # total, idle + iowait
+
+    first = sample()
+    time.sleep(seconds)
+    second = sample()
+    if first is None or second is None or second[0] == first[0]:
+        return None
+    return 1 - (second[1] - first[1]) / (second[0] - first[0])
+
+
+def warn_if_busy() -> float | None:
+    """Warn when other work is running: servers and wrk share the CPUs, so it skews figures."""
+    busy = cpu_busy_fraction()
+    if busy is not None and busy > BUSY_THRESHOLD:
+        print(
+            f"warning: CPUs are {busy:.0%} busy before starting; figures will be noisy",
+            file=sys.stderr,
+        )
+    return busy
+
+
 def measure(
     wrk: str,
     server: Server,
@@ -426,7 +456,7 @@ def format_table(comparisons: Sequence[Comparison]) -> str:
     return "\n".join(lines)
 
 
-def machine_description() -> dict[str, Any]:
+def machine_description(cpu_busy: float | None) -> dict[str, Any]:
     """Enough about the machine and software to tell whether two result files are comparable."""
     cpu_model = next(
         (
@@ -438,17 +468,23 @@ def machine_description() -> dict[str, Any]:
     )
     return {
         "cpus": os.cpu_count(),
+        "cpu_busy_before_start": None if cpu_busy is None else round(cpu_busy, 3),
         "cpu_model": cpu_model,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in ("fastapi", "starlette", "uvicorn")},
         "keel_commit": _git("rev-parse", "--short", "HEAD"),
-        "keel_worktree_dirty": bool(_git("status", "--porcelain")),
+        "keel_src_uncommitted_changes": bool(_git("status", "--porcelain", "--", "src")),
     }
 
 
 def write_results(
-    comparisons: Sequence[Comparison], *, duration: int, connections: int, path: Path
+    comparisons: Sequence[Comparison],
+    *,
+    duration: int,
+    connections: int,
+    cpu_busy: float | None,
+    path: Path,
 ) -> None:
     """Write the figures as JSON so runs can be diffed and tracked over time."""
     document = {
@@ -460,7 +496,7 @@ def write_results(
             "duration_s": duration,
             "warmup_s": WARMUP_SECONDS,
         },
-        "machine": machine_description(),
+        "machine": machine_description(cpu_busy),
         "scenarios": [
             {
                 "name": c.scenario.name,
@@ -544,6 +580,7 @@ def run(arguments: argparse.Namespace) -> list[Comparison]:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # unwind through the `finally`s that stop servers
+    cpu_busy = warn_if_busy()
     try:
         comparisons = run(arguments)
     except BenchError as error:
@@ -557,6 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         comparisons,
         duration=arguments.duration,
         connections=arguments.connections,
+        cpu_busy=cpu_busy,
         path=results_path,
     )
     print()
