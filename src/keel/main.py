@@ -12,8 +12,8 @@ from keel.core.docs import install_docs
 from keel.core.exception_handlers import register_exception_handlers
 from keel.core.lifespan import build_lifespan
 from keel.core.logging import configure_logging, get_logger
-from keel.core.metrics import PoolMetrics, install_metrics
-from keel.core.middleware import install_middleware, install_outer_middleware
+from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
+from keel.core.middleware import install_middleware
 from keel.core.schemas import ERROR_RESPONSES
 from keel.features.health.router import router as health_router
 
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     registry = CollectorRegistry(auto_describe=True)
     pool_metrics = PoolMetrics(registry) if settings.metrics_enabled else None
+    http_metrics = HttpMetrics(registry) if settings.metrics_enabled else None
     app = FastAPI(
         title=settings.app_name,
         version=__version__,
@@ -42,10 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     register_exception_handlers(app)
-    install_middleware(app, settings)
+    install_middleware(app, settings, http_metrics)
     if settings.metrics_enabled:
-        install_metrics(app, registry)
-    install_outer_middleware(app)
+        install_metrics_endpoint(app, registry)
 
     app.include_router(health_router)
     app.include_router(api_router)

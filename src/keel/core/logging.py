@@ -89,10 +89,15 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
         renderer = [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
 
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: an event below the level costs one check, not the chain.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,  # the chain never changes; renderers live on the handler
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

@@ -11,14 +11,22 @@ import os
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import multiprocess as prometheus_multiprocess
-from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PATH = "/metrics"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class PoolMetrics:
@@ -67,39 +75,50 @@ class PoolMetrics:
         event.listen(pool, "checkin", on_checkin)
 
 
-def install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    """Add the HTTP instrumentation middleware and the `/metrics` endpoint."""
-    instrumentator = Instrumentator(
-        should_group_status_codes=False,
-        should_ignore_untemplated=False,
-        should_group_untemplated=True,
-        # The library's in-progress gauge always lands in the global registry (two apps in
-        # one process collide), so Keel counts in-flight requests itself, below.
-        should_instrument_requests_inprogress=False,
-        excluded_handlers=["^/metrics$"],
-        registry=registry,
-    )
-    instrumentator.instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
-    in_flight = Gauge(
-        "http_requests_in_flight",
-        "HTTP requests being served right now.",
-        registry=registry,
-        multiprocess_mode="livesum",
-    )
-    app.add_middleware(InFlightMiddleware, gauge=in_flight)
+class HttpMetrics:
+    """Requests by route template and status, latency, and requests in flight."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by route template, method and status.",
+            ("handler", "method", "status"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method.",
+            ("handler", "method"),
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.in_flight = Gauge(
+            "http_requests_in_flight",
+            "HTTP requests being served right now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def observe(self, route: str, method: str, status: int, duration_seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(duration_seconds)
 
 
-class InFlightMiddleware:
-    def __init__(self, app: ASGIApp, *, gauge: Gauge) -> None:
-        self.app = app
-        self.gauge = gauge
+def install_metrics_endpoint(app: FastAPI, registry: CollectorRegistry) -> None:
+    """`/metrics` in Prometheus text format (requests are recorded by the telemetry layer)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        with self.gauge.track_inprogress():
-            await self.app(scope, receive, send)
+    @app.get(METRICS_PATH, include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(_scrape_registry(registry)), media_type=CONTENT_TYPE_LATEST)
+
+
+def _scrape_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """With several worker processes, aggregate every process's samples from the shared dir."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return registry
+    aggregate = CollectorRegistry()
+    prometheus_multiprocess.MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
+    return aggregate
 
 
 def mark_process_dead() -> None:

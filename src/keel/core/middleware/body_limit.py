@@ -1,8 +1,9 @@
 """Refuse oversized request bodies early.
 
-A declared `Content-Length` above the limit is answered 413 before a byte of the body is read.
-A chunked body is counted as it streams in and cut off the moment it crosses the limit, so the
-app never buffers more than the limit. Upload routes get their own (larger) limit by prefix.
+A declared `Content-Length` above the limit is answered 413 before a byte of the body is read;
+a declared length within it passes untouched (the server enforces it). A chunked body is
+counted as it streams in and cut off the moment it crosses the limit, so the app never buffers
+more than the limit. Upload routes get their own (larger) limit by prefix.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = _content_length(scope)
+        declared, chunked = _body_framing(scope)
         if declared is not None and declared > limit:
             response = error_response(_too_large(limit))
             await response(scope, receive, send)
+            return
+        if not chunked:
+            # No body, or a declared length within the limit that the server enforces.
+            await self.app(scope, receive, send)
             return
 
         received = 0
@@ -76,11 +81,16 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"Request body exceeds {limit} bytes", details={"max_bytes": limit})
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """(declared Content-Length, whether the body is chunked / of unknown length)."""
+    declared: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None
-    return None
+                chunked = True  # unparsable: count what really arrives
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
