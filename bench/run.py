@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/run.py [--duration 10] [--connections 50] [--only health]
+    .venv/bin/python bench/run.py [--duration 10] [--connections 50] [--rounds 3] [--only health]
 
 Keel runs exactly as it would in production (`keel serve`, production settings, PostgreSQL,
 one worker); the baseline is `bench/baseline_app.py` under plain uvicorn with one worker. Each
@@ -46,8 +46,13 @@ VENV_BIN = Path(sys.prefix) / "bin"
 
 HOST = "127.0.0.1"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_bench"
-WRK_THREADS = 2
+WRK_THREADS = 1
 WARMUP_SECONDS = 2
+DEFAULT_ROUNDS = 3
+# On a machine with two or more CPUs the server under test gets CPU 0 and wrk gets CPU 1, so
+# the load generator does not steal cycles from the server it measures (taskset, util-linux).
+SERVER_CPU = "0"
+LOAD_CPU = "1"
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 BUSY_THRESHOLD = 0.10
@@ -167,12 +172,20 @@ def _apt_get(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def pinned(command: Sequence[str], cpu: str) -> list[str]:
+    """`command` restricted to one CPU, when the machine has spare CPUs and taskset."""
+    taskset = shutil.which("taskset")
+    if taskset is None or (os.cpu_count() or 1) < 2:
+        return list(command)
+    return [taskset, "-c", cpu, *command]
+
+
 def run_wrk(
     wrk: str, url: str, *, duration: int, connections: int, headers: Mapping[str, str]
 ) -> str:
     """Drive `url` for `duration` seconds and return wrk's report."""
     command = [
-        wrk,
+        *pinned([wrk], LOAD_CPU),
         f"-t{min(WRK_THREADS, connections)}",
         f"-c{connections}",
         f"-d{duration}s",
@@ -330,7 +343,7 @@ def running_server(
     log_path = RESULTS_DIR / f"{name}-server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command,
+            pinned(command, SERVER_CPU),
             cwd=REPO_ROOT,
             env=dict(environment),
             stdin=subprocess.DEVNULL,
@@ -438,6 +451,12 @@ def measure(
     return parse_wrk(run_wrk(wrk, url, duration=duration, connections=connections, headers=headers))
 
 
+def median(runs: Sequence[Measurement]) -> Measurement:
+    """The run with the median throughput (a real run, so its percentiles belong together)."""
+    ordered = sorted(runs, key=lambda run: run.requests_per_second)
+    return ordered[len(ordered) // 2]
+
+
 def format_table(comparisons: Sequence[Comparison]) -> str:
     """A plain-text table: one row per server and scenario, then the verdict."""
     lines = [f"{'scenario':<10} {'target':<10} {'requests/s':>12} {'p50 ms':>9} {'p99 ms':>9}"]
@@ -522,14 +541,20 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--connections", type=int, default=50, help="open HTTP connections")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help="alternating keel/baseline runs per scenario; the median run of each is reported",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=[scenario.name for scenario in SCENARIOS],
         help="run only this scenario (repeatable)",
     )
     arguments = parser.parse_args(argv)
-    if arguments.duration < 1 or arguments.connections < 1:
-        parser.error("--duration and --connections must be at least 1")
+    if min(arguments.duration, arguments.connections, arguments.rounds) < 1:
+        parser.error("--duration, --connections and --rounds must be at least 1")
     return arguments
 
 
@@ -553,25 +578,22 @@ def run(arguments: argparse.Namespace) -> list[Comparison]:
         comparisons = []
         for scenario in scenarios:
             print(f"{scenario.name}: {scenario.description}", flush=True)
+            keel_runs: list[Measurement] = []
+            baseline_runs: list[Measurement] = []
+            # Alternate the two servers so drift in the machine's speed hits both alike.
+            for _ in range(arguments.rounds):
+                for server, path, runs in (
+                    (keel, scenario.keel_path, keel_runs),
+                    (baseline, scenario.baseline_path, baseline_runs),
+                ):
+                    runs.append(
+                        measure(
+                            wrk, server, path, scenario, duration=duration, connections=connections
+                        )
+                    )
             comparisons.append(
                 Comparison(
-                    scenario=scenario,
-                    keel=measure(
-                        wrk,
-                        keel,
-                        scenario.keel_path,
-                        scenario,
-                        duration=duration,
-                        connections=connections,
-                    ),
-                    baseline=measure(
-                        wrk,
-                        baseline,
-                        scenario.baseline_path,
-                        scenario,
-                        duration=duration,
-                        connections=connections,
-                    ),
+                    scenario=scenario, keel=median(keel_runs), baseline=median(baseline_runs)
                 )
             )
     return comparisons

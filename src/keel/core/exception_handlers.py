@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from asgi_correlation_id import correlation_id
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import exc as sa_exc
@@ -29,6 +28,7 @@ from keel.core.errors import (
     ValidationFailedError,
 )
 from keel.core.logging import get_logger
+from keel.core.request_id import REQUEST_ID_HEADER, get_request_id
 
 log = get_logger(__name__)
 
@@ -55,10 +55,10 @@ def render_error(
     headers: Mapping[str, str] | None = None,
     request_id_header: bool = False,
 ) -> JSONResponse:
-    request_id = correlation_id.get()
+    request_id = get_request_id()
     response_headers = dict(headers or {})
     if request_id and request_id_header:
-        response_headers["X-Request-ID"] = request_id
+        response_headers[REQUEST_ID_HEADER] = request_id
     body = {
         "error": {
             "code": code,

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from asgi_correlation_id import correlation_id
 from structlog.types import EventDict, Processor
+
+from keel.core.request_id import get_request_id
 
 SENSITIVE_KEYS = frozenset(
     {
@@ -40,7 +41,7 @@ HANDLER_NAME = "keel"
 
 
 def add_request_id(_: Any, __: str, event_dict: EventDict) -> EventDict:
-    request_id = correlation_id.get()
+    request_id = get_request_id()
     if request_id is not None:
         event_dict.setdefault("request_id", request_id)
     return event_dict

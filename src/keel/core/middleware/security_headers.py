@@ -1,4 +1,4 @@
-"""Security headers on every HTTP response.
+"""Security headers every HTTP response carries.
 
 The API's Content-Security-Policy forbids everything (JSON needs no scripts or frames). The
 docs pages get a policy that lets Swagger UI run from Keel's own static files and nothing else:
@@ -7,8 +7,6 @@ because browsers ignore it on plain HTTP and it would pin local development to T
 """
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = (
@@ -40,25 +38,7 @@ DOCS_HEADERS = _encode(*COMMON, *DOCUMENT_ONLY, ("Content-Security-Policy", DOCS
 HSTS_HEADER = _encode(("Strict-Transport-Security", HSTS))
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, docs_prefixes: tuple[str, ...]) -> None:
-        self.app = app
-        self.docs_prefixes = docs_prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = DOCS_HEADERS if scope["path"].startswith(self.docs_prefixes) else API_HEADERS
-        if scope.get("scheme") == "https":
-            extra += HSTS_HEADER
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in extra if h[0] not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def security_headers(path: str, *, https: bool, docs_prefixes: tuple[str, ...]) -> RawHeaders:
+    """The headers a response to `path` must carry (appended by the request-context layer)."""
+    headers = DOCS_HEADERS if path.startswith(docs_prefixes) else API_HEADERS
+    return headers + HSTS_HEADER if https else headers
