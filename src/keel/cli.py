@@ -1,4 +1,4 @@
-"""The `keel` command: serve, migrate, check-config.
+"""The `keel` command: serve, migrate, check-config, create-admin.
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -122,6 +122,53 @@ def check_config() -> None:
     if problems:
         _fail(ConfigError(problems))
     console.print("[green]No problems found.[/]")
+
+
+@cli.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's email address.")],
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "Administrator",
+) -> None:
+    """Create an admin account, or make an existing account an active admin (idempotent).
+
+    The password comes from KEEL_ADMIN_PASSWORD when set (automation), otherwise a prompt.
+    An existing account keeps its password.
+    """
+    from pydantic import ValidationError
+
+    from keel.features.users.schemas import UserCreate
+
+    settings = _settings()
+    if settings.admin_password is not None:
+        password = settings.admin_password.get_secret_value()
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        data = UserCreate(email=email, password=password, full_name=full_name)
+    except ValidationError as exc:
+        for error in exc.errors():
+            errors.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/]")
+        raise typer.Exit(code=2) from None
+    created = _with_database(settings, lambda database: _ensure_admin(database, settings, data))
+    verb = "Created" if created else "Updated existing account; password unchanged:"
+    console.print(f"[green]{verb} admin {data.email}[/]")
+
+
+async def _ensure_admin(database: Any, settings: Settings, data: Any) -> bool:
+    from keel.core.database import committing
+    from keel.core.security.passwords import PasswordHasher
+    from keel.features.users import service as users
+    from keel.features.users.models import Role
+
+    async with database.sessionmaker() as session, committing(session):
+        existing = await users.get_by_email(session, data.email)
+        if existing is None:
+            hasher = PasswordHasher.from_settings(settings)
+            await users.create_user(session, hasher, data, roles={Role.ADMIN})
+            return True
+        existing.set_roles({*existing.roles, Role.ADMIN})
+        existing.is_active = True
+        return False
 
 
 @migrate_cli.command("upgrade")

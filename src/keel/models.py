@@ -5,5 +5,7 @@ module; a new feature adds its `models` import here.
 """
 
 from keel.core.models import Base
+from keel.features.auth import models as auth_models
+from keel.features.users import models as users_models
 
-__all__ = ["Base"]
+__all__ = ["Base", "auth_models", "users_models"]

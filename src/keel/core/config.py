@@ -92,8 +92,35 @@ class Settings(BaseSettings):
 
     # Security
     jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "keel"
+    jwt_audience: str = "keel-api"
     access_token_minutes: int = Field(default=15, ge=1, le=30)
     refresh_token_days: int = Field(default=7, ge=1, le=7)
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=1024, le=1048576)
+    admin_password: SecretStr | None = Field(
+        default=None, description="Password `keel create-admin` uses instead of prompting."
+    )
+
+    # Rate limits ("N/second|minute|hour|day"); Redis-backed when KEEL_REDIS_URL is set
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "300/minute"
+    rate_limit_login_ip: str = "20/minute"
+    rate_limit_login_account: str = "5/minute"
+    rate_limit_register_ip: str = "10/minute"
+    rate_limit_refresh_ip: str = "30/minute"
+    rate_limit_key_prefix: str = "keel"
+
+    # Email: the log sender unless KEEL_SMTP_HOST is set
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Keel <no-reply@keel.invalid>"
+    smtp_starttls: bool = Field(default=True, description="Upgrade with STARTTLS after connect.")
+    smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (465).")
+    smtp_validate_certs: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Operations
     metrics_enabled: bool = True
@@ -105,6 +132,23 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_lists(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator(
+        "rate_limit_default",
+        "rate_limit_login_ip",
+        "rate_limit_login_account",
+        "rate_limit_register_ip",
+        "rate_limit_refresh_ip",
+    )
+    @classmethod
+    def _parse_rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
+        return value
 
     @property
     def secret_was_generated(self) -> bool:
@@ -153,6 +197,10 @@ class Settings(BaseSettings):
             )
         if self.storage_url.startswith("memory://"):
             found.append("KEEL_STORAGE_URL is memory://, which loses every file on restart")
+        if self.smtp_tls and self.smtp_starttls:
+            found.append("KEEL_SMTP_TLS and KEEL_SMTP_STARTTLS are both on; choose one")
+        if self.smtp_host and not self.smtp_validate_certs:
+            found.append("KEEL_SMTP_VALIDATE_CERTS is off")
         if self.db_echo:
             found.append("KEEL_DB_ECHO is on, which logs every SQL statement and its parameters")
         return found

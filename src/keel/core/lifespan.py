@@ -17,12 +17,16 @@ from redis.asyncio import Redis
 
 from keel.core.config import Settings
 from keel.core.database import Database
+from keel.core.email import EmailSender, build_email_sender
 from keel.core.errors import ConfigError
 from keel.core.logging import get_logger
 from keel.core.metrics import PoolMetrics, mark_process_dead
+from keel.core.ratelimit import RateLimiter
 from keel.core.readiness import ReadinessCheck
 from keel.core.redis import build_redis
 from keel.core.redis import ping as redis_ping
+from keel.core.security.passwords import PasswordHasher
+from keel.core.security.tokens import TokenService
 from keel.migrations import runner as migrations
 
 log = get_logger(__name__)
@@ -32,6 +36,10 @@ class AppState(TypedDict):
     settings: Settings
     database: Database
     redis: Redis | None
+    password_hasher: PasswordHasher
+    token_service: TokenService
+    rate_limiter: RateLimiter
+    email_sender: EmailSender
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -71,7 +79,14 @@ def build_lifespan(
                 redis=redis is not None,
             )
             yield AppState(
-                settings=settings, database=database, redis=redis, readiness_checks=checks
+                settings=settings,
+                database=database,
+                redis=redis,
+                password_hasher=PasswordHasher.from_settings(settings),
+                token_service=TokenService(settings),
+                rate_limiter=RateLimiter.from_settings(settings, redis),
+                email_sender=build_email_sender(settings),
+                readiness_checks=checks,
             )
         finally:
             if redis is not None:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from keel.core.models import UTCDateTime
 from keel.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 
 
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Write Keel's column types as the plain SQLAlchemy types they store as."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_migrations(connection: Connection) -> None:
     context.configure(
+        render_item=render_item,
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",

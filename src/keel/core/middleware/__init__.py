@@ -12,6 +12,7 @@ from keel.core.middleware.body_limit import BodySizeLimitMiddleware
 from keel.core.middleware.gzip import GZipMiddleware
 from keel.core.middleware.request_context import RequestContextMiddleware
 from keel.core.middleware.trusted_hosts import TrustedHostMiddleware
+from keel.core.ratelimit import DefaultRateLimitMiddleware
 from keel.core.request_id import REQUEST_ID_HEADER
 
 
@@ -24,9 +25,10 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | 
                            the id, every response (refusals and 500s included) carries the
                            headers, and the log and metrics see the final status and duration;
       2. trusted hosts   - cheap refusal of foreign Host headers before any work;
-      3. CORS            - answers preflights before body limits or handlers run;
-      4. gzip            - compresses what the app produced (JSON above 1 KiB);
-      5. body size limit - closest to the app, guarding the body as the app reads it.
+      3. rate limit      - the global per-client limit, before any real work is done;
+      4. CORS            - answers preflights before body limits or handlers run;
+      5. gzip            - compresses what the app produced (JSON above 1 KiB);
+      6. body size limit - closest to the app, guarding the body as the app reads it.
     """
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -43,6 +45,7 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | 
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER, "Retry-After", "Location"],
         )
+    app.add_middleware(DefaultRateLimitMiddleware)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, docs_prefixes=(DOCS_PATH, STATIC_PREFIX)

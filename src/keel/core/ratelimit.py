@@ -1,0 +1,141 @@
+"""Rate limits on the `limits` library: in memory by default, Redis when configured.
+
+With Redis every process and host shares the counters, so a limit holds across the whole
+deployment. When Redis cannot be reached the policy depends on what is at stake: the global
+per-client limit fails open (the API stays up; the outage is logged), the auth limits fail
+closed with a 503 (an attacker must not get unlimited password guesses during an outage).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import Redis
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from keel.core.config import Settings
+from keel.core.errors import RateLimitedError, ServiceUnavailableError
+from keel.core.exception_handlers import error_response
+from keel.core.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class Limit(StrEnum):
+    DEFAULT = "default"
+    LOGIN_IP = "login_ip"
+    LOGIN_ACCOUNT = "login_account"
+    REGISTER_IP = "register_ip"
+    REFRESH_IP = "refresh_ip"
+
+
+FAIL_OPEN = frozenset({Limit.DEFAULT})
+"""Limits that let traffic through when the counter store is down; all others refuse."""
+EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Probes and scrapes: orchestrators must never be throttled into restarting a healthy pod."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    default: str
+    login_ip: str
+    login_account: str
+    register_ip: str
+    refresh_ip: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        return cls(
+            default=settings.rate_limit_default,
+            login_ip=settings.rate_limit_login_ip,
+            login_account=settings.rate_limit_login_account,
+            register_ip=settings.rate_limit_register_ip,
+            refresh_ip=settings.rate_limit_refresh_ip,
+        )
+
+
+class RateLimiter:
+    def __init__(self, storage: Storage, limits: RateLimits, *, enabled: bool = True) -> None:
+        self.storage = storage
+        self.enabled = enabled
+        self._strategy = MovingWindowRateLimiter(storage)
+        self._items: Mapping[Limit, RateLimitItem] = {
+            limit: parse(getattr(limits, limit.value)) for limit in Limit
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis | None) -> RateLimiter:
+        storage: Storage
+        if redis is None:
+            storage = MemoryStorage()
+        else:
+            storage = RedisStorage(
+                "async+redis://",
+                implementation="redispy",
+                key_prefix=settings.rate_limit_key_prefix,
+                wrap_exceptions=True,
+                # limits types its options as scalars; they go straight to the redis client.
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+            )
+        return cls(storage, RateLimits.from_settings(settings), enabled=settings.rate_limit_enabled)
+
+    async def hit(self, limit: Limit, key: str) -> None:
+        """Count one request for `key`; raise 429 (or 503 when failing closed) if over."""
+        if not self.enabled:
+            return
+        item = self._items[limit]
+        try:
+            allowed = await self._strategy.hit(item, limit.value, key)
+            if allowed:
+                return
+            stats = await self._strategy.get_window_stats(item, limit.value, key)
+        except (StorageError, ConnectionError, TimeoutError, OSError) as exc:
+            fail_open = limit in FAIL_OPEN
+            log.error(
+                "rate_limit_store_unavailable",
+                limit=limit.value,
+                policy="open" if fail_open else "closed",
+                error_type=type(exc).__name__,
+            )
+            if fail_open:
+                return
+            raise ServiceUnavailableError(
+                "Rate limiting is unavailable; try again shortly"
+            ) from None
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimitedError(
+            "Too many requests", retry_after=retry_after, details={"limit": limit.value}
+        )
+
+
+def client_address(scope: Scope) -> str:
+    """The client's IP as the server saw it (after trusted proxy headers), or 'unknown'."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class DefaultRateLimitMiddleware:
+    """The global per-client limit on every HTTP request except probes and scrapes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter: RateLimiter | None = scope.get("state", {}).get("rate_limiter")
+        if scope["type"] != "http" or limiter is None or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await limiter.hit(Limit.DEFAULT, client_address(scope))
+        except RateLimitedError as refused:
+            await error_response(refused)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,1 @@
+"""Tokens and passwords: the cryptography every feature relies on, in one place."""

@@ -1,0 +1,108 @@
+"""JWT access and refresh tokens (PyJWT, HS256 pinned on decode).
+
+Both kinds carry `sub`, `exp`, `iat`, `jti`, `iss`, `aud` and `typ`. `typ` keeps one kind from
+being accepted as the other; `sid` names the login session (refresh-token family) both belong
+to, so revoking a session kills its access tokens at once, not only when they expire.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import jwt
+
+from keel.core.config import Settings
+from keel.core.errors import UnauthorizedError
+from keel.core.models import utcnow
+
+ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud", "typ", "sid"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: uuid.UUID
+    session_id: uuid.UUID
+    token_id: uuid.UUID
+    token_type: TokenType
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    claims: TokenClaims
+
+
+class InvalidTokenError(UnauthorizedError):
+    default_message = "Invalid or expired token"
+
+
+class TokenService:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.jwt_secret is not None  # load_settings guarantees one
+        self._secret = settings.jwt_secret.get_secret_value()
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self.access_lifetime = timedelta(minutes=settings.access_token_minutes)
+        self.refresh_lifetime = timedelta(days=settings.refresh_token_days)
+
+    def issue(
+        self,
+        token_type: TokenType,
+        *,
+        subject: uuid.UUID,
+        session_id: uuid.UUID,
+        now: datetime | None = None,
+    ) -> IssuedToken:
+        issued_at = now or utcnow()
+        refreshing = token_type == "refresh"  # noqa: S105 - a token kind, not a secret
+        lifetime = self.refresh_lifetime if refreshing else self.access_lifetime
+        claims = TokenClaims(
+            subject=subject,
+            session_id=session_id,
+            token_id=uuid.uuid4(),
+            token_type=token_type,
+            expires_at=issued_at + lifetime,
+        )
+        payload = {
+            "sub": str(subject),
+            "sid": str(session_id),
+            "jti": str(claims.token_id),
+            "typ": token_type,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": int(issued_at.timestamp()),
+            "exp": int(claims.expires_at.timestamp()),
+        }
+        return IssuedToken(jwt.encode(payload, self._secret, algorithm=ALGORITHM), claims)
+
+    def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
+        """Verify signature, algorithm, expiry, issuer, audience and type; 401 otherwise."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
+            claims = TokenClaims(
+                subject=uuid.UUID(payload["sub"]),
+                session_id=uuid.UUID(payload["sid"]),
+                token_id=uuid.UUID(payload["jti"]),
+                token_type=payload["typ"],
+                expires_at=datetime.fromtimestamp(payload["exp"], tz=utcnow().tzinfo),
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidTokenError("Token expired") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
+            raise InvalidTokenError() from None
+        if claims.token_type != expected_type:
+            raise InvalidTokenError(f"Expected an {expected_type} token")
+        return claims

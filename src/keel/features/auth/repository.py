@@ -1,0 +1,77 @@
+"""SQL for login sessions and refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.features.auth.models import AuthSession, RefreshToken
+from keel.features.users.models import User
+
+
+async def add(session: AsyncSession, *rows: AuthSession | RefreshToken) -> None:
+    session.add_all(rows)
+    await session.flush()
+
+
+async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    result = await session.execute(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_session(session: AsyncSession, session_id: uuid.UUID) -> AuthSession | None:
+    return await session.get(AuthSession, session_id)
+
+
+async def spend(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> bool:
+    """Mark a refresh token used; False if it already was (a reuse, or a lost race)."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_sessions(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    now: datetime,
+    reason: str,
+    *,
+    only: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+) -> None:
+    statement = update(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+    )
+    if only is not None:
+        statement = statement.where(AuthSession.id == only)
+    if keep is not None:
+        statement = statement.where(AuthSession.id != keep)
+    await session.execute(statement.values(revoked_at=now, revoked_reason=reason))
+
+
+async def active_user_in_session(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+) -> User | None:
+    """The user, with roles, if active and the session is live: one statement per request."""
+    result = await session.execute(
+        select(User)
+        .join(
+            AuthSession,
+            and_(
+                AuthSession.user_id == User.id,
+                AuthSession.id == session_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            ),
+        )
+        .where(User.id == user_id, User.is_active.is_(True))
+    )
+    return result.unique().scalar_one_or_none()

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from keel.core.dependencies import DbSession, Hasher, Limiter, Mailer, Tokens, rate_limit
+from keel.core.ratelimit import Limit
+from keel.features.auth import service
+from keel.features.auth.emails import send_welcome_email
+from keel.features.auth.schemas import LoginRequest, RefreshRequest, TokenPair
+from keel.features.users import service as users
+from keel.features.users.schemas import UserCreate, UserResponse
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(rate_limit(Limit.REGISTER_IP))],
+)
+async def register(
+    body: UserCreate,
+    session: DbSession,
+    hasher: Hasher,
+    mailer: Mailer,
+    background: BackgroundTasks,
+) -> UserResponse:
+    user = await users.create_user(session, hasher, body)
+    background.add_task(send_welcome_email, mailer, user.email, user.full_name)
+    return UserResponse.model_validate(user)
+
+
+@router.post("/login", dependencies=[Depends(rate_limit(Limit.LOGIN_IP))])
+async def login(
+    body: LoginRequest, session: DbSession, hasher: Hasher, tokens: Tokens, limiter: Limiter
+) -> TokenPair:
+    return await service.login(session, hasher, tokens, limiter, body.email, body.password)
+
+
+@router.post(
+    "/token",
+    summary="Login with an OAuth2 password form (the Authorize button in /docs)",
+    dependencies=[Depends(rate_limit(Limit.LOGIN_IP))],
+)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: DbSession,
+    hasher: Hasher,
+    tokens: Tokens,
+    limiter: Limiter,
+) -> TokenPair:
+    body = LoginRequest(email=form.username, password=form.password)
+    return await service.login(session, hasher, tokens, limiter, body.email, body.password)
+
+
+@router.post("/refresh", dependencies=[Depends(rate_limit(Limit.REFRESH_IP))])
+async def refresh(body: RefreshRequest, session: DbSession, tokens: Tokens) -> TokenPair:
+    return await service.refresh(session, tokens, body.refresh_token)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(rate_limit(Limit.REFRESH_IP))],
+)
+async def logout(body: RefreshRequest, session: DbSession, tokens: Tokens) -> None:
+    await service.logout(session, tokens, body.refresh_token)

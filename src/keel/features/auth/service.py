@@ -1,0 +1,144 @@
+"""Login, refresh-token rotation with reuse detection, logout, and session revocation.
+
+A login opens a session (a refresh-token family). Each refresh spends the presented token and
+issues the next one in the same family. Presenting a spent token again means it was copied:
+the whole family is revoked, and that revocation is committed before the 401 goes out, so it
+survives the error. Access tokens name their session, so revocation stops them at once too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.core.errors import UnauthorizedError
+from keel.core.logging import get_logger
+from keel.core.models import utcnow
+from keel.core.ratelimit import Limit, RateLimiter
+from keel.core.security.passwords import PasswordHasher
+from keel.core.security.tokens import InvalidTokenError, TokenService
+from keel.features.auth import repository
+from keel.features.auth.models import AuthSession, RefreshToken
+from keel.features.auth.schemas import TokenPair
+from keel.features.users import service as users
+from keel.features.users.models import User
+
+log = get_logger(__name__)
+
+BAD_CREDENTIALS = "Invalid email or password"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: the user and the login session the access token belongs to."""
+
+    user: User
+    session_id: uuid.UUID
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def login(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+    limiter: RateLimiter,
+    email: str,
+    password: str,
+) -> TokenPair:
+    """Same 401, and about the same time, for an unknown email and a wrong password."""
+    await limiter.hit(Limit.LOGIN_ACCOUNT, email.lower())
+    user = await users.get_by_email(session, email)
+    valid, upgraded_hash = await hasher.verify(password, user.password_hash if user else None)
+    if user is None or not valid or not user.is_active:
+        raise UnauthorizedError(BAD_CREDENTIALS)
+    if upgraded_hash is not None:
+        await users.replace_password_hash(session, user, upgraded_hash)
+    return await _open_session(session, tokens, user)
+
+
+async def _open_session(session: AsyncSession, tokens: TokenService, user: User) -> TokenPair:
+    now = utcnow()
+    family = AuthSession(id=uuid.uuid4(), user_id=user.id, expires_at=now + tokens.refresh_lifetime)
+    await repository.add(session, family)
+    return await _issue_pair(session, tokens, user.id, family.id)
+
+
+async def _issue_pair(
+    session: AsyncSession, tokens: TokenService, user_id: uuid.UUID, session_id: uuid.UUID
+) -> TokenPair:
+    now = utcnow()
+    access = tokens.issue("access", subject=user_id, session_id=session_id, now=now)
+    refresh = tokens.issue("refresh", subject=user_id, session_id=session_id, now=now)
+    await repository.add(
+        session,
+        RefreshToken(
+            id=refresh.claims.token_id,
+            session_id=session_id,
+            token_hash=_digest(refresh.token),
+            created_at=now,
+            expires_at=refresh.claims.expires_at,
+        ),
+    )
+    return TokenPair(
+        access_token=access.token,
+        refresh_token=refresh.token,
+        expires_in=int(tokens.access_lifetime.total_seconds()),
+    )
+
+
+async def refresh(session: AsyncSession, tokens: TokenService, refresh_token: str) -> TokenPair:
+    claims = tokens.decode(refresh_token, "refresh")
+    stored = await repository.get_refresh_token(session, _digest(refresh_token))
+    if stored is None or stored.session_id != claims.session_id:
+        raise InvalidTokenError()
+    now = utcnow()
+    if not await repository.spend(session, stored.id, now):
+        await _revoke_family_for_reuse(session, claims.subject, claims.session_id)
+        raise InvalidTokenError("Refresh token already used; the session has been revoked")
+    family = await repository.get_session(session, claims.session_id)
+    user = await users.get_active(session, claims.subject)
+    if family is None or family.revoked_at is not None or family.expires_at <= now:
+        raise InvalidTokenError("Session ended")
+    if user is None:
+        raise InvalidTokenError()
+    return await _issue_pair(session, tokens, user.id, family.id)
+
+
+async def _revoke_family_for_reuse(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    await repository.revoke_sessions(session, user_id, utcnow(), "refresh_reuse", only=session_id)
+    await session.commit()  # must outlive the 401 that follows (which rolls back the rest)
+    log.warning("refresh_token_reuse", user_id=str(user_id), session_id=str(session_id))
+
+
+async def logout(session: AsyncSession, tokens: TokenService, refresh_token: str) -> None:
+    """Revoke the token's whole session. Idempotent for a token that was already spent."""
+    claims = tokens.decode(refresh_token, "refresh")
+    stored = await repository.get_refresh_token(session, _digest(refresh_token))
+    if stored is None:
+        raise InvalidTokenError()
+    await repository.revoke_sessions(
+        session, claims.subject, utcnow(), "logout", only=claims.session_id
+    )
+
+
+async def revoke_other_sessions(session: AsyncSession, user_id: uuid.UUID, keep: uuid.UUID) -> None:
+    await repository.revoke_sessions(session, user_id, utcnow(), "password_changed", keep=keep)
+
+
+async def authenticate(session: AsyncSession, tokens: TokenService, access_token: str) -> Principal:
+    """The caller behind an access token; 401 if the user or session is no longer valid."""
+    claims = tokens.decode(access_token, "access")
+    user = await repository.active_user_in_session(
+        session, claims.subject, claims.session_id, utcnow()
+    )
+    if user is None:
+        raise InvalidTokenError()
+    return Principal(user=user, session_id=claims.session_id)

@@ -1,0 +1,1 @@
+"""Accounts: who the users are, their roles, and how admins manage them."""

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    ADMIN = "admin"
+
+
+class User(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "users"
+
+    # Stored lower-cased, so the unique constraint is case-insensitive on every database.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    # Joined eagerly: the current user is loaded with its roles in one statement per request.
+    role_rows: Mapped[list[UserRole]] = relationship(
+        cascade="all, delete-orphan", lazy="joined", order_by="UserRole.role"
+    )
+
+    @property
+    def roles(self) -> list[Role]:
+        return [Role(row.role) for row in self.role_rows]
+
+    def set_roles(self, roles: set[Role]) -> None:
+        kept = [row for row in self.role_rows if row.role in roles]
+        present = {row.role for row in kept}
+        self.role_rows = kept + [UserRole(role=r.value) for r in sorted(roles) if r not in present]
+
+    def has_role(self, role: Role) -> bool:
+        return any(row.role == role for row in self.role_rows)
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+    __table_args__ = (CheckConstraint("role IN ('customer', 'admin')", name="known_role"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)

@@ -1,0 +1,49 @@
+"""SQL for users. Services call these; nothing else touches the tables."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.features.users.models import User, UserRole
+from keel.features.users.schemas import UserFilters
+
+
+async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.execute(select(User).where(User.email == email.lower()))
+    return result.unique().scalar_one_or_none()
+
+
+def filtered(filters: UserFilters) -> Select[User]:
+    statement = select(User).order_by(User.created_at, User.id)
+    if filters.email:
+        pattern = (
+            "%"
+            + filters.email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            + "%"
+        )
+        statement = statement.where(User.email.like(pattern, escape="\\"))
+    if filters.role is not None:
+        statement = statement.where(
+            exists().where(UserRole.user_id == User.id, UserRole.role == filters.role.value)
+        )
+    if filters.is_active is not None:
+        statement = statement.where(User.is_active.is_(filters.is_active))
+    return statement
+
+
+async def add(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def delete(session: AsyncSession, user: User) -> None:
+    await session.delete(user)
+    await session.flush()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from keel.core.dependencies import DbSession, Hasher
+from keel.core.pagination import Page, Pagination
+from keel.features.auth import service as auth
+from keel.features.auth.dependencies import AdminUser, CurrentPrincipal, CurrentUser
+from keel.features.users import service
+from keel.features.users.models import Role
+from keel.features.users.schemas import AdminUserUpdate, MeUpdate, UserFilters, UserResponse
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me")
+async def read_me(user: CurrentUser) -> UserResponse:
+    return UserResponse.model_validate(user)
+
+
+@router.patch("/me")
+async def update_me(
+    changes: MeUpdate, principal: CurrentPrincipal, session: DbSession, hasher: Hasher
+) -> UserResponse:
+    async def revoke_other_sessions() -> None:
+        await auth.revoke_other_sessions(session, principal.user.id, keep=principal.session_id)
+
+    user = await service.update_me(session, hasher, principal.user, changes, revoke_other_sessions)
+    return UserResponse.model_validate(user)
+
+
+@router.get("", summary="List users (admin)")
+async def list_users(
+    _: AdminUser,
+    session: DbSession,
+    pagination: Pagination,
+    email: Annotated[str | None, Query(max_length=320, description="Email contains")] = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+) -> Page[UserResponse]:
+    filters = UserFilters(email=email, role=role, is_active=is_active)
+    return await service.list_users(session, filters, pagination)
+
+
+@router.get("/{user_id}", summary="Read a user (admin, or the user themself)")
+async def read_user(user_id: uuid.UUID, actor: CurrentUser, session: DbSession) -> UserResponse:
+    return UserResponse.model_validate(await service.get_for(session, actor, user_id))
+
+
+@router.patch("/{user_id}", summary="Change a user's roles, activation or name (admin)")
+async def update_user(
+    user_id: uuid.UUID, changes: AdminUserUpdate, actor: CurrentUser, session: DbSession
+) -> UserResponse:
+    return UserResponse.model_validate(await service.admin_update(session, actor, user_id, changes))
+
+
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a user (admin)"
+)
+async def delete_user(user_id: uuid.UUID, actor: CurrentUser, session: DbSession) -> None:
+    await service.delete_user(session, actor, user_id)

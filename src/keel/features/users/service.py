@@ -1,0 +1,198 @@
+"""The rules for accounts: uniqueness, password changes, and who may see or change whom.
+
+Object-level authorization lives here, not in routers: a non-admin asking for someone else's
+account gets 404 (the account's existence is not revealed), and admins cannot lock themselves
+out by deactivating, demoting or deleting their own account.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+from keel.core.pagination import Page, PageParams, paginate
+from keel.core.security.passwords import PasswordHasher
+from keel.features.users import repository
+from keel.features.users.models import Role, User
+from keel.features.users.schemas import (
+    AdminUserUpdate,
+    MeUpdate,
+    UserCreate,
+    UserFilters,
+    UserResponse,
+    password_differs_from_email,
+)
+
+OnPasswordChanged = Callable[[], Awaitable[None]]
+
+
+class Access(StrEnum):
+    READ = "read"
+    MANAGE = "manage"
+
+
+def _email_taken() -> ConflictError:
+    return ConflictError("An account with this email already exists", details={"field": "email"})
+
+
+async def create_user(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    data: UserCreate,
+    roles: set[Role] | None = None,
+) -> User:
+    if await repository.get_by_email(session, data.email) is not None:
+        raise _email_taken()
+    user = User(
+        email=data.email,
+        full_name=data.full_name,
+        password_hash=await hasher.hash(data.password),
+        is_active=True,
+    )
+    user.set_roles(roles or {Role.CUSTOMER})
+    try:
+        # A savepoint, so losing a registration race leaves the request's transaction usable.
+        async with session.begin_nested():
+            await repository.add(session, user)
+    except IntegrityError:
+        raise _email_taken() from None
+    return user
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    return await repository.get_by_email(session, email)
+
+
+async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    user = await repository.get(session, user_id)
+    return user if user is not None and user.is_active else None
+
+
+async def replace_password_hash(session: AsyncSession, user: User, new_hash: str) -> None:
+    """Store a re-hash with current parameters (done after a successful login)."""
+    user.password_hash = new_hash
+    await session.flush()
+
+
+async def update_me(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    user: User,
+    changes: MeUpdate,
+    on_password_changed: OnPasswordChanged,
+) -> User:
+    sent = changes.model_fields_set
+    if any(getattr(changes, field) is None for field in sent):
+        nulls = [f for f in sorted(sent) if getattr(changes, f) is None]
+        raise ValidationFailedError(
+            "These fields cannot be null",
+            errors=[{"loc": ["body", f], "msg": "may not be null", "type": "null"} for f in nulls],
+        )
+    if "email" in sent and changes.email != user.email:
+        if await repository.get_by_email(session, str(changes.email)) is not None:
+            raise _email_taken()
+        user.email = str(changes.email)
+    if "full_name" in sent:
+        user.full_name = str(changes.full_name)
+    if "current_password" in sent and "password" not in sent:
+        raise ValidationFailedError(
+            errors=[{"loc": ["body", "password"], "msg": "missing new password", "type": "missing"}]
+        )
+    if "password" in sent:
+        await _change_password(hasher, user, changes)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise _email_taken() from None
+    if "password" in sent:
+        await on_password_changed()
+    return user
+
+
+async def _change_password(hasher: PasswordHasher, user: User, changes: MeUpdate) -> None:
+    new_password = str(changes.password)
+    if not changes.current_password:
+        raise ValidationFailedError(
+            "The current password is required to set a new one",
+            errors=[{"loc": ["body", "current_password"], "msg": "required", "type": "missing"}],
+        )
+    valid, _ = await hasher.verify(changes.current_password, user.password_hash)
+    if not valid:
+        raise ValidationFailedError(
+            "The current password is wrong",
+            errors=[
+                {
+                    "loc": ["body", "current_password"],
+                    "msg": "does not match",
+                    "type": "wrong_password",
+                }
+            ],
+        )
+    try:
+        password_differs_from_email(new_password, user.email)
+    except ValueError as exc:
+        raise ValidationFailedError(
+            errors=[{"loc": ["body", "password"], "msg": str(exc), "type": "value_error"}]
+        ) from None
+    user.password_hash = await hasher.hash(new_password)
+
+
+async def list_users(
+    session: AsyncSession, filters: UserFilters, params: PageParams
+) -> Page[UserResponse]:
+    return await paginate(
+        session, repository.filtered(filters), params, UserResponse.model_validate
+    )
+
+
+async def get_for(
+    session: AsyncSession, actor: User, user_id: uuid.UUID, access: Access = Access.READ
+) -> User:
+    """The account `actor` may see (READ: admins, or the user themself) or manage (admins)."""
+    is_admin = actor.has_role(Role.ADMIN)
+    if not is_admin and user_id != actor.id:
+        raise NotFoundError("User not found")
+    if not is_admin and access is Access.MANAGE:
+        raise ForbiddenError("Only admins can manage accounts here; use /users/me")
+    user = await repository.get(session, user_id)
+    if user is None:
+        raise NotFoundError("User not found")
+    return user
+
+
+async def admin_update(
+    session: AsyncSession, actor: User, user_id: uuid.UUID, changes: AdminUserUpdate
+) -> User:
+    user = await get_for(session, actor, user_id, Access.MANAGE)
+    sent = changes.model_fields_set
+    nulls = [f for f in sorted(sent) if getattr(changes, f) is None]
+    if nulls:
+        raise ValidationFailedError(
+            "These fields cannot be null",
+            errors=[{"loc": ["body", f], "msg": "may not be null", "type": "null"} for f in nulls],
+        )
+    if user.id == actor.id and (
+        changes.is_active is False or ("roles" in sent and Role.ADMIN not in (changes.roles or []))
+    ):
+        raise ConflictError("Admins cannot deactivate or demote their own account")
+    if changes.full_name is not None:
+        user.full_name = changes.full_name
+    if changes.roles is not None:
+        user.set_roles(set(changes.roles))
+    if changes.is_active is not None:
+        user.is_active = changes.is_active
+    await session.flush()
+    return user
+
+
+async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) -> None:
+    user = await get_for(session, actor, user_id, Access.MANAGE)
+    if user.id == actor.id:
+        raise ConflictError("Admins cannot delete their own account")
+    await repository.delete(session, user)
