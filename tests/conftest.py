@@ -26,6 +26,7 @@ from tests.support import routes
 from tests.support.app import isolate_sessions, serve
 from tests.support.databases import (
     create_probe_table,
+    empty_all_tables,
     fresh_database_url,
     migrate,
     provision_database,
@@ -65,6 +66,24 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def live_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A second migrated database, for tests that must commit through the app's real pool."""
+    url = fresh_database_url("live", tmp_path_factory.mktemp("live"))
+    asyncio.run(migrate(url))
+    return url
+
+
+@pytest.fixture
+async def live_settings(
+    make_settings: MakeSettings, live_database_url: str
+) -> AsyncIterator[Settings]:
+    """Settings for an app on its own engine and pool (real commits, real concurrency);
+    every table is emptied afterwards."""
+    yield make_settings(database_url=live_database_url)
+    await empty_all_tables(live_database_url)
+
+
 @pytest.fixture
 def make_settings(database_url: str) -> MakeSettings:
     def make(**overrides: Any) -> Settings:
@@ -73,6 +92,15 @@ def make_settings(database_url: str) -> MakeSettings:
             "database_url": database_url,
             "auto_migrate": False,
             "jwt_secret": TEST_JWT_SECRET,
+            # Cheap Argon2 and generous limits keep unrelated tests fast and independent;
+            # the tests about hashing and limits set their own.
+            "password_hash_time_cost": 1,
+            "password_hash_memory_kib": 1024,
+            "rate_limit_default": "100000/minute",
+            "rate_limit_login_ip": "100000/minute",
+            "rate_limit_login_account": "100000/minute",
+            "rate_limit_register_ip": "100000/minute",
+            "rate_limit_refresh_ip": "100000/minute",
             "_env_file": None,
         }
         values.update(overrides)

@@ -71,3 +71,41 @@ def test_migrate_commands_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_unknown_command_fails() -> None:
     result = runner.invoke(cli, ["frobnicate"])
     assert result.exit_code != 0
+
+
+def test_create_admin_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = fresh_database_url("admin", tmp_path)
+    monkeypatch.setenv("KEEL_DATABASE_URL", url)
+    monkeypatch.setenv("KEEL_ADMIN_PASSWORD", "an-admin-password")
+    monkeypatch.setenv("KEEL_PASSWORD_HASH_MEMORY_KIB", "1024")
+    assert runner.invoke(cli, ["migrate", "upgrade"]).exit_code == 0
+    first = runner.invoke(cli, ["create-admin", "--email", "Root@Example.com"])
+    second = runner.invoke(cli, ["create-admin", "--email", "root@example.com"])
+    assert first.exit_code == 0, first.output
+    assert "Created admin root@example.com" in first.output
+    assert second.exit_code == 0, second.output
+    assert "password unchanged" in second.output
+    assert "an-admin-password" not in first.output + second.output
+
+
+def test_create_admin_prompts_without_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEL_DATABASE_URL", fresh_database_url("prompt", tmp_path))
+    monkeypatch.setenv("KEEL_PASSWORD_HASH_MEMORY_KIB", "1024")
+    assert runner.invoke(cli, ["migrate", "upgrade"]).exit_code == 0
+    result = runner.invoke(
+        cli, ["create-admin", "--email", "p@example.com"], input="typed-password\ntyped-password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created admin p@example.com" in result.output
+
+
+def test_create_admin_refuses_a_weak_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEL_DATABASE_URL", fresh_database_url("weak", tmp_path))
+    monkeypatch.setenv("KEEL_ADMIN_PASSWORD", "short")
+    result = runner.invoke(cli, ["create-admin", "--email", "w@example.com"])
+    assert result.exit_code == 2
+    assert "password" in result.output

@@ -7,6 +7,7 @@ does not document.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
@@ -20,9 +21,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from keel.core.config import load_settings
+from keel.core.config import Settings, load_settings
+from keel.core.database import Database, committing
+from keel.core.security.passwords import PasswordHasher
+from keel.features.users import service as users
+from keel.features.users.models import Role
+from keel.features.users.schemas import UserCreate
 from keel.main import create_app
 from tests.conftest import TEST_JWT_SECRET
+from tests.support.app import serve
 from tests.support.databases import fresh_database_url
 
 CHECKS = [
@@ -33,24 +40,48 @@ CHECKS = [
 ]
 
 
-def contract_app() -> FastAPI:
-    """The app on a database of its own (the contract run commits real rows).
+ADMIN_EMAIL = "contract-admin@example.com"
+ADMIN_PASSWORD = "contract-admin-password"
 
-    Built at import because schemathesis parametrizes at collection time; the lifespan
-    migrates the fresh database on the first call.
-    """
+
+def contract_settings() -> Settings:
+    """A database of its own (the contract run commits real rows), limits out of the way."""
     directory = Path(tempfile.mkdtemp(prefix="keel-contract-"))
-    settings = load_settings(
+    return load_settings(
         environment="test",
         database_url=fresh_database_url("contract", directory),
         auto_migrate=True,
         jwt_secret=TEST_JWT_SECRET,
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
+        rate_limit_enabled=False,
         _env_file=None,
     )
-    return create_app(settings)
 
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", contract_app())
+async def admin_token(app: FastAPI) -> str:
+    """Log in an admin, so the run reaches past 401 into every operation's real work."""
+    async with serve(app) as http:  # a lifespan of its own; it migrates the database
+        data = UserCreate(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, full_name="Contract")
+        database = Database.from_settings(app_settings)
+        try:
+            async with database.sessionmaker() as session, committing(session):
+                hasher = PasswordHasher(time_cost=1, memory_kib=1024)
+                await users.create_user(session, hasher, data, roles={Role.ADMIN, Role.CUSTOMER})
+        finally:
+            await database.dispose()
+        response = await http.post(
+            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+
+# Built at import: schemathesis parametrizes at collection time.
+app_settings = contract_settings()
+APP = create_app(app_settings)
+AUTHORIZATION = {"Authorization": f"Bearer {asyncio.run(admin_token(APP))}"}
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @schema.parametrize()
@@ -61,4 +92,4 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", contract_app())
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_contract(case: schemathesis.Case) -> None:
-    case.call_and_validate(checks=CHECKS)
+    case.call_and_validate(checks=CHECKS, headers=AUTHORIZATION)

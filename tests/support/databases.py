@@ -76,3 +76,16 @@ async def create_probe_table(url: str) -> None:
             )
     finally:
         await database.dispose()
+
+
+async def empty_all_tables(url: str) -> None:
+    """Delete every row the app's tables hold (for tests that commit through the real pool)."""
+    from keel.models import Base
+
+    database = Database.from_settings(load_settings(database_url=url, _env_file=None))
+    try:
+        async with database.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(table.delete())
+    finally:
+        await database.dispose()

@@ -27,6 +27,8 @@ from starlette.requests import HTTPConnection
 
 from keel.core.config import Settings
 
+SQLITE_IMMEDIATE = "keel_sqlite_begin_immediate"
+
 
 def _sqlite_file(url: URL) -> Path | None:
     database = url.database
@@ -89,7 +91,11 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, wal: bool) -
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # Sessions may write, so they take the write lock up front (BEGIN IMMEDIATE): a
+        # deferred transaction that reads and then writes fails at once with "database is
+        # locked" when another writer got there first, instead of waiting its busy timeout.
+        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Database:
@@ -97,7 +103,10 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        session_engine = engine
+        if engine.dialect.name == "sqlite":
+            session_engine = engine.execution_options(**{SQLITE_IMMEDIATE: True})
+        self.sessionmaker = async_sessionmaker(session_engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:

@@ -104,5 +104,5 @@ class TokenService:
         except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
             raise InvalidTokenError() from None
         if claims.token_type != expected_type:
-            raise InvalidTokenError(f"Expected an {expected_type} token")
+            raise InvalidTokenError(f"Expected a token of type {expected_type!r}")
         return claims

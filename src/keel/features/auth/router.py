@@ -4,8 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import ValidationError
 
 from keel.core.dependencies import DbSession, Hasher, Limiter, Mailer, Tokens, rate_limit
+from keel.core.errors import ValidationFailedError
 from keel.core.ratelimit import Limit
 from keel.features.auth import service
 from keel.features.auth.emails import send_welcome_email
@@ -52,7 +54,20 @@ async def token(
     tokens: Tokens,
     limiter: Limiter,
 ) -> TokenPair:
-    body = LoginRequest(email=form.username, password=form.password)
+    try:
+        body = LoginRequest(email=form.username, password=form.password)
+    except ValidationError as exc:
+        form_names = {"email": "username"}  # report the form's field names, not ours
+        raise ValidationFailedError(
+            errors=[
+                {
+                    "loc": ["body", form_names.get(str(e["loc"][0]), str(e["loc"][0]))],
+                    "msg": e["msg"],
+                    "type": e["type"],
+                }
+                for e in exc.errors()
+            ]
+        ) from None
     return await service.login(session, hasher, tokens, limiter, body.email, body.password)
 
 

@@ -29,7 +29,7 @@ class User(UUIDPrimaryKey, Timestamps, Base):
 
     @property
     def roles(self) -> list[Role]:
-        return [Role(row.role) for row in self.role_rows]
+        return sorted(Role(row.role) for row in self.role_rows)
 
     def set_roles(self, roles: set[Role]) -> None:
         kept = [row for row in self.role_rows if row.role in roles]

@@ -1,0 +1,118 @@
+"""PATCH /users/me: partial updates, nulls refused, password change rules."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.accounts import Account, login, signed_up
+from tests.support.assertions import assert_error_body
+
+ME = "/api/v1/users/me"
+
+
+@pytest.fixture
+async def account(client: httpx.AsyncClient) -> Account:
+    return await signed_up(client, full_name="Original Name")
+
+
+async def patch(client: httpx.AsyncClient, account: Account, body: object) -> httpx.Response:
+    return await client.patch(ME, json=body, headers=account.headers)
+
+
+async def test_only_sent_fields_change(client: httpx.AsyncClient, account: Account) -> None:
+    before = (await client.get(ME, headers=account.headers)).json()
+    response = await patch(client, account, {"full_name": "New Name"})
+    assert response.status_code == 200
+    after = response.json()
+    assert after["full_name"] == "New Name"
+    assert after["email"] == before["email"]
+    assert after["roles"] == before["roles"]
+    assert after["updated_at"] >= before["updated_at"]
+
+
+async def test_empty_patch_changes_nothing(client: httpx.AsyncClient, account: Account) -> None:
+    response = await patch(client, account, {})
+    assert response.status_code == 200
+    assert response.json()["full_name"] == "Original Name"
+
+
+@pytest.mark.parametrize("field", ["full_name", "email", "password"])
+async def test_explicit_null_is_refused(
+    client: httpx.AsyncClient, account: Account, field: str
+) -> None:
+    error = assert_error_body(await patch(client, account, {field: None}), 422, "VALIDATION_ERROR")
+    assert error["details"]["errors"][0]["loc"] == ["body", field]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("field", ["roles", "is_active", "password_hash", "id"])
+async def test_privileged_fields_cannot_be_patched(
+    client: httpx.AsyncClient, account: Account, field: str
+) -> None:
+    response = await patch(client, account, {field: ["admin"] if field == "roles" else True})
+    assert_error_body(response, 422, "VALIDATION_ERROR")
+    me = (await client.get(ME, headers=account.headers)).json()
+    assert me["roles"] == ["customer"]
+
+
+async def test_email_change_must_stay_unique(client: httpx.AsyncClient, account: Account) -> None:
+    other = await signed_up(client)
+    response = await patch(client, account, {"email": other.email.upper()})
+    assert_error_body(response, 409, "CONFLICT")
+
+
+async def test_email_change_is_normalised(client: httpx.AsyncClient, account: Account) -> None:
+    response = await patch(client, account, {"email": "Moved@Example.COM"})
+    assert response.json()["email"] == "moved@example.com"
+
+
+async def test_password_change_needs_the_current_password(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    missing = await patch(client, account, {"password": "brand-new-pass"})
+    wrong = await patch(
+        client, account, {"password": "brand-new-pass", "current_password": "nope-nope"}
+    )
+    only_current = await patch(client, account, {"current_password": account.password})
+    for response, field in (
+        (missing, "current_password"),
+        (wrong, "current_password"),
+        (only_current, "password"),
+    ):
+        error = assert_error_body(response, 422, "VALIDATION_ERROR")
+        assert error["details"]["errors"][0]["loc"] == ["body", field]  # type: ignore[index]
+    await login(client, account.email, account.password)  # unchanged
+
+
+async def test_new_password_cannot_be_the_email(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await patch(
+        client, account, {"password": account.email, "current_password": account.password}
+    )
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    assert "email" in error["details"]["errors"][0]["msg"]  # type: ignore[index]
+
+
+async def test_password_change_revokes_every_other_session(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    elsewhere = await login(client, account.email, account.password)
+    response = await patch(
+        client, account, {"password": "brand-new-pass", "current_password": account.password}
+    )
+    assert response.status_code == 200
+    # The session that changed the password keeps working...
+    assert (await client.get(ME, headers=account.headers)).status_code == 200
+    # ...every other one stops at once, access and refresh tokens alike.
+    other_headers = {"Authorization": f"Bearer {elsewhere['access_token']}"}
+    assert_error_body(await client.get(ME, headers=other_headers), 401, "UNAUTHORIZED")
+    refreshed = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": elsewhere["refresh_token"]}
+    )
+    assert_error_body(refreshed, 401, "UNAUTHORIZED")
+    old = await client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert_error_body(old, 401, "UNAUTHORIZED")
+    await login(client, account.email, "brand-new-pass")
