@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # two workers importing under coverage, on 2 CPUs
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = process.stdout.read().decode() if process.stdout else ""
@@ -59,7 +59,7 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
                 return
         except httpx.TransportError:
             time.sleep(0.2)
-    pytest.fail("keel serve did not become healthy in 30 s")
+    pytest.fail("keel serve did not become healthy in 60 s")
 
 
 def test_metrics_add_up_across_worker_processes(server: str) -> None:
