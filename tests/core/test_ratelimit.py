@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.support.accounts import register
-from tests.support.app import isolate_sessions, serve
+from tests.support.app import isolated_app, serve
 from tests.support.assertions import assert_error_body
 from tests.support.databases import REDIS_URL
 from tests.support.network import closed_port
@@ -21,8 +21,7 @@ LOGIN = "/api/v1/auth/login"
 async def test_brute_force_on_one_account_reaches_429(
     make_settings: MakeSettings, db_connection: AsyncConnection
 ) -> None:
-    application = create_app(make_settings(rate_limit_login_account="3/minute"))
-    isolate_sessions(application, db_connection)
+    application = isolated_app(make_settings(rate_limit_login_account="3/minute"), db_connection)
     async with serve(application) as http:
         user, password = await register(http)
         attempts = [
@@ -52,8 +51,7 @@ async def test_login_is_limited_per_ip_across_accounts(make_settings: MakeSettin
 async def test_register_is_limited_per_ip(
     make_settings: MakeSettings, db_connection: AsyncConnection
 ) -> None:
-    application = create_app(make_settings(rate_limit_register_ip="1/minute"))
-    isolate_sessions(application, db_connection)
+    application = isolated_app(make_settings(rate_limit_register_ip="1/minute"), db_connection)
     async with serve(application) as http:
         await register(http)
         second = await http.post(

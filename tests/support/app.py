@@ -10,7 +10,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from keel.core.config import Settings
 from keel.core.database import committing, get_session
+from keel.main import create_app
 
 
 def isolate_sessions(app: FastAPI, connection: AsyncConnection) -> None:
@@ -41,3 +43,10 @@ async def serve(
         ) as http,
     ):
         yield http
+
+
+def isolated_app(settings: Settings, connection: AsyncConnection) -> FastAPI:
+    """An app from the real factory whose sessions are savepoints on the test's connection."""
+    application = create_app(settings)
+    isolate_sessions(application, connection)
+    return application

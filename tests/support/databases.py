@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -58,34 +60,33 @@ async def provision_database(label: str, directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / label}.db"  # directory is a fresh tmp dir
 
 
-async def migrate(url: str, revision: str = "head") -> None:
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Database]:
+    """A short-lived engine on `url`, disposed afterwards."""
     database = Database.from_settings(load_settings(database_url=url, _env_file=None))
     try:
-        await runner.upgrade(database.engine, revision)
+        yield database
     finally:
         await database.dispose()
+
+
+async def migrate(url: str, revision: str = "head") -> None:
+    async with opened(url) as database:
+        await runner.upgrade(database.engine, revision)
 
 
 async def create_probe_table(url: str) -> None:
     """A scratch table outside the migrations, for observing commits and rollbacks."""
-    database = Database.from_settings(load_settings(database_url=url, _env_file=None))
-    try:
-        async with database.engine.begin() as connection:
-            await connection.execute(
-                text("CREATE TABLE IF NOT EXISTS test_probe (label VARCHAR(64) NOT NULL)")
-            )
-    finally:
-        await database.dispose()
+    async with opened(url) as database, database.engine.begin() as connection:
+        await connection.execute(
+            text("CREATE TABLE IF NOT EXISTS test_probe (label VARCHAR(64) NOT NULL)")
+        )
 
 
 async def empty_all_tables(url: str) -> None:
     """Delete every row the app's tables hold (for tests that commit through the real pool)."""
     from keel.models import Base
 
-    database = Database.from_settings(load_settings(database_url=url, _env_file=None))
-    try:
-        async with database.engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                await connection.execute(table.delete())
-    finally:
-        await database.dispose()
+    async with opened(url) as database, database.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import StaticPool
-from starlette.requests import HTTPConnection
 
 from keel.core.config import Settings
+from keel.core.state import from_state
 
 SQLITE_IMMEDIATE = "keel_sqlite_begin_immediate"
 
@@ -125,9 +125,7 @@ class Database:
         await self.engine.dispose()
 
 
-def get_database(connection: HTTPConnection) -> Database:
-    database: Database = connection.state.database
-    return database
+get_database = from_state("database", Database)
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ from keel.core.email import EmailSender
 from keel.core.ratelimit import Limit, RateLimiter, client_address
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
+from keel.core.state import from_state
 
 __all__ = [
     "AppSettings",
@@ -27,36 +28,11 @@ __all__ = [
 ]
 
 
-def get_app_settings(connection: HTTPConnection) -> Settings:
-    settings: Settings = connection.state.settings
-    return settings
-
-
-def get_password_hasher(connection: HTTPConnection) -> PasswordHasher:
-    hasher: PasswordHasher = connection.state.password_hasher
-    return hasher
-
-
-def get_token_service(connection: HTTPConnection) -> TokenService:
-    tokens: TokenService = connection.state.token_service
-    return tokens
-
-
-def get_rate_limiter(connection: HTTPConnection) -> RateLimiter:
-    limiter: RateLimiter = connection.state.rate_limiter
-    return limiter
-
-
-def get_email_sender(connection: HTTPConnection) -> EmailSender:
-    sender: EmailSender = connection.state.email_sender
-    return sender
-
-
-AppSettings = Annotated[Settings, Depends(get_app_settings)]
-Hasher = Annotated[PasswordHasher, Depends(get_password_hasher)]
-Tokens = Annotated[TokenService, Depends(get_token_service)]
-Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
-Mailer = Annotated[EmailSender, Depends(get_email_sender)]
+AppSettings = Annotated[Settings, Depends(from_state("settings", Settings))]
+Hasher = Annotated[PasswordHasher, Depends(from_state("password_hasher", PasswordHasher))]
+Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenService))]
+Limiter = Annotated[RateLimiter, Depends(from_state("rate_limiter", RateLimiter))]
+Mailer = Annotated[EmailSender, Depends(from_state("email_sender", EmailSender))]
 
 
 def rate_limit(limit: Limit) -> Callable[[HTTPConnection, RateLimiter], Coroutine[Any, Any, None]]:

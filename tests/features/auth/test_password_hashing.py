@@ -9,10 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.security.passwords import PasswordHasher
 from keel.features.users.models import User
-from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.support.accounts import login, register
-from tests.support.app import isolate_sessions, serve
+from tests.support.app import isolated_app, serve
 
 
 async def stored_hash(connection: AsyncConnection, user_id: str) -> str:
@@ -25,8 +24,9 @@ async def stored_hash(connection: AsyncConnection, user_id: str) -> str:
 async def test_outdated_hash_is_upgraded_on_login(
     make_settings: MakeSettings, db_connection: AsyncConnection
 ) -> None:
-    old = create_app(make_settings(password_hash_time_cost=1, password_hash_memory_kib=1024))
-    isolate_sessions(old, db_connection)
+    old = isolated_app(
+        make_settings(password_hash_time_cost=1, password_hash_memory_kib=1024), db_connection
+    )
     async with serve(old) as http:
         user, password = await register(http)
     before = await stored_hash(db_connection, user["id"])
@@ -34,8 +34,9 @@ async def test_outdated_hash_is_upgraded_on_login(
     assert "m=1024,t=1" in before
     assert password not in before
 
-    new = create_app(make_settings(password_hash_time_cost=2, password_hash_memory_kib=2048))
-    isolate_sessions(new, db_connection)
+    new = isolated_app(
+        make_settings(password_hash_time_cost=2, password_hash_memory_kib=2048), db_connection
+    )
     async with serve(new) as http:
         await login(http, user["email"], password)
         after = await stored_hash(db_connection, user["id"])
@@ -47,13 +48,15 @@ async def test_outdated_hash_is_upgraded_on_login(
 async def test_wrong_password_never_upgrades(
     make_settings: MakeSettings, db_connection: AsyncConnection
 ) -> None:
-    old = create_app(make_settings(password_hash_time_cost=1, password_hash_memory_kib=1024))
-    isolate_sessions(old, db_connection)
+    old = isolated_app(
+        make_settings(password_hash_time_cost=1, password_hash_memory_kib=1024), db_connection
+    )
     async with serve(old) as http:
         user, _ = await register(http)
     before = await stored_hash(db_connection, user["id"])
-    new = create_app(make_settings(password_hash_time_cost=2, password_hash_memory_kib=2048))
-    isolate_sessions(new, db_connection)
+    new = isolated_app(
+        make_settings(password_hash_time_cost=2, password_hash_memory_kib=2048), db_connection
+    )
     async with serve(new) as http:
         response = await http.post(
             "/api/v1/auth/login", json={"email": user["email"], "password": "not-it-at-all"}

@@ -12,10 +12,9 @@ from aiosmtpd.smtp import Envelope
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.features.auth.emails import WELCOME_SUBJECT
-from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.support.accounts import register
-from tests.support.app import isolate_sessions, serve
+from tests.support.app import isolated_app, serve
 from tests.support.network import closed_port, free_port
 
 
@@ -54,8 +53,7 @@ async def test_welcome_email_is_delivered_over_smtp(
         smtp_starttls=False,
         smtp_from="Keel <hello@keel.test>",
     )
-    application = create_app(settings)
-    isolate_sessions(application, db_connection)
+    application = isolated_app(settings, db_connection)
     async with serve(application) as http:
         user, _ = await register(http, email="New.Customer@Example.com", full_name="Ada")
     assert len(inbox.messages) == 1
@@ -76,8 +74,7 @@ async def test_failing_smtp_server_does_not_fail_registration(
     settings = make_settings(
         smtp_host="127.0.0.1", smtp_port=closed_port(), smtp_starttls=False, smtp_timeout_seconds=2
     )
-    application = create_app(settings)
-    isolate_sessions(application, db_connection)
+    application = isolated_app(settings, db_connection)
     async with serve(application) as http:
         user, password = await register(http)
         login = await http.post(

@@ -6,19 +6,17 @@ from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from starlette.requests import HTTPConnection
 
 from keel.core.dependencies import AppSettings
 from keel.core.errors import ServiceUnavailableError
 from keel.core.readiness import OK, ReadinessCheck, run_checks
+from keel.core.state import from_state
 from keel.features.health.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 
 
-def get_readiness_checks(connection: HTTPConnection) -> Mapping[str, ReadinessCheck]:
-    checks: Mapping[str, ReadinessCheck] = connection.state.readiness_checks
-    return checks
+get_readiness_checks = from_state("readiness_checks", dict[str, ReadinessCheck])
 
 
 @router.get("/health", response_model=Health, summary="Liveness: the process is serving")
