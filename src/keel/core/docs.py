@@ -29,6 +29,7 @@ def _docs_page(title: str, openapi_url: str) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} - API docs</title>
+<link rel="icon" type="image/png" href="{STATIC_PREFIX}/swagger/favicon.png">
 <link rel="stylesheet" href="{STATIC_PREFIX}/swagger/swagger-ui.css">
 </head>
 <body>
