@@ -5,10 +5,11 @@ Run from the repository root:
     .venv/bin/python bench/run.py [--duration 10] [--connections 50] [--rounds 3] [--only health]
 
 Keel runs exactly as it would in production (`keel serve`, production settings, PostgreSQL,
-one worker); the baseline is `bench/baseline_app.py` under plain uvicorn with one worker. Each
-scenario sends the same request to both, one server at a time, so the ratio of their
-throughputs is the price of Keel's middleware stack and wiring on that request. Results are
-printed and written to `bench/results/latest.json`. See `bench/README.md`.
+one worker); the baseline is `bench/baseline_app.py` under plain uvicorn with one worker, on
+the same database and with the same JWT secret. Each scenario sends the same request to both,
+one server at a time, so the ratio of their throughputs is the price of Keel's middleware
+stack and wiring on that request. Results are printed and written to
+`bench/results/latest.json`. See `bench/README.md`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +57,21 @@ LOAD_CPU = "1"
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 BUSY_THRESHOLD = 0.10
+JWT_ISSUER = "keel"  # Keel's defaults, set explicitly so both servers are given the same rules
+JWT_AUDIENCE = "keel-api"
+# Keel's longest allowed access-token lifetime. Tokens are issued per scenario, just before it
+# is measured, so a scenario must finish within it (see `scenario_seconds`).
+ACCESS_TOKEN_MINUTES = 30
+TOKEN_MARGIN_SECONDS = 120
+# Keel's global per-client limit (300/minute by default) would answer 429 after the first
+# 300 requests from wrk's single address. A limit no run can reach keeps the limiter on the
+# path of every request, so its cost is still measured, without it ever refusing one.
+UNREACHABLE_RATE_LIMIT = "100000000/minute"
+# The account users_me logs in as. It lives in the bench database only and is registered by
+# the first run; later runs log in to it again.
+BENCH_USER_EMAIL = "bench-user@example.com"
+BENCH_USER_PASSWORD = "keel-bench-password"  # noqa: S105 - a throwaway bench account
+BENCH_USER_NAME = "Bench User"
 
 
 class BenchError(Exception):
@@ -63,11 +79,52 @@ class BenchError(Exception):
 
 
 @dataclass(frozen=True)
+class Server:
+    """A server under test, reachable on the loopback interface only."""
+
+    name: str
+    base_url: str
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+Setup = Callable[[Server], Mapping[str, str]]
+"""Prepares a scenario against the running Keel and returns the headers to send to both."""
+
+
+def no_setup(keel: Server) -> Mapping[str, str]:
+    """For requests that need nothing but the path."""
+    return {}
+
+
+def bench_user_bearer(keel: Server) -> Mapping[str, str]:
+    """Log the bench user in through Keel's own API and return its bearer token header.
+
+    Going through the API (rather than writing rows and signing a token here) means the token,
+    its session row and the user's roles are exactly what a real client would hold. The user
+    is registered on first use; a 409 means an earlier run already did.
+    """
+    account = {"email": BENCH_USER_EMAIL, "password": BENCH_USER_PASSWORD}
+    with httpx.Client(base_url=keel.base_url, timeout=30.0, trust_env=False) as client:
+        registered = client.post(
+            "/api/v1/auth/register", json={**account, "full_name": BENCH_USER_NAME}
+        )
+        if registered.status_code not in (201, 409):
+            raise BenchError(f"registering the bench user failed: {_describe(registered)}")
+        login = client.post("/api/v1/auth/login", json=account)
+    if login.status_code != 200:
+        raise BenchError(f"logging in the bench user failed: {_describe(login)}")
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One comparison: the same request sent to Keel and to the baseline.
 
-    `headers` are sent with every request (e.g. `Authorization` for authenticated endpoints);
-    `target_ratio` is the lowest acceptable Keel/baseline throughput ratio.
+    `setup` runs once, after both servers are up and just before the scenario is measured;
+    the headers it returns go with every request to both servers (e.g. a fresh bearer token,
+    which cannot be known before Keel is running). `target_ratio` is the lowest acceptable
+    Keel/baseline throughput ratio.
     """
 
     name: str
@@ -75,7 +132,7 @@ class Scenario:
     keel_path: str
     baseline_path: str
     target_ratio: float
-    headers: Mapping[str, str] = field(default_factory=dict)
+    setup: Setup = field(default=no_setup)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -85,6 +142,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         keel_path="/health",
         baseline_path="/health",
         target_ratio=0.80,
+    ),
+    Scenario(
+        name="users_me",
+        description=(
+            "GET /api/v1/users/me with a bearer token: JWT decode, one query for the user, "
+            "its roles and its live session, JSON response"
+        ),
+        keel_path="/api/v1/users/me",
+        baseline_path="/api/v1/users/me",
+        target_ratio=0.60,
+        setup=bench_user_bearer,
     ),
 )
 
@@ -115,14 +183,6 @@ class Comparison:
     @property
     def passed(self) -> bool:
         return self.ratio >= self.scenario.target_ratio
-
-
-@dataclass(frozen=True)
-class Server:
-    """A server under test, reachable on the loopback interface only."""
-
-    name: str
-    base_url: str
 
 
 # --- wrk ------------------------------------------------------------------------------------
@@ -247,16 +307,54 @@ def clean_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith("KEEL_")}
 
 
-def keel_environment(database_url: str) -> dict[str, str]:
-    """Production settings: the configuration whose cost we want to know."""
+@dataclass(frozen=True)
+class Shared:
+    """What both servers must agree on to answer the same token the same way."""
+
+    database_url: str
+    jwt_secret: str
+
+    @classmethod
+    def for_run(cls, database_url: str) -> Shared:
+        """A fresh secret per run: tokens from earlier runs are never accepted."""
+        return cls(database_url=database_url, jwt_secret=secrets.token_hex(32))
+
+
+def keel_environment(shared: Shared) -> dict[str, str]:
+    """Production settings (the configuration whose cost we want to know), minus two limits.
+
+    The rate limit is raised out of reach (see UNREACHABLE_RATE_LIMIT) and access tokens get
+    Keel's longest lifetime, so one login lasts a whole scenario.
+    """
     return {
         **clean_environment(),
         "KEEL_ENVIRONMENT": "production",
-        "KEEL_DATABASE_URL": database_url,
-        "KEEL_JWT_SECRET": secrets.token_hex(32),
+        "KEEL_DATABASE_URL": shared.database_url,
+        "KEEL_JWT_SECRET": shared.jwt_secret,
+        "KEEL_JWT_ISSUER": JWT_ISSUER,
+        "KEEL_JWT_AUDIENCE": JWT_AUDIENCE,
+        "KEEL_ACCESS_TOKEN_MINUTES": str(ACCESS_TOKEN_MINUTES),
+        "KEEL_RATE_LIMIT_DEFAULT": UNREACHABLE_RATE_LIMIT,
         "KEEL_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "KEEL_LOG_LEVEL": "WARNING",
     }
+
+
+def baseline_environment(shared: Shared) -> dict[str, str]:
+    """The same database and token rules as Keel, in the variables baseline_app.py reads."""
+    return {
+        **clean_environment(),
+        "BASELINE_DATABASE_URL": asyncpg_dsn(shared.database_url),
+        "BASELINE_JWT_SECRET": shared.jwt_secret,
+        "BASELINE_JWT_ISSUER": JWT_ISSUER,
+        "BASELINE_JWT_AUDIENCE": JWT_AUDIENCE,
+    }
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The SQLAlchemy URL Keel takes, as the plain postgresql:// DSN asyncpg takes."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def ensure_database(url: str) -> None:
@@ -393,12 +491,43 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def check_answers(url: str, headers: Mapping[str, str]) -> None:
-    """Refuse to measure a path that does not answer 2xx: wrk would happily time an error."""
+def check_same_answers(
+    scenario: Scenario, keel: Server, baseline: Server, headers: Mapping[str, str]
+) -> None:
+    """Refuse to measure unless both servers answer 2xx with JSON of the same shape.
+
+    wrk would happily time an error, and a baseline that leaves out a field (or answers a
+    different question) would make the comparison unfair.
+    """
+    keel_body = fetch_json(f"{keel.base_url}{scenario.keel_path}", headers)
+    baseline_body = fetch_json(f"{baseline.base_url}{scenario.baseline_path}", headers)
+    if json_shape(keel_body) != json_shape(baseline_body):
+        raise BenchError(
+            f"{scenario.name}: keel and baseline answer differently shaped JSON:\n"
+            f"  keel:     {json.dumps(keel_body)[:500]}\n"
+            f"  baseline: {json.dumps(baseline_body)[:500]}"
+        )
+
+
+def fetch_json(url: str, headers: Mapping[str, str]) -> Any:
+    """GET `url` and return its JSON body; BenchError on a non-2xx or non-JSON answer."""
     with httpx.Client(timeout=5.0, trust_env=False) as client:
         response = client.get(url, headers=dict(headers))
     if not response.is_success:
-        raise BenchError(f"GET {url} answered {response.status_code}: {response.text[:500]}")
+        raise BenchError(f"GET {url} answered {_describe(response)}")
+    try:
+        return response.json()
+    except ValueError:
+        raise BenchError(f"GET {url} did not answer JSON: {response.text[:500]}") from None
+
+
+def json_shape(value: Any) -> Any:
+    """The keys and JSON types of `value`, without the values (a list by its first item)."""
+    if isinstance(value, dict):
+        return {key: json_shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_shape(value[0])] if value else []
+    return type(value).__name__
 
 
 # --- measuring and reporting ----------------------------------------------------------------
@@ -437,18 +566,46 @@ def measure(
     wrk: str,
     server: Server,
     path: str,
-    scenario: Scenario,
+    headers: Mapping[str, str],
     *,
     duration: int,
     connections: int,
 ) -> Measurement:
     """Warm up (discarded: first requests pay for imports, caches, pool growth), then measure."""
     url = f"{server.base_url}{path}"
-    check_answers(url, scenario.headers)
     print(f"  {server.name:<8} {url} (warm-up {WARMUP_SECONDS}s, then {duration}s)", flush=True)
-    headers = scenario.headers
     run_wrk(wrk, url, duration=WARMUP_SECONDS, connections=connections, headers=headers)
     return parse_wrk(run_wrk(wrk, url, duration=duration, connections=connections, headers=headers))
+
+
+def compare(
+    wrk: str, scenario: Scenario, keel: Server, baseline: Server, arguments: argparse.Namespace
+) -> Comparison:
+    """Set the scenario up, check both answers, then measure the servers in alternate rounds.
+
+    Alternating (rather than all Keel runs, then all baseline runs) makes drift in the
+    machine's speed hit both alike; the median run of each server is kept.
+    """
+    print(f"{scenario.name}: {scenario.description}", flush=True)
+    headers = scenario.setup(keel)
+    check_same_answers(scenario, keel, baseline, headers)
+    targets = ((keel, scenario.keel_path), (baseline, scenario.baseline_path))
+    runs: dict[str, list[Measurement]] = {keel.name: [], baseline.name: []}
+    for _ in range(arguments.rounds):
+        for server, path in targets:
+            runs[server.name].append(
+                measure(
+                    wrk,
+                    server,
+                    path,
+                    headers,
+                    duration=arguments.duration,
+                    connections=arguments.connections,
+                )
+            )
+    return Comparison(
+        scenario=scenario, keel=median(runs[keel.name]), baseline=median(runs[baseline.name])
+    )
 
 
 def median(runs: Sequence[Measurement]) -> Measurement:
@@ -555,7 +712,19 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     arguments = parser.parse_args(argv)
     if min(arguments.duration, arguments.connections, arguments.rounds) < 1:
         parser.error("--duration, --connections and --rounds must be at least 1")
+    token_seconds = ACCESS_TOKEN_MINUTES * 60 - TOKEN_MARGIN_SECONDS
+    if scenario_seconds(arguments.duration, arguments.rounds) > token_seconds:
+        parser.error(
+            f"one scenario would run longer than {token_seconds}s, but the access token it "
+            f"measures with expires after {ACCESS_TOKEN_MINUTES} minutes; "
+            "lower --duration or --rounds"
+        )
     return arguments
+
+
+def scenario_seconds(duration: int, rounds: int) -> int:
+    """How long one scenario keeps wrk busy: both servers, each warmed up, in every round."""
+    return rounds * 2 * (WARMUP_SECONDS + duration)
 
 
 def run(arguments: argparse.Namespace) -> list[Comparison]:
@@ -565,38 +734,20 @@ def run(arguments: argparse.Namespace) -> list[Comparison]:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     database_url = os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     ensure_database(database_url)
-    keel_env = keel_environment(database_url)
+    shared = Shared.for_run(database_url)
+    keel_env = keel_environment(shared)
     migrate(keel_env)
     keel_port, baseline_port = free_ports(2)
-    duration, connections = arguments.duration, arguments.connections
     with (
         running_server("keel", keel_command(keel_port), keel_env, keel_port) as keel,
         running_server(
-            "baseline", baseline_command(baseline_port), clean_environment(), baseline_port
+            "baseline",
+            baseline_command(baseline_port),
+            baseline_environment(shared),
+            baseline_port,
         ) as baseline,
     ):
-        comparisons = []
-        for scenario in scenarios:
-            print(f"{scenario.name}: {scenario.description}", flush=True)
-            keel_runs: list[Measurement] = []
-            baseline_runs: list[Measurement] = []
-            # Alternate the two servers so drift in the machine's speed hits both alike.
-            for _ in range(arguments.rounds):
-                for server, path, runs in (
-                    (keel, scenario.keel_path, keel_runs),
-                    (baseline, scenario.baseline_path, baseline_runs),
-                ):
-                    runs.append(
-                        measure(
-                            wrk, server, path, scenario, duration=duration, connections=connections
-                        )
-                    )
-            comparisons.append(
-                Comparison(
-                    scenario=scenario, keel=median(keel_runs), baseline=median(baseline_runs)
-                )
-            )
-    return comparisons
+        return [compare(wrk, scenario, keel, baseline, arguments) for scenario in scenarios]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -627,6 +778,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _describe(response: httpx.Response) -> str:
+    return f"{response.status_code} {response.text[:500]}"
 
 
 def _tail(text: str, lines: int = 40) -> str:
