@@ -24,7 +24,7 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.page_size
 
 
-def page_params(
+async def page_params(  # async: a `def` dependency would cost a thread hop
     page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
 ) -> PageParams:

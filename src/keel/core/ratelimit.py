@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -66,7 +66,10 @@ class RateLimiter:
     def __init__(self, storage: Storage, limits: RateLimits, *, enabled: bool = True) -> None:
         self.storage = storage
         self.enabled = enabled
-        self._strategy = MovingWindowRateLimiter(storage)
+        # Sliding-window counters: O(1) per hit whatever the limit (a moving window keeps one
+        # entry per request in the window, which grows with generous limits), and no burst at
+        # window edges as with fixed windows.
+        self._strategy = SlidingWindowCounterRateLimiter(storage)
         self._items: Mapping[Limit, RateLimitItem] = {
             limit: parse(getattr(limits, limit.value)) for limit in Limit
         }
