@@ -77,7 +77,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Wait for a pooled connection before answering 503."
     )
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
-    db_pool_pre_ping: bool = True
+    db_pool_pre_ping: bool = Field(
+        default=False,
+        description="Test each pooled connection before use (one extra round trip per request).",
+    )
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_echo: bool = False
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)

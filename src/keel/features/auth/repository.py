@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.features.auth.models import AuthSession, RefreshToken
@@ -57,21 +57,28 @@ async def revoke_sessions(
     await session.execute(statement.values(revoked_at=now, revoked_reason=reason))
 
 
+# Built once: on the hot path of every authenticated request, constructing the statement and
+# its cache key cost more than the round trip itself.
+_ACTIVE_USER_IN_SESSION = (
+    select(User)
+    .join(
+        AuthSession,
+        and_(
+            AuthSession.user_id == User.id,
+            AuthSession.id == bindparam("session_id"),
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > bindparam("now"),
+        ),
+    )
+    .where(User.id == bindparam("user_id"), User.is_active.is_(True))
+)
+
+
 async def active_user_in_session(
     session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
 ) -> User | None:
     """The user, with roles, if active and the session is live: one statement per request."""
     result = await session.execute(
-        select(User)
-        .join(
-            AuthSession,
-            and_(
-                AuthSession.user_id == User.id,
-                AuthSession.id == session_id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-            ),
-        )
-        .where(User.id == user_id, User.is_active.is_(True))
+        _ACTIVE_USER_IN_SESSION, {"user_id": user_id, "session_id": session_id, "now": now}
     )
     return result.unique().scalar_one_or_none()
