@@ -84,6 +84,16 @@ async def test_request_session_commits_on_success_and_rolls_back_on_error(
     assert kept_count == 1
 
 
+async def test_safe_methods_get_a_read_only_session(make_settings: MakeSettings) -> None:
+    label = uuid.uuid4().hex
+    application = unisolated_app(make_settings)
+    async with serve(application) as http:
+        refused = await http.get(f"/_test/write-in-get/{label}")
+        count = (await http.get(f"/_test/probe/{label}")).json()["count"]
+    assert_error_body(refused, 500, "INTERNAL_ERROR")
+    assert count == 0, "the refused write must leave nothing behind"
+
+
 async def test_isolated_tests_do_not_see_each_others_writes(client: httpx.AsyncClient) -> None:
     """Runs under the savepoint override: the write is visible now and gone after the test."""
     assert (await client.post("/_test/probe/isolation")).status_code == 200

@@ -49,6 +49,13 @@ async def write_probe(session: DbSession, label: str, fail: bool = False) -> dic
     return {"label": label}
 
 
+@router.get("/write-in-get/{label}")
+async def write_in_get(session: DbSession, label: str) -> dict[str, str]:
+    """A bug on purpose: a safe method trying to write."""
+    await session.execute(text("INSERT INTO test_probe (label) VALUES (:label)"), {"label": label})
+    return {"label": label}
+
+
 @router.get("/probe/{label}")
 async def count_probe(session: DbSession, label: str) -> dict[str, int]:
     count = (

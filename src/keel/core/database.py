@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import event, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,12 +22,16 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import StaticPool
+from starlette.requests import HTTPConnection
 
 from keel.core.config import Settings
 from keel.core.state import from_state
 
 SQLITE_IMMEDIATE = "keel_sqlite_begin_immediate"
+AUTOCOMMIT = "AUTOCOMMIT"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -94,12 +98,48 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, wal: bool) -
         # Sessions may write, so they take the write lock up front (BEGIN IMMEDIATE): a
         # deferred transaction that reads and then writes fails at once with "database is
         # locked" when another writer got there first, instead of waiting its busy timeout.
-        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == AUTOCOMMIT:
+            return  # read-only request sessions: every statement stands alone
+        immediate = options.get(SQLITE_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class ReadOnlyRequestError(RuntimeError):
+    """A safe (GET/HEAD/OPTIONS) request tried to write: a bug, answered as a generic 500."""
+
+
+class ReadOnlySession(Session):
+    """The session of a safe request: statements run in autocommit, and writing is refused.
+
+    Safe HTTP methods never change state, so their session needs no transaction: that saves a
+    BEGIN and a COMMIT round trip on every read (at READ COMMITTED each statement sees the latest
+    committed data either way). A write through it would commit statement by statement with no
+    rollback, so any attempt raises instead.
+    """
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, *_: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlyRequestError("a GET/HEAD/OPTIONS request must not write to the database")
+
+
+READ_KEYWORDS = ("SELECT", "WITH", "VALUES", "SHOW", "EXPLAIN", "PRAGMA")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_dml(state: ORMExecuteState) -> None:
+    statement = state.statement
+    writes = state.is_insert or state.is_update or state.is_delete
+    if isinstance(statement, TextClause):
+        writes = not statement.text.lstrip().upper().startswith(READ_KEYWORDS)
+    if writes:
+        raise ReadOnlyRequestError("a GET/HEAD/OPTIONS request must not write to the database")
+
+
 class Database:
-    """Owns the engine and the session factory for one application instance."""
+    """Owns the engine and the session factories for one application instance."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -107,6 +147,11 @@ class Database:
         if engine.dialect.name == "sqlite":
             session_engine = engine.execution_options(**{SQLITE_IMMEDIATE: True})
         self.sessionmaker = async_sessionmaker(session_engine, expire_on_commit=False)
+        self.read_sessionmaker = async_sessionmaker(
+            engine.execution_options(isolation_level=AUTOCOMMIT),
+            expire_on_commit=False,
+            sync_session_class=ReadOnlySession,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -140,9 +185,16 @@ async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
 
 
 async def get_session(
-    database: Annotated[Database, Depends(get_database)],
+    connection: HTTPConnection, database: Annotated[Database, Depends(get_database)]
 ) -> AsyncIterator[AsyncSession]:
-    """One session per request: commit on success, roll back on any error."""
+    """One session per request: commit on success, roll back on any error.
+
+    Safe methods (GET, HEAD, OPTIONS) get a read-only session with no transaction at all.
+    """
+    if connection.scope.get("method") in SAFE_METHODS:
+        async with database.read_sessionmaker() as session:
+            yield session
+        return
     async with database.sessionmaker() as session, committing(session):
         yield session
 
