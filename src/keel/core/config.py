@@ -72,7 +72,12 @@ class Settings(BaseSettings):
     # Database
     database_url: str = DEFAULT_SQLITE_URL
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_max_overflow: int = Field(
+        default=0,
+        ge=0,
+        le=200,
+        description="Extra connections under bursts; each is closed again when returned.",
+    )
     db_pool_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Wait for a pooled connection before answering 503."
     )
