@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,6 +13,13 @@ from keel.features.users.models import User
 from tests.conftest import MakeSettings
 from tests.support.accounts import login, register
 from tests.support.app import isolated_app, serve
+
+
+def app_with_cost(
+    make_settings: MakeSettings, connection: AsyncConnection, time_cost: int, memory_kib: int
+) -> FastAPI:
+    settings = make_settings(password_hash_time_cost=time_cost, password_hash_memory_kib=memory_kib)
+    return isolated_app(settings, connection)
 
 
 async def stored_hash(connection: AsyncConnection, user_id: str) -> str:
@@ -24,9 +32,7 @@ async def stored_hash(connection: AsyncConnection, user_id: str) -> str:
 async def test_outdated_hash_is_upgraded_on_login(
     make_settings: MakeSettings, db_connection: AsyncConnection
 ) -> None:
-    old = isolated_app(
-        make_settings(password_hash_time_cost=1, password_hash_memory_kib=1024), db_connection
-    )
+    old = app_with_cost(make_settings, db_connection, 1, 1024)
     async with serve(old) as http:
         user, password = await register(http)
     before = await stored_hash(db_connection, user["id"])
@@ -34,9 +40,7 @@ async def test_outdated_hash_is_upgraded_on_login(
     assert "m=1024,t=1" in before
     assert password not in before
 
-    new = isolated_app(
-        make_settings(password_hash_time_cost=2, password_hash_memory_kib=2048), db_connection
-    )
+    new = app_with_cost(make_settings, db_connection, 2, 2048)
     async with serve(new) as http:
         await login(http, user["email"], password)
         after = await stored_hash(db_connection, user["id"])
@@ -48,15 +52,11 @@ async def test_outdated_hash_is_upgraded_on_login(
 async def test_wrong_password_never_upgrades(
     make_settings: MakeSettings, db_connection: AsyncConnection
 ) -> None:
-    old = isolated_app(
-        make_settings(password_hash_time_cost=1, password_hash_memory_kib=1024), db_connection
-    )
+    old = app_with_cost(make_settings, db_connection, 1, 1024)
     async with serve(old) as http:
         user, _ = await register(http)
     before = await stored_hash(db_connection, user["id"])
-    new = isolated_app(
-        make_settings(password_hash_time_cost=2, password_hash_memory_kib=2048), db_connection
-    )
+    new = app_with_cost(make_settings, db_connection, 2, 2048)
     async with serve(new) as http:
         response = await http.post(
             "/api/v1/auth/login", json={"email": user["email"], "password": "not-it-at-all"}
