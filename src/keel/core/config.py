@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     smtp_validate_certs: bool = True
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Read cache (cashews): memory, or Redis when KEEL_REDIS_URL is set
+    cache_ttl_seconds: int = Field(default=300, ge=1, le=86400)
+    cache_key_prefix: str = "keel"
+
     # Operations
     metrics_enabled: bool = True
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

@@ -8,7 +8,7 @@ back on any error, so a failed request leaves no partial rows behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +27,10 @@ from sqlalchemy.pool import StaticPool
 from starlette.requests import HTTPConnection
 
 from keel.core.config import Settings
+from keel.core.logging import get_logger
 from keel.core.state import from_state
+
+log = get_logger(__name__)
 
 SQLITE_IMMEDIATE = "keel_sqlite_begin_immediate"
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -173,15 +176,34 @@ class Database:
 get_database = from_state("database", Database)
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "keel_after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the session's transaction has committed; never if it rolls back.
+
+    For side effects that must not announce a change that did not happen: cache
+    invalidation, events.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
 @asynccontextmanager
 async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Commit when the block succeeds, roll back on any error (including cancellation)."""
     try:
         yield session
     except BaseException:
+        session.info.pop(_AFTER_COMMIT, None)
         await session.rollback()
         raise
     await session.commit()
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            await callback()
+        except Exception:  # the change is committed; a failed follow-up must not undo the answer
+            log.exception("after_commit_callback_failed")
 
 
 async def get_session(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from keel.core.cache import ReadCache
 from keel.core.config import Settings
 from keel.core.database import DbSession, get_database
 from keel.core.email import EmailSender
@@ -18,6 +19,7 @@ from keel.core.state import from_state
 
 __all__ = [
     "AppSettings",
+    "Cache",
     "DbSession",
     "Hasher",
     "Limiter",
@@ -32,6 +34,7 @@ AppSettings = Annotated[Settings, Depends(from_state("settings", Settings))]
 Hasher = Annotated[PasswordHasher, Depends(from_state("password_hasher", PasswordHasher))]
 Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenService))]
 Limiter = Annotated[RateLimiter, Depends(from_state("rate_limiter", RateLimiter))]
+Cache = Annotated[ReadCache, Depends(from_state("read_cache", ReadCache))]
 Mailer = Annotated[EmailSender, Depends(from_state("email_sender", EmailSender))]
 
 

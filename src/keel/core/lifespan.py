@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from keel.core.cache import ReadCache
 from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.email import EmailSender, build_email_sender
@@ -40,6 +41,7 @@ class AppState(TypedDict):
     token_service: TokenService
     rate_limiter: RateLimiter
     email_sender: EmailSender
+    read_cache: ReadCache
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -61,6 +63,7 @@ def build_lifespan(
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         database = Database.from_settings(settings)
         redis = build_redis(settings)
+        read_cache = ReadCache.from_settings(settings)
         if pool_metrics is not None:
             pool_metrics.watch(database.engine, settings.db_pool_size)
         checks: dict[str, ReadinessCheck] = {"database": database.ping}
@@ -86,9 +89,11 @@ def build_lifespan(
                 token_service=TokenService(settings),
                 rate_limiter=RateLimiter.from_settings(settings, redis),
                 email_sender=build_email_sender(settings),
+                read_cache=read_cache,
                 readiness_checks=checks,
             )
         finally:
+            await read_cache.close()
             if redis is not None:
                 await redis.aclose()
             await database.dispose()

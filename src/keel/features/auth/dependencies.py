@@ -42,6 +42,20 @@ async def get_current_user(principal: CurrentPrincipal) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+async def get_optional_user(
+    session: DbSession,
+    tokens: Tokens,
+    access_token: Annotated[str | None, Depends(bearer)],
+) -> User | None:
+    """The caller on public endpoints: None when anonymous; a bad token is still a 401."""
+    if not access_token:
+        return None
+    return (await service.authenticate(session, tokens, access_token)).user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
 def require_roles(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
     """A dependency that lets through users holding any of `roles`, and 403s everyone else."""
 

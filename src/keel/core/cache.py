@@ -1,0 +1,74 @@
+"""The read cache (cashews): in memory by default, Redis when `KEEL_REDIS_URL` is set.
+
+Entries are never deleted one by one. Each cached namespace has a version counter; keys embed
+the current version, and a write bumps it after its transaction commits. Every process (and
+host) sharing Redis then misses on its next read, so a read after a write is never stale, and
+the old entries simply expire. With Redis unreachable every call degrades to a miss (the
+backend swallows connection errors) and reads go to the database: slower, never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from cashews import Cache
+
+from keel.core.config import Settings
+from keel.core.logging import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+DEFAULT_TTL_SECONDS = 300
+
+
+class ReadCache:
+    def __init__(
+        self, cache: Cache, *, prefix: str, ttl_seconds: int = DEFAULT_TTL_SECONDS
+    ) -> None:
+        self._cache = cache
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReadCache:
+        cache = Cache()
+        if settings.redis_url is None:
+            cache.setup("mem://?size=10000")
+        else:
+            cache.setup(
+                settings.redis_url.get_secret_value(),
+                suppress=True,  # an unreachable Redis reads as a miss, never an error
+                socket_connect_timeout=0.5,
+                socket_timeout=0.5,
+            )
+        return cls(cache, prefix=settings.cache_key_prefix, ttl_seconds=settings.cache_ttl_seconds)
+
+    def _version_key(self, namespace: str) -> str:
+        return f"{self._prefix}:{namespace}:version"
+
+    async def get_or_load(
+        self,
+        namespace: str,
+        key: str,
+        load: Callable[[], Awaitable[T]],
+        dump: Callable[[T], Any],
+        parse: Callable[[Any], T],
+    ) -> T:
+        """The cached value for `key` in `namespace`, loading (and storing) it on a miss."""
+        version = await self._cache.get(self._version_key(namespace), default=0)
+        full_key = f"{self._prefix}:{namespace}:v{version}:{key}"
+        cached = await self._cache.get(full_key)
+        if cached is not None:
+            return parse(cached)
+        value = await load()
+        await self._cache.set(full_key, dump(value), expire=self._ttl)
+        return value
+
+    async def invalidate(self, namespace: str) -> None:
+        """Make every entry of `namespace` unreachable, in every process sharing the cache."""
+        await self._cache.incr(self._version_key(namespace))
+
+    async def close(self) -> None:
+        await self._cache.close()

@@ -1,0 +1,1 @@
+"""The product catalog: public, cached reads; admin-only writes."""

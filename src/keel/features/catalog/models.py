@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+
+
+class Product(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price_amount >= 0", name="price_not_negative"),
+    )
+
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Money as integer minor units plus an ISO 4217 code: never floats.
+    price_amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int] = mapped_column(default=0)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    image_file_id: Mapped[uuid.UUID | None]

@@ -1,0 +1,65 @@
+"""SQL for products."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, UnaryExpression, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.features.catalog.models import Product
+from keel.features.catalog.schemas import ProductFilters, ProductSort
+
+ORDERING: dict[ProductSort, UnaryExpression[Any]] = {
+    ProductSort.NAME: Product.name.asc(),
+    ProductSort.NAME_DESC: Product.name.desc(),
+    ProductSort.PRICE: Product.price_amount.asc(),
+    ProductSort.PRICE_DESC: Product.price_amount.desc(),
+    ProductSort.CREATED_AT: Product.created_at.asc(),
+    ProductSort.CREATED_AT_DESC: Product.created_at.desc(),
+}
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def filtered(filters: ProductFilters) -> Select[Product]:
+    # The id breaks ties, so pages are stable when names or prices repeat.
+    statement = select(Product).order_by(ORDERING[filters.sort], Product.id)
+    if not filters.include_inactive:
+        statement = statement.where(Product.is_active.is_(True))
+    if filters.q:
+        pattern = _like(filters.q)
+        statement = statement.where(
+            or_(
+                func.lower(Product.name).like(pattern, escape="\\"),
+                func.lower(Product.sku).like(pattern, escape="\\"),
+            )
+        )
+    if filters.min_price is not None:
+        statement = statement.where(Product.price_amount >= filters.min_price)
+    if filters.max_price is not None:
+        statement = statement.where(Product.price_amount <= filters.max_price)
+    if filters.in_stock is True:
+        statement = statement.where(Product.stock > 0)
+    elif filters.in_stock is False:
+        statement = statement.where(Product.stock == 0)
+    return statement
+
+
+async def get(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
+    return await session.get(Product, product_id)
+
+
+async def add(session: AsyncSession, product: Product) -> Product:
+    session.add(product)
+    await session.flush()
+    return product
+
+
+async def delete(session: AsyncSession, product: Product) -> None:
+    await session.delete(product)
+    await session.flush()

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from keel.core.dependencies import Cache, DbSession
+from keel.core.errors import ValidationFailedError
+from keel.core.pagination import Page, Pagination
+from keel.features.auth.dependencies import AdminUser, OptionalUser
+from keel.features.catalog import service
+from keel.features.catalog.schemas import (
+    ProductCreate,
+    ProductFilters,
+    ProductResponse,
+    ProductSort,
+    ProductUpdate,
+)
+from keel.features.users.models import Role
+
+router = APIRouter(prefix="/products", tags=["catalog"])
+
+
+@router.get("", summary="List products (public; admins also see inactive ones)")
+async def list_products(
+    session: DbSession,
+    cache: Cache,
+    pagination: Pagination,
+    user: OptionalUser,
+    q: Annotated[str | None, Query(max_length=200, description="Name or SKU contains")] = None,
+    min_price: Annotated[int | None, Query(ge=0)] = None,
+    max_price: Annotated[int | None, Query(ge=0)] = None,
+    in_stock: bool | None = None,
+    sort: ProductSort = ProductSort.NAME,
+) -> Page[ProductResponse]:
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise ValidationFailedError(
+            errors=[
+                {
+                    "loc": ["query", "min_price"],
+                    "msg": "min_price must not exceed max_price",
+                    "type": "value_error",
+                }
+            ]
+        )
+    filters = ProductFilters(
+        q=q,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
+        sort=sort,
+        include_inactive=user is not None and user.has_role(Role.ADMIN),
+    )
+    return await service.list_products(session, cache, filters, pagination)
+
+
+@router.get("/{product_id}", summary="Read a product (public)")
+async def read_product(
+    product_id: uuid.UUID, session: DbSession, cache: Cache, user: OptionalUser
+) -> ProductResponse:
+    admin = user is not None and user.has_role(Role.ADMIN)
+    return await service.get_product(session, cache, product_id, include_inactive=admin)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a product (admin)")
+async def create_product(
+    body: ProductCreate, _: AdminUser, session: DbSession, cache: Cache
+) -> ProductResponse:
+    return await service.create_product(session, cache, body)
+
+
+@router.patch("/{product_id}", summary="Change a product (admin)")
+async def update_product(
+    product_id: uuid.UUID, changes: ProductUpdate, _: AdminUser, session: DbSession, cache: Cache
+) -> ProductResponse:
+    return await service.update_product(session, cache, product_id, changes)
+
+
+@router.delete(
+    "/{product_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a product (admin)"
+)
+async def delete_product(
+    product_id: uuid.UUID, _: AdminUser, session: DbSession, cache: Cache
+) -> None:
+    await service.delete_product(session, cache, product_id)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=10_000)]
+Stock = Annotated[int, Field(ge=0, le=1_000_000_000)]
+
+
+class Money(BaseModel):
+    amount: int = Field(ge=0, le=10**12, description="Integer minor units (cents).")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR.")
+
+
+class ProductSort(StrEnum):
+    NAME = "name"
+    NAME_DESC = "-name"
+    PRICE = "price"
+    PRICE_DESC = "-price"
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+
+
+class ProductCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    name: Name
+    description: Description = ""
+    price: Money
+    stock: Stock = 0
+    is_active: bool = True
+
+
+class ProductUpdate(BaseModel):
+    """PATCH: only the fields sent change; none of them may be null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku | None = None
+    name: Name | None = None
+    description: Description | None = None
+    price: Money | None = None
+    stock: Stock | None = None
+    is_active: bool | None = None
+
+
+class ProductResponse(BaseModel):
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str
+    price: Money
+    stock: int
+    is_active: bool
+    image_file_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_model(cls, value: Any) -> Any:
+        if hasattr(value, "price_amount"):
+            return {
+                **{name: getattr(value, name) for name in cls.model_fields if name != "price"},
+                "price": {"amount": value.price_amount, "currency": value.currency},
+            }
+        return value
+
+
+class ProductFilters(BaseModel):
+    q: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    in_stock: bool | None = None
+    sort: ProductSort = ProductSort.NAME
+    include_inactive: bool = False

@@ -1,0 +1,148 @@
+"""Catalog rules: unique SKUs, inactive products hidden from the public, cached public reads.
+
+Public reads go through the read cache; every write invalidates the catalog namespace after
+its transaction commits, so no reader anywhere sees a product older than the last write.
+Admins read past the cache (they see inactive products, and must see their own writes).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.core.cache import ReadCache
+from keel.core.database import after_commit
+from keel.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from keel.core.pagination import Page, PageParams, paginate
+from keel.features.catalog import repository
+from keel.features.catalog.models import Product
+from keel.features.catalog.schemas import (
+    ProductCreate,
+    ProductFilters,
+    ProductResponse,
+    ProductUpdate,
+)
+
+NAMESPACE = "catalog"
+ProductPage = Page[ProductResponse]
+
+
+def _sku_taken() -> ConflictError:
+    return ConflictError("A product with this SKU already exists", details={"field": "sku"})
+
+
+def _not_found() -> NotFoundError:
+    return NotFoundError("Product not found")
+
+
+async def list_products(
+    session: AsyncSession,
+    cache: ReadCache,
+    filters: ProductFilters,
+    params: PageParams,
+) -> ProductPage:
+    async def load() -> ProductPage:
+        return await paginate(
+            session, repository.filtered(filters), params, ProductResponse.model_validate
+        )
+
+    if filters.include_inactive:
+        return await load()
+    key = f"list:{filters.model_dump_json()}:{params.page}:{params.page_size}"
+    return await cache.get_or_load(
+        NAMESPACE,
+        key,
+        load,
+        dump=lambda page: page.model_dump(mode="json"),
+        parse=ProductPage.model_validate,
+    )
+
+
+async def get_product(
+    session: AsyncSession, cache: ReadCache, product_id: uuid.UUID, *, include_inactive: bool
+) -> ProductResponse:
+    if include_inactive:
+        product = await repository.get(session, product_id)
+        if product is None:
+            raise _not_found()
+        return ProductResponse.model_validate(product)
+
+    async def load() -> ProductResponse | None:
+        product = await repository.get(session, product_id)
+        if product is None or not product.is_active:
+            return None
+        return ProductResponse.model_validate(product)
+
+    found = await cache.get_or_load(
+        NAMESPACE,
+        f"item:{product_id}",
+        load,
+        dump=lambda item: item.model_dump(mode="json") if item else {},
+        parse=lambda raw: ProductResponse.model_validate(raw) if raw else None,
+    )
+    if found is None:
+        raise _not_found()
+    return found
+
+
+def _invalidate_after_commit(session: AsyncSession, cache: ReadCache) -> None:
+    after_commit(session, lambda: cache.invalidate(NAMESPACE))
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise _sku_taken() from None
+
+
+async def create_product(
+    session: AsyncSession, cache: ReadCache, data: ProductCreate
+) -> ProductResponse:
+    product = Product(
+        sku=data.sku,
+        name=data.name,
+        description=data.description,
+        price_amount=data.price.amount,
+        currency=data.price.currency,
+        stock=data.stock,
+        is_active=data.is_active,
+    )
+    session.add(product)
+    await _flush_unique(session)
+    _invalidate_after_commit(session, cache)
+    return ProductResponse.model_validate(product)
+
+
+async def update_product(
+    session: AsyncSession, cache: ReadCache, product_id: uuid.UUID, changes: ProductUpdate
+) -> ProductResponse:
+    product = await repository.get(session, product_id)
+    if product is None:
+        raise _not_found()
+    sent = changes.model_fields_set
+    nulls = [field for field in sorted(sent) if getattr(changes, field) is None]
+    if nulls:
+        raise ValidationFailedError(
+            "These fields cannot be null",
+            errors=[{"loc": ["body", f], "msg": "may not be null", "type": "null"} for f in nulls],
+        )
+    for field in sent - {"price"}:
+        setattr(product, field, getattr(changes, field))
+    if changes.price is not None:
+        product.price_amount = changes.price.amount
+        product.currency = changes.price.currency
+    await _flush_unique(session)
+    _invalidate_after_commit(session, cache)
+    return ProductResponse.model_validate(product)
+
+
+async def delete_product(session: AsyncSession, cache: ReadCache, product_id: uuid.UUID) -> None:
+    product = await repository.get(session, product_id)
+    if product is None:
+        raise _not_found()
+    await repository.delete(session, product)
+    _invalidate_after_commit(session, cache)
