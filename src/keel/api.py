@@ -4,9 +4,11 @@ from fastapi import APIRouter
 
 from keel.features.auth.router import router as auth_router
 from keel.features.catalog.router import router as catalog_router
+from keel.features.orders.router import router as orders_router
 from keel.features.users.router import router as users_router
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth_router)
 api_router.include_router(users_router)
 api_router.include_router(catalog_router)
+api_router.include_router(orders_router)

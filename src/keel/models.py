@@ -7,6 +7,7 @@ module; a new feature adds its `models` import here.
 from keel.core.models import Base
 from keel.features.auth import models as auth_models
 from keel.features.catalog import models as catalog_models
+from keel.features.orders import models as orders_models
 from keel.features.users import models as users_models
 
-__all__ = ["Base", "auth_models", "catalog_models", "users_models"]
+__all__ = ["Base", "auth_models", "catalog_models", "orders_models", "users_models"]

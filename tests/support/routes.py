@@ -12,8 +12,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from keel.core.dependencies import DbSession
+from keel.core.dependencies import DbSession, Events
 from keel.core.errors import ConflictError
+from keel.core.events import Event
 
 router = APIRouter(prefix="/_test")
 
@@ -64,6 +65,21 @@ async def count_probe(session: DbSession, label: str) -> dict[str, int]:
         )
     ).scalar_one()
     return {"count": count}
+
+
+RECEIVED_EVENTS: dict[str, list[Event]] = {}
+"""Events seen by listeners that tests attach through `POST /_test/events/{key}`."""
+
+
+@router.post("/events/{key}")
+async def listen_to_events(key: str, events: Events) -> dict[str, str]:
+    bucket = RECEIVED_EVENTS.setdefault(key, [])
+
+    async def collect(event: Event) -> None:
+        bucket.append(event)
+
+    events.subscribe(collect)
+    return {"listening": key}
 
 
 @router.get("/boom")

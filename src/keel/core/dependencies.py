@@ -12,6 +12,7 @@ from keel.core.cache import ReadCache
 from keel.core.config import Settings
 from keel.core.database import DbSession, get_database
 from keel.core.email import EmailSender
+from keel.core.events import EventHub
 from keel.core.ratelimit import Limit, RateLimiter, client_address
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
@@ -21,6 +22,7 @@ __all__ = [
     "AppSettings",
     "Cache",
     "DbSession",
+    "Events",
     "Hasher",
     "Limiter",
     "Mailer",
@@ -35,6 +37,7 @@ Hasher = Annotated[PasswordHasher, Depends(from_state("password_hasher", Passwor
 Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenService))]
 Limiter = Annotated[RateLimiter, Depends(from_state("rate_limiter", RateLimiter))]
 Cache = Annotated[ReadCache, Depends(from_state("read_cache", ReadCache))]
+Events = Annotated[EventHub, Depends(from_state("event_hub", EventHub))]
 Mailer = Annotated[EmailSender, Depends(from_state("email_sender", EmailSender))]
 
 

@@ -20,6 +20,7 @@ from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.email import EmailSender, build_email_sender
 from keel.core.errors import ConfigError
+from keel.core.events import EventHub
 from keel.core.logging import get_logger
 from keel.core.metrics import PoolMetrics, mark_process_dead
 from keel.core.ratelimit import RateLimiter
@@ -42,6 +43,7 @@ class AppState(TypedDict):
     rate_limiter: RateLimiter
     email_sender: EmailSender
     read_cache: ReadCache
+    event_hub: EventHub
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -90,6 +92,7 @@ def build_lifespan(
                 rate_limiter=RateLimiter.from_settings(settings, redis),
                 email_sender=build_email_sender(settings),
                 read_cache=read_cache,
+                event_hub=EventHub(),
                 readiness_checks=checks,
             )
         finally:

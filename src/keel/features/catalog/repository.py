@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, UnaryExpression, func, or_, select
+from sqlalchemy import Select, UnaryExpression, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.features.catalog.models import Product
@@ -63,3 +63,27 @@ async def add(session: AsyncSession, product: Product) -> Product:
 async def delete(session: AsyncSession, product: Product) -> None:
     await session.delete(product)
     await session.flush()
+
+
+async def get_many(session: AsyncSession, product_ids: list[uuid.UUID]) -> list[Product]:
+    result = await session.execute(select(Product).where(Product.id.in_(product_ids)))
+    return list(result.scalars().all())
+
+
+async def take_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> bool:
+    """Atomically take `quantity` from stock; False if there is not that much (or inactive).
+
+    One conditional UPDATE: concurrent orders can never take the same units, on any database.
+    """
+    result = await session.execute(
+        update(Product)
+        .where(Product.id == product_id, Product.is_active.is_(True), Product.stock >= quantity)
+        .values(stock=Product.stock - quantity)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> None:
+    await session.execute(
+        update(Product).where(Product.id == product_id).values(stock=Product.stock + quantity)
+    )

@@ -8,6 +8,8 @@ Admins read past the cache (they see inactive products, and must see their own w
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,8 +143,78 @@ async def update_product(
 
 
 async def delete_product(session: AsyncSession, cache: ReadCache, product_id: uuid.UUID) -> None:
+    """Delete; a product that orders refer to is deactivated instead (its history stays)."""
     product = await repository.get(session, product_id)
     if product is None:
         raise _not_found()
-    await repository.delete(session, product)
+    try:
+        async with session.begin_nested():
+            await repository.delete(session, product)
+    except IntegrityError:
+        await session.refresh(product)
+        product.is_active = False
+        await session.flush()
+    _invalidate_after_commit(session, cache)
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedLine:
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    unit_price: int
+    currency: str
+    quantity: int
+
+
+async def reserve_stock(
+    session: AsyncSession, cache: ReadCache, lines: Sequence[tuple[uuid.UUID, int]]
+) -> list[ReservedLine]:
+    """Take stock for every line in this transaction, or raise and take nothing.
+
+    Lines must name existing, active products of one currency (422 otherwise, naming the
+    line); a line asking for more than is left is a 409. Rows are updated in id order so two
+    orders for the same products never deadlock.
+    """
+    products = {p.id: p for p in await repository.get_many(session, [pid for pid, _ in lines])}
+    unknown = [
+        {"loc": ["body", "items", index, "product_id"], "msg": "no such product", "type": "missing"}
+        for index, (product_id, _) in enumerate(lines)
+        if product_id not in products or not products[product_id].is_active
+    ]
+    if unknown:
+        raise ValidationFailedError(
+            "Some products do not exist or are not for sale", errors=unknown
+        )
+    currencies = {products[product_id].currency for product_id, _ in lines}
+    if len(currencies) > 1:
+        raise ValidationFailedError(
+            "An order is paid in one currency",
+            errors=[{"loc": ["body", "items"], "msg": "mixed currencies", "type": "currency"}],
+        )
+    for product_id, quantity in sorted(lines, key=lambda line: line[0]):
+        if not await repository.take_stock(session, product_id, quantity):
+            raise ConflictError(
+                "Not enough stock",
+                details={"product_id": str(product_id), "requested": quantity},
+            )
+    _invalidate_after_commit(session, cache)
+    return [
+        ReservedLine(
+            product_id=product_id,
+            sku=products[product_id].sku,
+            name=products[product_id].name,
+            unit_price=products[product_id].price_amount,
+            currency=products[product_id].currency,
+            quantity=quantity,
+        )
+        for product_id, quantity in lines
+    ]
+
+
+async def release_stock(
+    session: AsyncSession, cache: ReadCache, lines: Sequence[tuple[uuid.UUID, int]]
+) -> None:
+    for product_id, quantity in sorted(lines, key=lambda line: line[0]):
+        await repository.return_stock(session, product_id, quantity)
     _invalidate_after_commit(session, cache)

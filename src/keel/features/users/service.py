@@ -195,4 +195,10 @@ async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) ->
     user = await get_for(session, actor, user_id, Access.MANAGE)
     if user.id == actor.id:
         raise ConflictError("Admins cannot delete their own account")
-    await repository.delete(session, user)
+    try:
+        async with session.begin_nested():
+            await repository.delete(session, user)
+    except IntegrityError:  # business records (orders) refer to the account
+        raise ConflictError(
+            "This account has records that must be kept; deactivate it instead"
+        ) from None

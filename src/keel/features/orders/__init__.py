@@ -1,0 +1,1 @@
+"""Orders: stock reserved atomically at creation, released on cancellation."""

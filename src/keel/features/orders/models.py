@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+
+
+class Order(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'paid', 'cancelled')", name="known_status"),
+        CheckConstraint("total_amount >= 0", name="total_not_negative"),
+    )
+
+    # RESTRICT: orders are business records; an account with orders is deactivated, not deleted.
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING.value)
+    currency: Mapped[str] = mapped_column(String(3))
+    total_amount: Mapped[int]
+    items: Mapped[list[OrderItem]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="OrderItem.position"
+    )
+
+
+class OrderItem(UUIDPrimaryKey, Base):
+    """A line, with the product's SKU, name and price copied as they were when ordered."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("products.id", ondelete="RESTRICT"), index=True
+    )
+    position: Mapped[int]
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    unit_price: Mapped[int]
+    quantity: Mapped[int]

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from keel.core.dependencies import Cache, DbSession, Events
+from keel.core.pagination import Page, Pagination
+from keel.features.auth.dependencies import CurrentUser
+from keel.features.orders import service
+from keel.features.orders.schemas import OrderCreate, OrderResponse
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Place an order (reserves stock)")
+async def create_order(
+    body: OrderCreate, user: CurrentUser, session: DbSession, cache: Cache
+) -> OrderResponse:
+    return await service.create_order(session, cache, user, body)
+
+
+@router.get("", summary="List orders (your own; admins: everyone's, filter by user_id)")
+async def list_orders(
+    user: CurrentUser, session: DbSession, pagination: Pagination, user_id: uuid.UUID | None = None
+) -> Page[OrderResponse]:
+    return await service.list_orders(session, user, user_id, pagination)
+
+
+@router.get("/{order_id}", summary="Read an order (owner or admin)")
+async def read_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession) -> OrderResponse:
+    return await service.get_order(session, user, order_id)
+
+
+@router.post("/{order_id}/cancel", summary="Cancel a pending order (releases its stock)")
+async def cancel_order(
+    order_id: uuid.UUID, user: CurrentUser, session: DbSession, cache: Cache, events: Events
+) -> OrderResponse:
+    return await service.cancel_order(session, cache, events, user, order_id)
