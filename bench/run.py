@@ -336,6 +336,9 @@ def keel_environment(shared: Shared) -> dict[str, str]:
         "KEEL_ACCESS_TOKEN_MINUTES": str(ACCESS_TOKEN_MINUTES),
         "KEEL_RATE_LIMIT_DEFAULT": UNREACHABLE_RATE_LIMIT,
         "KEEL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Production refuses the sandbox gateway; no scenario pays, so nothing listens here.
+        "KEEL_PAYMENT_GATEWAY": "http",
+        "KEEL_PAYMENT_GATEWAY_URL": "http://127.0.0.1:9",
         "KEEL_LOG_LEVEL": "WARNING",
     }
 

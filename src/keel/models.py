@@ -4,10 +4,18 @@ Alembic's autogenerate and the test suite's schema checks read the metadata thro
 module; a new feature adds its `models` import here.
 """
 
+from keel.core import idempotency as idempotency_models
 from keel.core.models import Base
 from keel.features.auth import models as auth_models
 from keel.features.catalog import models as catalog_models
 from keel.features.orders import models as orders_models
 from keel.features.users import models as users_models
 
-__all__ = ["Base", "auth_models", "catalog_models", "orders_models", "users_models"]
+__all__ = [
+    "Base",
+    "auth_models",
+    "catalog_models",
+    "idempotency_models",
+    "orders_models",
+    "users_models",
+]

@@ -13,6 +13,8 @@ SAFE_PRODUCTION = {
     "jwt_secret": "p" * 48,
     "allowed_hosts": "api.example.com",
     "redis_url": "redis://redis:6379/0",
+    "payment_gateway": "http",
+    "payment_gateway_url": "https://gateway.example.com",
     "_env_file": None,
 }
 
@@ -79,7 +81,7 @@ def test_unsafe_production_lists_every_problem_at_once() -> None:
         ensure_safe(settings)
     problems = caught.value.problems
     text = str(caught.value)
-    assert len(problems) == 7
+    assert len(problems) == 8
     for needle in (
         "KEEL_JWT_SECRET is shorter than 32 bytes",
         "SQLite",
@@ -88,6 +90,7 @@ def test_unsafe_production_lists_every_problem_at_once() -> None:
         "KEEL_WORKERS=4",
         "memory://",
         "KEEL_DB_ECHO",
+        "KEEL_PAYMENT_GATEWAY is sandbox",
     ):
         assert needle in text
 
@@ -130,3 +133,10 @@ def test_env_example_documents_every_setting() -> None:
     missing = [name for name in Settings.model_fields if f"KEEL_{name.upper()}=" not in text]
     assert missing == []
     assert load_settings(_env_file=Path(__file__).parents[2] / ".env.example").problems() == []
+
+
+def test_http_gateway_needs_a_url() -> None:
+    with pytest.raises(
+        ConfigError, match="KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL"
+    ):
+        load_settings(payment_gateway="http", _env_file=None)

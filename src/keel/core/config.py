@@ -12,7 +12,14 @@ import secrets
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from keel.core.errors import ConfigError
@@ -130,6 +137,13 @@ class Settings(BaseSettings):
     smtp_validate_certs: bool = True
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Payments
+    payment_gateway: Literal["sandbox", "http"] = "sandbox"
+    payment_gateway_url: str | None = None
+    payment_gateway_api_key: SecretStr | None = None
+    payment_gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=720)
+
     # Read cache (cashews): memory, or Redis when KEEL_REDIS_URL is set
     cache_ttl_seconds: int = Field(default=300, ge=1, le=86400)
     cache_key_prefix: str = "keel"
@@ -161,6 +175,12 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _gateway_has_url(self) -> Settings:
+        if self.payment_gateway == "http" and not self.payment_gateway_url:
+            raise ValueError("KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL")
+        return self
 
     @property
     def secret_was_generated(self) -> bool:
@@ -209,6 +229,8 @@ class Settings(BaseSettings):
             )
         if self.storage_url.startswith("memory://"):
             found.append("KEEL_STORAGE_URL is memory://, which loses every file on restart")
+        if self.payment_gateway == "sandbox":
+            found.append("KEEL_PAYMENT_GATEWAY is sandbox, which charges no real card")
         if self.smtp_tls and self.smtp_starttls:
             found.append("KEEL_SMTP_TLS and KEEL_SMTP_STARTTLS are both on; choose one")
         if self.smtp_host and not self.smtp_validate_certs:
@@ -246,6 +268,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = [
             f"KEEL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors()
         ]
         raise ConfigError(lines) from None

@@ -13,6 +13,8 @@ from keel.core.config import Settings
 from keel.core.database import DbSession, get_database
 from keel.core.email import EmailSender
 from keel.core.events import EventHub
+from keel.core.idempotency import IdempotencyStore
+from keel.core.payments import PaymentGateway
 from keel.core.ratelimit import Limit, RateLimiter, client_address
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
@@ -23,7 +25,9 @@ __all__ = [
     "Cache",
     "DbSession",
     "Events",
+    "Gateway",
     "Hasher",
+    "Idempotency",
     "Limiter",
     "Mailer",
     "Tokens",
@@ -38,6 +42,8 @@ Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenServic
 Limiter = Annotated[RateLimiter, Depends(from_state("rate_limiter", RateLimiter))]
 Cache = Annotated[ReadCache, Depends(from_state("read_cache", ReadCache))]
 Events = Annotated[EventHub, Depends(from_state("event_hub", EventHub))]
+Idempotency = Annotated[IdempotencyStore, Depends(from_state("idempotency", IdempotencyStore))]
+Gateway = Annotated[PaymentGateway, Depends(from_state("payment_gateway", PaymentGateway))]
 Mailer = Annotated[EmailSender, Depends(from_state("email_sender", EmailSender))]
 
 

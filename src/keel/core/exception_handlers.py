@@ -46,6 +46,18 @@ def error_response(error: AppError, *, request_id_header: bool = False) -> JSONR
     )
 
 
+def error_body(error: AppError) -> dict[str, Any]:
+    """The SPEC error body for `error`, as stored for idempotent replays."""
+    return {
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "details": error.details,
+            "request_id": get_request_id(),
+        }
+    }
+
+
 def render_error(
     status_code: int,
     code: str,

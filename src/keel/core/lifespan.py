@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
@@ -21,8 +22,10 @@ from keel.core.database import Database
 from keel.core.email import EmailSender, build_email_sender
 from keel.core.errors import ConfigError
 from keel.core.events import EventHub
+from keel.core.idempotency import IdempotencyStore
 from keel.core.logging import get_logger
 from keel.core.metrics import PoolMetrics, mark_process_dead
+from keel.core.payments import PaymentGateway, build_gateway
 from keel.core.ratelimit import RateLimiter
 from keel.core.readiness import ReadinessCheck
 from keel.core.redis import build_redis
@@ -44,6 +47,8 @@ class AppState(TypedDict):
     email_sender: EmailSender
     read_cache: ReadCache
     event_hub: EventHub
+    idempotency: IdempotencyStore
+    payment_gateway: PaymentGateway
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -66,8 +71,11 @@ def build_lifespan(
         database = Database.from_settings(settings)
         redis = build_redis(settings)
         read_cache = ReadCache.from_settings(settings)
+        gateway = build_gateway(settings)
         if pool_metrics is not None:
             pool_metrics.watch(database.engine, settings.db_pool_size)
+        assert settings.jwt_secret is not None  # load_settings guarantees one
+        secret = settings.jwt_secret.get_secret_value()
         checks: dict[str, ReadinessCheck] = {"database": database.ping}
         if redis is not None:
             checks["redis"] = lambda _: redis_ping(redis)
@@ -93,9 +101,14 @@ def build_lifespan(
                 email_sender=build_email_sender(settings),
                 read_cache=read_cache,
                 event_hub=EventHub(),
+                idempotency=IdempotencyStore(
+                    secret, timedelta(hours=settings.idempotency_ttl_hours)
+                ),
+                payment_gateway=gateway,
                 readiness_checks=checks,
             )
         finally:
+            await gateway.close()
             await read_cache.close()
             if redis is not None:
                 await redis.aclose()

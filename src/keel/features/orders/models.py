@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, ForeignKey, String
@@ -32,6 +33,7 @@ class Order(UUIDPrimaryKey, Timestamps, Base):
     items: Mapped[list[OrderItem]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="OrderItem.position"
     )
+    payment: Mapped[Payment | None] = relationship(lazy="selectin")
 
 
 class OrderItem(UUIDPrimaryKey, Base):
@@ -51,3 +53,19 @@ class OrderItem(UUIDPrimaryKey, Base):
     name: Mapped[str] = mapped_column(String(200))
     unit_price: Mapped[int]
     quantity: Mapped[int]
+
+
+class Payment(UUIDPrimaryKey, Base):
+    """What a successful charge leaves behind: never the card number or the CVC."""
+
+    __tablename__ = "payments"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
+    )
+    transaction_id: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    brand: Mapped[str] = mapped_column(String(20))
+    last4: Mapped[str] = mapped_column(String(4))
+    paid_at: Mapped[datetime]

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Header, status
+from fastapi.responses import JSONResponse
 
-from keel.core.dependencies import Cache, DbSession, Events
+from keel.core.dependencies import Cache, DbSession, Events, Gateway, Idempotency
 from keel.core.pagination import Page, Pagination
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.orders import service
-from keel.features.orders.schemas import OrderCreate, OrderResponse
+from keel.features.orders.schemas import OrderCreate, OrderResponse, PayRequest
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -30,6 +32,28 @@ async def list_orders(
 @router.get("/{order_id}", summary="Read an order (owner or admin)")
 async def read_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession) -> OrderResponse:
     return await service.get_order(session, user, order_id)
+
+
+@router.post(
+    "/{order_id}/pay",
+    summary="Pay a pending order by card (idempotent per Idempotency-Key)",
+    responses={200: {"model": OrderResponse}},
+    response_model=OrderResponse,
+)
+async def pay_order(
+    order_id: uuid.UUID,
+    body: PayRequest,
+    idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
+    user: CurrentUser,
+    session: DbSession,
+    gateway: Gateway,
+    idempotency: Idempotency,
+    events: Events,
+) -> JSONResponse:
+    status_code, content = await service.pay_order(
+        session, gateway, idempotency, events, user, order_id, idempotency_key, body.card
+    )
+    return JSONResponse(content, status_code=status_code)
 
 
 @router.post("/{order_id}/cancel", summary="Cancel a pending order (releases its stock)")

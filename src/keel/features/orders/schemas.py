@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keel.features.catalog.schemas import Money
 from keel.features.orders.models import OrderStatus
+from keel.features.payments.cards import Card
 
 MAX_LINES = 100
 
@@ -38,6 +39,12 @@ class Payment(BaseModel):
     last4: str
     brand: str
     paid_at: datetime
+
+
+class PayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card: Card
 
 
 class OrderResponse(BaseModel):
@@ -71,7 +78,16 @@ class OrderResponse(BaseModel):
                 for item in value.items
             ],
             "total": {"amount": value.total_amount, "currency": currency},
-            "payment": None,
+            "payment": (
+                {
+                    "transaction_id": value.payment.transaction_id,
+                    "last4": value.payment.last4,
+                    "brand": value.payment.brand,
+                    "paid_at": value.payment.paid_at,
+                }
+                if value.payment is not None
+                else None
+            ),
             "created_at": value.created_at,
             "updated_at": value.updated_at,
         }

@@ -8,19 +8,40 @@ Events are published after the transaction commits, never for a rolled-back chan
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.cache import ReadCache
 from keel.core.database import after_commit
-from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+from keel.core.errors import (
+    BadGatewayError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    PaymentDeclinedError,
+    ValidationFailedError,
+)
 from keel.core.events import Event, EventHub
+from keel.core.exception_handlers import error_body
+from keel.core.idempotency import IdempotencyStore
+from keel.core.logging import get_logger
+from keel.core.models import utcnow
 from keel.core.pagination import Page, PageParams, paginate
+from keel.core.payments import (
+    ChargeDeclinedError,
+    ChargeRequest,
+    GatewayUnavailableError,
+    PaymentGateway,
+)
 from keel.features.catalog import service as catalog
 from keel.features.orders import repository
-from keel.features.orders.models import Order, OrderItem, OrderStatus
+from keel.features.orders.models import Order, OrderItem, OrderStatus, Payment
 from keel.features.orders.schemas import OrderCreate, OrderResponse
+from keel.features.payments.cards import Card
 from keel.features.users.models import Role, User
+
+log = get_logger(__name__)
 
 
 def _not_found() -> NotFoundError:
@@ -51,6 +72,7 @@ async def create_order(
         status=OrderStatus.PENDING.value,
         currency=reserved[0].currency,
         total_amount=sum(line.unit_price * line.quantity for line in reserved),
+        payment=None,  # known to be none yet: no lazy load when the response reads it
         items=[
             OrderItem(
                 position=position,
@@ -115,3 +137,83 @@ async def cancel_order(
     )
     after_commit(session, lambda: events.publish(event))
     return OrderResponse.model_validate(order)
+
+
+async def pay_order(
+    session: AsyncSession,
+    gateway: PaymentGateway,
+    idempotency: IdempotencyStore,
+    events: EventHub,
+    actor: User,
+    order_id: uuid.UUID,
+    key: str,
+    card: Card,
+) -> tuple[int, dict[str, Any]]:
+    """Charge a pending order's total once per Idempotency-Key; (status, body) to answer.
+
+    The key is claimed (and committed) before the gateway is called. A decline is stored under
+    the key like a success, so a retry replays it; a gateway failure (timeout, 5xx) forgets
+    the key, so the client may simply try again. The card number and CVC are used for the
+    charge only: the payment record keeps the brand and the last four digits.
+    """
+    fingerprint = idempotency.fingerprint(
+        str(order_id),
+        card.digits,
+        card.cvc.get_secret_value(),
+        str(card.exp_month),
+        str(card.exp_year),
+        card.holder,
+    )
+    replay = await idempotency.claim(session, actor.id, key, fingerprint)
+    if replay is not None:
+        return replay.status_code, replay.body
+    try:
+        order = await _visible_order(session, actor, order_id)
+        if order.status != OrderStatus.PENDING.value:
+            raise ConflictError(
+                f"Only pending orders can be paid; this one is {order.status}",
+                details={"status": order.status},
+            )
+        charge = await gateway.charge(
+            ChargeRequest(
+                amount=order.total_amount,
+                currency=order.currency,
+                card=card.details(),
+                reference=str(order.id),
+                idempotency_key=f"{actor.id}:{key}",
+            )
+        )
+    except ChargeDeclinedError as declined:
+        error = PaymentDeclinedError(details={"reason": declined.reason})
+        await idempotency.complete(session, actor.id, key, error.status_code, error_body(error))
+        await session.commit()
+        raise error from None
+    except GatewayUnavailableError:
+        await idempotency.release(session, actor.id, key)
+        raise BadGatewayError("The payment gateway did not answer; nothing was charged") from None
+    except BaseException:
+        await idempotency.release(session, actor.id, key)
+        raise
+    if not await repository.move_status(session, order.id, OrderStatus.PENDING, OrderStatus.PAID):
+        log.error("charged_order_no_longer_pending", order_id=str(order.id))
+        raise ConflictError("The order changed while it was being paid")
+    session.add(
+        Payment(
+            order_id=order.id,
+            transaction_id=charge.transaction_id,
+            amount=order.total_amount,
+            currency=order.currency,
+            brand=card.brand,
+            last4=card.last4,
+            paid_at=utcnow(),
+        )
+    )
+    await session.flush()
+    await session.refresh(order)
+    body = OrderResponse.model_validate(order).model_dump(mode="json")
+    await idempotency.complete(session, actor.id, key, 200, body)
+    event = Event(
+        type="order.paid", id=str(order.id), user_id=order.user_id, data={"status": "paid"}
+    )
+    after_commit(session, lambda: events.publish(event))
+    return 200, body

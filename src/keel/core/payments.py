@@ -1,0 +1,147 @@
+"""The payment gateway interface and its two implementations.
+
+`sandbox` runs in-process with the SPEC's test cards; `http` talks to a remote gateway over
+httpx with connect and read timeouts. Every charge carries the caller's idempotency key, so
+retrying a charge whose answer was lost cannot charge twice; that is what makes the retries
+on connection errors and 5xx answers safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+import httpx
+
+from keel.core.config import Settings
+from keel.core.logging import get_logger
+
+log = get_logger(__name__)
+
+HTTP_ATTEMPTS = 3
+RETRY_BACKOFF_SECONDS = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class CardDetails:
+    number: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvc: str = field(repr=False)
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    amount: int
+    currency: str
+    card: CardDetails
+    reference: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    transaction_id: str
+
+
+class ChargeDeclinedError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GatewayUnavailableError(Exception):
+    """No answer, or an answer the gateway itself marks as failed (timeout, 5xx)."""
+
+
+class PaymentGateway(Protocol):
+    async def charge(self, request: ChargeRequest) -> Charge: ...
+
+    async def close(self) -> None: ...
+
+
+class SandboxGateway:
+    """In-process gateway with the SPEC test cards; any other valid card succeeds."""
+
+    DECLINES: ClassVar[dict[str, str]] = {
+        "4000000000009995": "insufficient_funds",
+        "4000000000000002": "card_declined",
+    }
+    TIMEOUT = "4000000000000119"
+
+    def __init__(self) -> None:
+        self._charges: dict[str, Charge] = {}
+
+    async def charge(self, request: ChargeRequest) -> Charge:
+        digits = request.card.number
+        if digits == self.TIMEOUT:
+            raise GatewayUnavailableError("sandbox gateway timed out")
+        if digits in self.DECLINES:
+            raise ChargeDeclinedError(self.DECLINES[digits])
+        # Like a real gateway, the same idempotency key returns the same charge.
+        return self._charges.setdefault(
+            request.idempotency_key, Charge(transaction_id=f"sb_{uuid.uuid4().hex}")
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+class HttpGateway:
+    def __init__(self, base_url: str, *, api_key: str | None, timeout_seconds: float) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 3.0)),
+        )
+
+    async def charge(self, request: ChargeRequest) -> Charge:
+        payload = {
+            "amount": request.amount,
+            "currency": request.currency,
+            "reference": request.reference,
+            "card": {
+                "number": request.card.number,
+                "exp_month": request.card.exp_month,
+                "exp_year": request.card.exp_year,
+                "cvc": request.card.cvc,
+                "holder": request.card.holder,
+            },
+        }
+        headers = {"Idempotency-Key": request.idempotency_key}
+        for attempt in range(1, HTTP_ATTEMPTS + 1):
+            try:
+                response = await self._client.post("/charges", json=payload, headers=headers)
+            except httpx.TransportError as exc:  # connect error, timeout, reset
+                log.warning("gateway_transport_error", attempt=attempt, error=type(exc).__name__)
+            else:
+                if response.status_code == 200:
+                    return Charge(transaction_id=str(response.json()["id"]))
+                if response.status_code == 402:
+                    raise ChargeDeclinedError(str(response.json().get("reason", "declined")))
+                if response.status_code < 500:
+                    log.error("gateway_rejected_request", status=response.status_code)
+                    raise GatewayUnavailableError(f"gateway answered {response.status_code}")
+                log.warning("gateway_server_error", attempt=attempt, status=response.status_code)
+            if attempt < HTTP_ATTEMPTS:
+                await asyncio.sleep(RETRY_BACKOFF_SECONDS * attempt)
+        raise GatewayUnavailableError("gateway unavailable after retries")
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def build_gateway(settings: Settings) -> PaymentGateway:
+    if settings.payment_gateway == "http":
+        assert settings.payment_gateway_url is not None  # settings validation guarantees it
+        key = settings.payment_gateway_api_key
+        return HttpGateway(
+            settings.payment_gateway_url,
+            api_key=key.get_secret_value() if key else None,
+            timeout_seconds=settings.payment_gateway_timeout_seconds,
+        )
+    return SandboxGateway()

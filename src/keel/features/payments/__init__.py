@@ -1,0 +1,1 @@
+"""Card checks done before any gateway call (the gateway client itself is in core)."""

@@ -1,0 +1,330 @@
+"""Paying orders: card checks, sandbox and HTTP gateways, declines, timeouts, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keel.core.config import Settings
+from keel.main import create_app
+from tests.conftest import MakeSettings
+from tests.features.catalog.test_products import create as create_product
+from tests.support.accounts import Account, make_admin, signed_up
+from tests.support.app import isolated_app, serve
+from tests.support.assertions import assert_error_body
+from tests.support.databases import POSTGRES_URL, opened
+from tests.support.gateway import GatewayScript, running_gateway
+from tests.support.routes import RECEIVED_EVENTS
+
+ORDERS = "/api/v1/orders"
+GOOD = "4242 4242 4242 4242"
+INSUFFICIENT = "4000 0000 0000 9995"
+DECLINED = "4000 0000 0000 0002"
+TIMEOUT = "4000 0000 0000 0119"
+
+
+def card(number: str = GOOD, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "number": number,
+        "exp_month": 12,
+        "exp_year": 2099,
+        "cvc": "123",
+        "holder": "Ada Lovelace",
+    }
+    body.update(overrides)
+    return {"card": body}
+
+
+async def pay(
+    http: httpx.AsyncClient, who: Account, order_id: str, body: dict[str, Any], key: str
+) -> httpx.Response:
+    headers = {**who.headers, "Idempotency-Key": key}
+    return await http.post(f"{ORDERS}/{order_id}/pay", json=body, headers=headers)
+
+
+async def placed_order(http: httpx.AsyncClient, admin: Account, buyer: Account) -> dict[str, Any]:
+    product = await create_product(http, admin, price={"amount": 2500, "currency": "EUR"})
+    response = await http.post(
+        ORDERS,
+        json={"items": [{"product_id": product["id"], "quantity": 2}]},
+        headers=buyer.headers,
+    )
+    assert response.status_code == 201, response.text
+    placed: dict[str, Any] = response.json()
+    return placed
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, db_connection: AsyncConnection) -> Account:
+    account = await signed_up(client)
+    await make_admin(db_connection, account)
+    return account
+
+
+@pytest.fixture
+async def buyer(client: httpx.AsyncClient) -> Account:
+    return await signed_up(client)
+
+
+@pytest.fixture
+async def order(client: httpx.AsyncClient, admin: Account, buyer: Account) -> dict[str, Any]:
+    return await placed_order(client, admin, buyer)
+
+
+async def test_successful_payment_records_brand_and_last4_only(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], db_connection: AsyncConnection
+) -> None:
+    events_key = uuid.uuid4().hex
+    await client.post(f"/_test/events/{events_key}")
+    response = await pay(client, buyer, order["id"], card(), "key-1")
+    assert response.status_code == 200, response.text
+    paid = response.json()
+    assert paid["status"] == "paid"
+    payment = paid["payment"]
+    assert payment["last4"] == "4242"
+    assert payment["brand"] == "visa"
+    assert payment["transaction_id"].startswith("sb_")
+    read_back = await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)
+    assert read_back.json()["payment"] == payment
+    assert [e.type for e in RECEIVED_EVENTS[events_key]] == ["order.paid"]
+    stored = (
+        await db_connection.execute(text("SELECT amount, currency, last4 FROM payments"))
+    ).all()
+    assert [tuple(row) for row in stored] == [(5000, "EUR", "4242")]
+
+
+async def test_card_number_and_cvc_are_never_stored_or_logged(
+    client: httpx.AsyncClient,
+    buyer: Account,
+    order: dict[str, Any],
+    db_connection: AsyncConnection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await pay(client, buyer, order["id"], card(cvc="987"), "key-secrets")
+    await pay(client, buyer, order["id"], card(INSUFFICIENT, cvc="987"), "key-secrets-2")
+    dump = []
+    for table in ("payments", "idempotency_keys", "orders", "order_items"):
+        rows = (await db_connection.execute(text(f"SELECT * FROM {table}"))).all()  # noqa: S608
+        dump.append(repr(rows))
+    everything = "\n".join(dump) + "\n".join(r.getMessage() for r in caplog.records)
+    everything += repr([r.msg for r in caplog.records])
+    for secret in ("4242424242424242", "4242 4242 4242 4242", "4000000000009995", "987"):
+        assert secret not in everything
+
+
+async def test_decline_is_402_with_reason_and_order_stays_pending(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    for number, reason in ((INSUFFICIENT, "insufficient_funds"), (DECLINED, "card_declined")):
+        response = await pay(client, buyer, order["id"], card(number), f"decline-{reason}")
+        error = assert_error_body(response, 402, "PAYMENT_DECLINED")
+        assert error["details"] == {"reason": reason}
+    current = await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)
+    assert current.json()["status"] == "pending"
+    assert current.json()["payment"] is None
+
+
+async def test_gateway_timeout_is_502_and_paying_again_is_safe(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    timed_out = await pay(client, buyer, order["id"], card(TIMEOUT), "retry-key")
+    assert_error_body(timed_out, 502, "BAD_GATEWAY")
+    assert (await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)).json()[
+        "status"
+    ] == "pending"
+    retried = await pay(client, buyer, order["id"], card(TIMEOUT), "retry-key")
+    assert_error_body(retried, 502, "BAD_GATEWAY")  # the key was released: it ran again
+    paid = await pay(client, buyer, order["id"], card(), "another-key")
+    assert paid.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"number": "4242 4242 4242 424x"}, "number"),
+        ({"number": "4242 4242"}, "number"),
+        ({"number": "4242 4242 4242 4241"}, "number"),
+        ({"number": "4" * 20}, "number"),
+        ({"exp_month": 13}, "exp_month"),
+        ({"exp_month": 1, "exp_year": 2020}, "exp_year"),
+        ({"cvc": "12"}, "cvc"),
+        ({"cvc": "12a"}, "cvc"),
+        ({"holder": ""}, "holder"),
+    ],
+)
+async def test_card_checks_name_the_bad_field(
+    client: httpx.AsyncClient,
+    buyer: Account,
+    order: dict[str, Any],
+    overrides: dict[str, Any],
+    field: str,
+) -> None:
+    body = card(**overrides)
+    response = await pay(client, buyer, order["id"], body, f"bad-{field}-{uuid.uuid4().hex}")
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    assert error["details"]["errors"][0]["loc"] == ["body", "card", field]  # type: ignore[index]
+    assert "4242" not in response.text  # the input is not echoed back
+
+
+async def test_idempotency_key_is_required(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    response = await client.post(f"{ORDERS}/{order['id']}/pay", json=card(), headers=buyer.headers)
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    assert error["details"]["errors"][0]["loc"] == ["header", "idempotency-key"]  # type: ignore[index]
+
+
+async def test_same_key_same_body_replays_without_charging_again(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    first = await pay(client, buyer, order["id"], card(), "replay-key")
+    second = await pay(client, buyer, order["id"], card(), "replay-key")
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+
+
+async def test_declines_are_replayed_too(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    first = await pay(client, buyer, order["id"], card(DECLINED), "declined-key")
+    second = await pay(client, buyer, order["id"], card(DECLINED), "declined-key")
+    assert first.status_code == second.status_code == 402
+    assert second.json() == first.json()
+
+
+async def test_same_key_different_body_is_422(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    await pay(client, buyer, order["id"], card(), "mismatch-key")
+    other = await pay(client, buyer, order["id"], card(holder="Someone Else"), "mismatch-key")
+    error = assert_error_body(other, 422, "VALIDATION_ERROR")
+    assert error["details"]["errors"][0]["loc"] == ["header", "Idempotency-Key"]  # type: ignore[index]
+
+
+async def test_keys_are_scoped_per_user(
+    client: httpx.AsyncClient, admin: Account, buyer: Account, order: dict[str, Any]
+) -> None:
+    other_buyer = await signed_up(client)
+    other_order = await placed_order(client, admin, other_buyer)
+    first = await pay(client, buyer, order["id"], card(), "shared-key")
+    second = await pay(client, other_buyer, other_order["id"], card(), "shared-key")
+    assert first.status_code == second.status_code == 200
+    assert first.json()["id"] != second.json()["id"]
+
+
+async def test_only_pending_orders_of_your_own_can_be_paid(
+    client: httpx.AsyncClient, admin: Account, buyer: Account, order: dict[str, Any]
+) -> None:
+    stranger = await signed_up(client)
+    assert_error_body(await pay(client, stranger, order["id"], card(), "k1"), 404, "NOT_FOUND")
+    await client.post(f"{ORDERS}/{order['id']}/cancel", headers=buyer.headers)
+    error = assert_error_body(await pay(client, buyer, order["id"], card(), "k2"), 409, "CONFLICT")
+    assert error["details"] == {"status": "cancelled"}
+    paid_order = await placed_order(client, admin, buyer)
+    await pay(client, buyer, paid_order["id"], card(), "k3")
+    assert_error_body(await pay(client, buyer, paid_order["id"], card(), "k4"), 409, "CONFLICT")
+    assert_error_body(
+        await client.post(f"{ORDERS}/{paid_order['id']}/cancel", headers=buyer.headers),
+        409,
+        "CONFLICT",
+    )
+
+
+@pytest.fixture
+def http_gateway() -> Iterator[tuple[str, GatewayScript]]:
+    with running_gateway() as gateway:
+        yield gateway
+
+
+def with_gateway(make_settings: MakeSettings, url: str) -> Settings:
+    return make_settings(
+        payment_gateway="http", payment_gateway_url=url, payment_gateway_timeout_seconds=2
+    )
+
+
+async def test_http_gateway_charges_with_the_idempotency_key(
+    make_settings: MakeSettings,
+    db_connection: AsyncConnection,
+    http_gateway: tuple[str, GatewayScript],
+) -> None:
+    url, script = http_gateway
+    async with serve(isolated_app(with_gateway(make_settings, url), db_connection)) as http:
+        admin = await signed_up(http)
+        await make_admin(db_connection, admin)
+        buyer = await signed_up(http)
+        order = await placed_order(http, admin, buyer)
+        script.failures_before_success = 2  # two 500s, then success: retried safely
+        paid = await pay(http, buyer, order["id"], card(), "http-key")
+        declined_order = await placed_order(http, admin, buyer)
+        declined = await pay(http, buyer, declined_order["id"], card(DECLINED), "http-decline")
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["payment"]["transaction_id"].startswith("gw_")
+    keys = {request["key"] for request in script.requests[:3]}
+    assert keys == {f"{buyer.id}:http-key"}  # the same key on every retry
+    assert len(script.charges) == 1
+    assert script.requests[0]["body"]["amount"] == 5000
+    assert_error_body(declined, 402, "PAYMENT_DECLINED")
+
+
+async def test_http_gateway_failing_is_502_and_nothing_charged(
+    make_settings: MakeSettings,
+    db_connection: AsyncConnection,
+    http_gateway: tuple[str, GatewayScript],
+) -> None:
+    url, script = http_gateway
+    script.always_fail = True
+    async with serve(isolated_app(with_gateway(make_settings, url), db_connection)) as http:
+        admin = await signed_up(http)
+        await make_admin(db_connection, admin)
+        buyer = await signed_up(http)
+        order = await placed_order(http, admin, buyer)
+        response = await pay(http, buyer, order["id"], card(), "down-key")
+        state = (await http.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)).json()
+    assert_error_body(response, 502, "BAD_GATEWAY")
+    assert state["status"] == "pending"
+    assert len(script.requests) == 3  # retried, then gave up
+    assert script.charges == {}
+
+
+async def test_unreachable_http_gateway_is_502(
+    make_settings: MakeSettings, db_connection: AsyncConnection
+) -> None:
+    from tests.support.network import closed_port
+
+    settings = with_gateway(make_settings, f"http://127.0.0.1:{closed_port()}")
+    async with serve(isolated_app(settings, db_connection)) as http:
+        admin = await signed_up(http)
+        await make_admin(db_connection, admin)
+        buyer = await signed_up(http)
+        order = await placed_order(http, admin, buyer)
+        response = await pay(http, buyer, order["id"], card(), "unreachable")
+    assert_error_body(response, 502, "BAD_GATEWAY")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_parallel_double_pay_with_one_key_charges_once(
+    live_settings: Settings, http_gateway: tuple[str, GatewayScript]
+) -> None:
+    url, script = http_gateway
+    settings = live_settings.model_copy(
+        update={"payment_gateway": "http", "payment_gateway_url": url}
+    )
+    async with serve(create_app(settings)) as http:
+        admin = await signed_up(http)
+        async with opened(settings.database_url) as database, database.engine.begin() as conn:
+            await make_admin(conn, admin)
+        buyer = await signed_up(http)
+        order = await placed_order(http, admin, buyer)
+        responses = await asyncio.gather(
+            *(pay(http, buyer, order["id"], card(), "parallel-key") for _ in range(5))
+        )
+    assert [r.status_code for r in responses] == [200] * 5
+    assert len({r.json()["payment"]["transaction_id"] for r in responses}) == 1
+    assert len(script.requests) == 1, "exactly one charge reached the gateway"

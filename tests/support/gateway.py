@@ -1,0 +1,66 @@
+"""A small payment gateway served on loopback, for testing Keel's `http` gateway for real."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.support.network import free_port
+
+
+@dataclass
+class GatewayScript:
+    """What the fake gateway does; tests change it between calls."""
+
+    failures_before_success: int = 0  # answer 500 this many times first
+    always_fail: bool = False
+    charges: dict[str, str] = field(default_factory=dict)  # idempotency key -> transaction id
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+def gateway_app(script: GatewayScript) -> Starlette:
+    async def charges(request: Request) -> JSONResponse:
+        body = await request.json()
+        key = request.headers.get("idempotency-key", "")
+        script.requests.append({"key": key, "body": body})
+        if script.always_fail or script.failures_before_success > 0:
+            script.failures_before_success -= 1
+            return JSONResponse({"error": "boom"}, status_code=500)
+        if body["card"]["number"] == "4000000000000002":
+            return JSONResponse({"status": "declined", "reason": "card_declined"}, status_code=402)
+        transaction = script.charges.setdefault(key, f"gw_{uuid.uuid4().hex}")
+        return JSONResponse({"id": transaction, "status": "succeeded"})
+
+    return Starlette(routes=[Route("/charges", charges, methods=["POST"])])
+
+
+@contextmanager
+def running_gateway() -> Iterator[tuple[str, GatewayScript]]:
+    script = GatewayScript()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(gateway_app(script), host="127.0.0.1", port=port, log_config=None)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test gateway did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", script
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
