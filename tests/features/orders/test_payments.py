@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.config import Settings
+from keel.core.models import utcnow
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.features.catalog.test_products import create as create_product
@@ -328,3 +330,17 @@ async def test_parallel_double_pay_with_one_key_charges_once(
     assert [r.status_code for r in responses] == [200] * 5
     assert len({r.json()["payment"]["transaction_id"] for r in responses}) == 1
     assert len(script.requests) == 1, "exactly one charge reached the gateway"
+
+
+async def test_keys_expire(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], db_connection: AsyncConnection
+) -> None:
+    first = await pay(client, buyer, order["id"], card(DECLINED), "old-key")
+    assert first.status_code == 402
+    await db_connection.execute(
+        text("UPDATE idempotency_keys SET expires_at = :past"),
+        {"past": utcnow() - timedelta(seconds=1)},
+    )
+    # Past its lifetime the key is free again: a different body is accepted and runs.
+    reused = await pay(client, buyer, order["id"], card(), "old-key")
+    assert reused.status_code == 200
