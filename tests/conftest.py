@@ -23,6 +23,7 @@ from keel.core.config import Settings, get_settings, load_settings
 from keel.core.database import Database
 from keel.main import create_app
 from tests.support import routes
+from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import isolate_sessions, serve
 from tests.support.databases import (
     create_probe_table,
@@ -149,3 +150,11 @@ FreshDatabase = Callable[[str], Awaitable[str]]
 def fresh_database(tmp_path: Path) -> FreshDatabase:
     """An empty, unmigrated database (per label and worker) for migration tests."""
     return lambda label: provision_database(label, tmp_path)
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, db_connection: AsyncConnection) -> Account:
+    """A signed-up account with the admin role, logged in."""
+    account = await signed_up(client)
+    await make_admin(db_connection, account)
+    return account

@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.support.accounts import Account, make_admin, signed_up
+from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
 
 PRODUCTS = "/api/v1/products"
@@ -25,13 +24,6 @@ def product(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, db_connection: AsyncConnection) -> Account:
-    account = await signed_up(client)
-    await make_admin(db_connection, account)
-    return account
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.config import Settings
 from keel.main import create_app
@@ -21,13 +20,6 @@ from tests.support.routes import RECEIVED_EVENTS
 
 ORDERS = "/api/v1/orders"
 PRODUCTS = "/api/v1/products"
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, db_connection: AsyncConnection) -> Account:
-    account = await signed_up(client)
-    await make_admin(db_connection, account)
-    return account
 
 
 @pytest.fixture

@@ -64,13 +64,6 @@ async def placed_order(http: httpx.AsyncClient, admin: Account, buyer: Account) 
 
 
 @pytest.fixture
-async def admin(client: httpx.AsyncClient, db_connection: AsyncConnection) -> Account:
-    account = await signed_up(client)
-    await make_admin(db_connection, account)
-    return account
-
-
-@pytest.fixture
 async def buyer(client: httpx.AsyncClient) -> Account:
     return await signed_up(client)
 

@@ -6,19 +6,11 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.support.accounts import Account, make_admin, signed_up
+from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
 
 USERS = "/api/v1/users"
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, db_connection: AsyncConnection) -> Account:
-    account = await signed_up(client)
-    await make_admin(db_connection, account)
-    return account
 
 
 @pytest.fixture

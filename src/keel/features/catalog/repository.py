@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, UnaryExpression, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.sql import LIKE_ESCAPE, contains_pattern
 from keel.features.catalog.models import Product
 from keel.features.catalog.schemas import ProductFilters, ProductSort
 
@@ -21,22 +22,17 @@ ORDERING: dict[ProductSort, UnaryExpression[Any]] = {
 }
 
 
-def _like(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def filtered(filters: ProductFilters) -> Select[Product]:
     # The id breaks ties, so pages are stable when names or prices repeat.
     statement = select(Product).order_by(ORDERING[filters.sort], Product.id)
     if not filters.include_inactive:
         statement = statement.where(Product.is_active.is_(True))
     if filters.q:
-        pattern = _like(filters.q)
+        pattern = contains_pattern(filters.q)
         statement = statement.where(
             or_(
-                func.lower(Product.name).like(pattern, escape="\\"),
-                func.lower(Product.sku).like(pattern, escape="\\"),
+                func.lower(Product.name).like(pattern, escape=LIKE_ESCAPE),
+                func.lower(Product.sku).like(pattern, escape=LIKE_ESCAPE),
             )
         )
     if filters.min_price is not None:

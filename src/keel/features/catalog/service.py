@@ -18,6 +18,7 @@ from keel.core.cache import ReadCache
 from keel.core.database import after_commit
 from keel.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from keel.core.pagination import Page, PageParams, paginate
+from keel.core.patching import sent_fields
 from keel.features.catalog import repository
 from keel.features.catalog.models import Product
 from keel.features.catalog.schemas import (
@@ -125,13 +126,7 @@ async def update_product(
     product = await repository.get(session, product_id)
     if product is None:
         raise _not_found()
-    sent = changes.model_fields_set
-    nulls = [field for field in sorted(sent) if getattr(changes, field) is None]
-    if nulls:
-        raise ValidationFailedError(
-            "These fields cannot be null",
-            errors=[{"loc": ["body", f], "msg": "may not be null", "type": "null"} for f in nulls],
-        )
+    sent = sent_fields(changes)
     for field in sent - {"price"}:
         setattr(product, field, getattr(changes, field))
     if changes.price is not None:

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.sql import LIKE_ESCAPE, contains_pattern
 from keel.features.users.models import User, UserRole
 from keel.features.users.schemas import UserFilters
 
@@ -23,12 +24,8 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 def filtered(filters: UserFilters) -> Select[User]:
     statement = select(User).order_by(User.created_at, User.id)
     if filters.email:
-        pattern = (
-            "%"
-            + filters.email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            + "%"
-        )
-        statement = statement.where(User.email.like(pattern, escape="\\"))
+        pattern = contains_pattern(filters.email)
+        statement = statement.where(User.email.like(pattern, escape=LIKE_ESCAPE))
     if filters.role is not None:
         statement = statement.where(
             exists().where(UserRole.user_id == User.id, UserRole.role == filters.role.value)

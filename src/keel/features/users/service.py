@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from keel.core.pagination import Page, PageParams, paginate
+from keel.core.patching import sent_fields
 from keel.core.security.passwords import PasswordHasher
 from keel.features.users import repository
 from keel.features.users.models import Role, User
@@ -86,13 +87,7 @@ async def update_me(
     changes: MeUpdate,
     on_password_changed: OnPasswordChanged,
 ) -> User:
-    sent = changes.model_fields_set
-    if any(getattr(changes, field) is None for field in sent):
-        nulls = [f for f in sorted(sent) if getattr(changes, f) is None]
-        raise ValidationFailedError(
-            "These fields cannot be null",
-            errors=[{"loc": ["body", f], "msg": "may not be null", "type": "null"} for f in nulls],
-        )
+    sent = sent_fields(changes)
     if "email" in sent and changes.email != user.email:
         if await repository.get_by_email(session, str(changes.email)) is not None:
             raise _email_taken()
@@ -170,13 +165,7 @@ async def admin_update(
     session: AsyncSession, actor: User, user_id: uuid.UUID, changes: AdminUserUpdate
 ) -> User:
     user = await get_for(session, actor, user_id, Access.MANAGE)
-    sent = changes.model_fields_set
-    nulls = [f for f in sorted(sent) if getattr(changes, f) is None]
-    if nulls:
-        raise ValidationFailedError(
-            "These fields cannot be null",
-            errors=[{"loc": ["body", f], "msg": "may not be null", "type": "null"} for f in nulls],
-        )
+    sent = sent_fields(changes)
     if user.id == actor.id and (
         changes.is_active is False or ("roles" in sent and Role.ADMIN not in (changes.roles or []))
     ):
