@@ -9,6 +9,12 @@ the cost of the endpoint itself:
   issuer, audience and required claims checked; `typ` must be "access"), runs one asyncpg
   query for the user, its roles and its live login session, and returns Keel's `UserResponse`
   fields.
+- `GET /api/v1/products` runs Keel's public first page without Keel's cache: the active
+  products ordered by name then id (LIMIT/OFFSET from `page`/`page_size`) and a count of the
+  active products, returned as Keel's `Page[ProductResponse]`.
+- `GET /api/v1/orders` authenticates exactly as `/api/v1/users/me` does, then reads the
+  caller's page of orders as Keel does (count, newest orders first, their lines, their
+  payments) and returns Keel's `Page[OrderResponse]`.
 
 Deliberately no middleware, no settings library and no ORM. The only resource is an asyncpg
 pool opened in the lifespan, configured from the environment by `bench/run.py`.
@@ -23,11 +29,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import jwt
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel
 
@@ -51,6 +57,43 @@ LEFT JOIN user_roles AS r ON r.user_id = u.id
 WHERE u.id = $1 AND u.is_active
 GROUP BY u.id
 """
+
+# Keel's public product list (`catalog.repository.filtered` with the default sort, no filters):
+# the page and, as Keel's `paginate` does, the count of the whole result.
+ACTIVE_PRODUCTS_PAGE = """
+SELECT id, sku, name, description, price_amount, currency, stock, is_active, image_file_id,
+       created_at, updated_at
+FROM products
+WHERE is_active
+ORDER BY name, id
+LIMIT $1 OFFSET $2
+"""
+ACTIVE_PRODUCTS_COUNT = "SELECT count(*) FROM products WHERE is_active"
+
+# Keel's order list for a customer (`orders.repository.for_user`): the count, the page, then
+# the lines and payments of that page's orders in one query each, as the ORM's `selectin`
+# loading of `Order.items` and `Order.payment` does.
+USER_ORDERS_COUNT = "SELECT count(*) FROM orders WHERE user_id = $1"
+USER_ORDERS_PAGE = """
+SELECT id, user_id, status, currency, total_amount, created_at, updated_at
+FROM orders
+WHERE user_id = $1
+ORDER BY created_at DESC, id
+LIMIT $2 OFFSET $3
+"""
+ORDER_LINES = """
+SELECT order_id, product_id, sku, name, unit_price, quantity
+FROM order_items
+WHERE order_id = ANY($1::uuid[])
+ORDER BY order_id, position
+"""
+ORDER_PAYMENTS = """
+SELECT order_id, transaction_id, last4, brand, paid_at
+FROM payments
+WHERE order_id = ANY($1::uuid[])
+"""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -106,6 +149,92 @@ class UserResponse(BaseModel):
     updated_at: datetime
 
 
+class Page(BaseModel, Generic[T]):
+    """Keel's `Page`: one page of items and what a client needs to ask for the next."""
+
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+    has_next: bool
+
+
+class Money(BaseModel):
+    amount: int
+    currency: str
+
+
+class ProductResponse(BaseModel):
+    """Keel's `ProductResponse`: the price nested as `Money`, as Keel answers it."""
+
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str
+    price: Money
+    stock: int
+    is_active: bool
+    image_file_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+
+
+class OrderLine(BaseModel):
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    unit_price: Money
+    quantity: int
+
+
+class Payment(BaseModel):
+    transaction_id: str
+    last4: str
+    brand: str
+    paid_at: datetime
+
+
+class OrderResponse(BaseModel):
+    """Keel's `OrderResponse`: lines and total priced in the order's currency."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: OrderStatus
+    items: list[OrderLine]
+    total: Money
+    payment: Payment | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """Keel's `page`/`page_size` query parameters, with the same defaults and bounds."""
+
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    def has_next(self, shown: int, total: int) -> bool:
+        return self.offset + shown < total
+
+
+async def page_params(
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> PageParams:
+    return PageParams(page=page, page_size=page_size)
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
     """Open the pool before serving (as Keel's lifespan does) so no request pays for connecting.
@@ -153,8 +282,10 @@ async def health() -> Health:
     return Health()
 
 
-@app.get("/api/v1/users/me")
-async def read_me(request: Request, token: Annotated[str | None, Depends(bearer)]) -> UserResponse:
+async def current_user(
+    request: Request, token: Annotated[str | None, Depends(bearer)]
+) -> asyncpg.Record:
+    """The caller's user row, checked as Keel checks it: valid token, live session, active user."""
     if not token:
         raise unauthorized()
     user_id, session_id = token_subject(token, request.state.tokens)
@@ -162,4 +293,80 @@ async def read_me(request: Request, token: Annotated[str | None, Depends(bearer)
     row = await pool.fetchrow(USER_IN_SESSION, user_id, session_id, datetime.now(UTC))
     if row is None:
         raise unauthorized()
-    return UserResponse.model_validate(dict(row))
+    return row
+
+
+@app.get("/api/v1/users/me")
+async def read_me(user: Annotated[asyncpg.Record, Depends(current_user)]) -> UserResponse:
+    return UserResponse.model_validate(dict(user))
+
+
+def product_response(row: asyncpg.Record) -> ProductResponse:
+    """A products row as Keel answers it: price columns folded into a `Money`."""
+    return ProductResponse.model_validate(
+        {**row, "price": {"amount": row["price_amount"], "currency": row["currency"]}}
+    )
+
+
+@app.get("/api/v1/products")
+async def list_products(
+    request: Request, params: Annotated[PageParams, Depends(page_params)]
+) -> Page[ProductResponse]:
+    async with request.state.pool.acquire() as connection:
+        total = await connection.fetchval(ACTIVE_PRODUCTS_COUNT)
+        rows = await connection.fetch(ACTIVE_PRODUCTS_PAGE, params.page_size, params.offset)
+    return Page[ProductResponse](
+        items=[product_response(row) for row in rows],
+        total=total,
+        page=params.page,
+        page_size=params.page_size,
+        has_next=params.has_next(len(rows), total),
+    )
+
+
+def order_response(
+    order: asyncpg.Record, lines: list[asyncpg.Record], payment: asyncpg.Record | None
+) -> OrderResponse:
+    """An order with its lines and payment, shaped as Keel's `OrderResponse._from_model`."""
+    currency = order["currency"]
+    return OrderResponse.model_validate(
+        {
+            **order,
+            "items": [
+                {**line, "unit_price": {"amount": line["unit_price"], "currency": currency}}
+                for line in lines
+            ],
+            "total": {"amount": order["total_amount"], "currency": currency},
+            "payment": None if payment is None else dict(payment),
+        }
+    )
+
+
+@app.get("/api/v1/orders")
+async def list_orders(
+    request: Request,
+    user: Annotated[asyncpg.Record, Depends(current_user)],
+    params: Annotated[PageParams, Depends(page_params)],
+) -> Page[OrderResponse]:
+    async with request.state.pool.acquire() as connection:
+        total = await connection.fetchval(USER_ORDERS_COUNT, user["id"])
+        orders = await connection.fetch(
+            USER_ORDERS_PAGE, user["id"], params.page_size, params.offset
+        )
+        order_ids = [order["id"] for order in orders]
+        lines = await connection.fetch(ORDER_LINES, order_ids)
+        payments = await connection.fetch(ORDER_PAYMENTS, order_ids)
+    lines_by_order: dict[uuid.UUID, list[asyncpg.Record]] = {order_id: [] for order_id in order_ids}
+    for line in lines:
+        lines_by_order[line["order_id"]].append(line)
+    payment_by_order = {payment["order_id"]: payment for payment in payments}
+    return Page[OrderResponse](
+        items=[
+            order_response(order, lines_by_order[order["id"]], payment_by_order.get(order["id"]))
+            for order in orders
+        ],
+        total=total,
+        page=params.page,
+        page_size=params.page_size,
+        has_next=params.has_next(len(orders), total),
+    )

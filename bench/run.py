@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -72,6 +73,18 @@ UNREACHABLE_RATE_LIMIT = "100000000/minute"
 BENCH_USER_EMAIL = "bench-user@example.com"
 BENCH_USER_PASSWORD = "keel-bench-password"  # noqa: S105 - a throwaway bench account
 BENCH_USER_NAME = "Bench User"
+# products_list and orders_list need a catalog: an admin creates it through Keel's API. The
+# admin is registered as a customer, then promoted in SQL (Keel has no API for that).
+BENCH_ADMIN_EMAIL = "bench-admin@example.com"
+BENCH_ADMIN_NAME = "Bench Admin"
+# orders_list reads the orders of its own customer, so the users_me account stays order-free
+# and each account logs in at most once per run (Keel allows 5 logins a minute per account).
+BENCH_CUSTOMER_EMAIL = "bench-orders@example.com"
+BENCH_CUSTOMER_NAME = "Bench Customer"
+BENCH_PRODUCTS = 50  # more than one page of 20, so `has_next` is true
+BENCH_PRODUCT_SKU = "BENCH-{:04d}"
+BENCH_PRODUCT_STOCK = 1_000_000  # every order takes one; this outlasts any number of runs
+BENCH_ORDERS = 20  # one full page
 
 
 class BenchError(Exception):
@@ -101,20 +114,122 @@ def bench_user_bearer(keel: Server) -> Mapping[str, str]:
     """Log the bench user in through Keel's own API and return its bearer token header.
 
     Going through the API (rather than writing rows and signing a token here) means the token,
-    its session row and the user's roles are exactly what a real client would hold. The user
-    is registered on first use; a 409 means an earlier run already did.
+    its session row and the user's roles are exactly what a real client would hold.
     """
-    account = {"email": BENCH_USER_EMAIL, "password": BENCH_USER_PASSWORD}
-    with httpx.Client(base_url=keel.base_url, timeout=30.0, trust_env=False) as client:
-        registered = client.post(
-            "/api/v1/auth/register", json={**account, "full_name": BENCH_USER_NAME}
+    register(keel, BENCH_USER_EMAIL, BENCH_USER_NAME)
+    return bearer(login(keel, BENCH_USER_EMAIL))
+
+
+def keel_client(keel: Server, headers: Mapping[str, str] | None = None) -> httpx.Client:
+    """A client for setup calls to Keel; ignores proxy variables, since Keel is on loopback."""
+    return httpx.Client(
+        base_url=keel.base_url, headers=dict(headers or {}), timeout=30.0, trust_env=False
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def register(keel: Server, email: str, full_name: str) -> None:
+    """Register a bench account on first use; a 409 means an earlier run already did."""
+    account = {"email": email, "password": BENCH_USER_PASSWORD, "full_name": full_name}
+    with keel_client(keel) as client:
+        registered = client.post("/api/v1/auth/register", json=account)
+    if registered.status_code not in (201, 409):
+        raise BenchError(f"registering {email} failed: {_describe(registered)}")
+
+
+def login(keel: Server, email: str) -> str:
+    """An access token for a bench account (all share one password), through Keel's login."""
+    with keel_client(keel) as client:
+        response = client.post(
+            "/api/v1/auth/login", json={"email": email, "password": BENCH_USER_PASSWORD}
         )
-        if registered.status_code not in (201, 409):
-            raise BenchError(f"registering the bench user failed: {_describe(registered)}")
-        login = client.post("/api/v1/auth/login", json=account)
-    if login.status_code != 200:
-        raise BenchError(f"logging in the bench user failed: {_describe(login)}")
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+    if response.status_code != 200:
+        raise BenchError(f"logging in {email} failed: {_describe(response)}")
+    return str(response.json()["access_token"])
+
+
+def products_setup(keel: Server) -> Mapping[str, str]:
+    """products_list is public: it only needs the catalog to exist."""
+    bench_products(keel)
+    return {}
+
+
+@cache
+def bench_products(keel: Server) -> tuple[str, ...]:
+    """Make sure the bench catalog exists and return the ids of its products.
+
+    Cached so a run that measures both products_list and orders_list logs the admin in once.
+    Products are created through Keel's admin API, so rows, cache invalidation and all are
+    what Keel itself writes; a 409 means an earlier run created that SKU. The ids are read
+    back as the admin (past the public cache), whether or not this run created them.
+    """
+    register(keel, BENCH_ADMIN_EMAIL, BENCH_ADMIN_NAME)
+    asyncio.run(_promote_to_admin(BENCH_ADMIN_EMAIL))
+    with keel_client(keel, bearer(login(keel, BENCH_ADMIN_EMAIL))) as client:
+        for number in range(1, BENCH_PRODUCTS + 1):
+            created = client.post("/api/v1/products", json=bench_product(number))
+            if created.status_code not in (201, 409):
+                raise BenchError(f"creating a bench product failed: {_describe(created)}")
+        listed = client.get("/api/v1/products", params={"q": "BENCH-", "page_size": 100})
+    if listed.status_code != 200:
+        raise BenchError(f"listing the bench products failed: {_describe(listed)}")
+    ids = tuple(
+        product["id"]
+        for product in listed.json()["items"]
+        if product["is_active"] and product["stock"] >= BENCH_ORDERS
+    )
+    if not ids:
+        raise BenchError("no active bench product has stock left for orders")
+    return ids
+
+
+def bench_product(number: int) -> dict[str, Any]:
+    """The request body for bench product `number`: distinct names so ordering has work."""
+    return {
+        "sku": BENCH_PRODUCT_SKU.format(number),
+        "name": f"Bench product {number:04d}",
+        "description": f"Product {number} of the benchmark catalog, created by bench/run.py.",
+        "price": {"amount": 100 * number + 99, "currency": "EUR"},
+        "stock": BENCH_PRODUCT_STOCK,
+    }
+
+
+async def _promote_to_admin(email: str) -> None:
+    """Give `email` the admin role: the one step Keel's API cannot do for us."""
+    connection = await asyncpg.connect(asyncpg_dsn(bench_database_url()), timeout=10)
+    try:
+        await connection.execute(
+            "UPDATE user_roles SET role = 'admin' "
+            "WHERE user_id = (SELECT id FROM users WHERE email = $1)",
+            email,
+        )
+    finally:
+        await connection.close()
+
+
+def customer_with_orders(keel: Server) -> Mapping[str, str]:
+    """Log the bench customer in and top its orders up to BENCH_ORDERS; return its bearer.
+
+    Only the missing orders are placed, so repeated runs neither grow the list (and with it
+    the count) nor drain stock. Orders are placed through Keel's API, one line each, cycling
+    through the bench products.
+    """
+    products = bench_products(keel)
+    register(keel, BENCH_CUSTOMER_EMAIL, BENCH_CUSTOMER_NAME)
+    headers = bearer(login(keel, BENCH_CUSTOMER_EMAIL))
+    with keel_client(keel, headers) as client:
+        existing = client.get("/api/v1/orders", params={"page_size": 1})
+        if existing.status_code != 200:
+            raise BenchError(f"listing the bench customer's orders failed: {_describe(existing)}")
+        for number in range(existing.json()["total"], BENCH_ORDERS):
+            line = {"product_id": products[number % len(products)], "quantity": 1}
+            placed = client.post("/api/v1/orders", json={"items": [line]})
+            if placed.status_code != 201:
+                raise BenchError(f"placing a bench order failed: {_describe(placed)}")
+    return headers
 
 
 @dataclass(frozen=True)
@@ -154,6 +269,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         target_ratio=0.60,
         setup=bench_user_bearer,
     ),
+    Scenario(
+        name="products_list",
+        description=(
+            "GET /api/v1/products, public first page of 20: Keel from its read cache, the "
+            "baseline with a page query and a count on every request"
+        ),
+        keel_path="/api/v1/products",
+        baseline_path="/api/v1/products",
+        target_ratio=1.50,
+        setup=products_setup,
+    ),
+    Scenario(
+        name="orders_list",
+        description=(
+            "GET /api/v1/orders with a bearer token: JWT decode, user and session query, then "
+            "a count, the 20 newest orders, their lines and their payments"
+        ),
+        keel_path="/api/v1/orders",
+        baseline_path="/api/v1/orders",
+        target_ratio=0.50,
+        setup=customer_with_orders,
+    ),
 )
 
 
@@ -188,7 +325,10 @@ class Comparison:
 # --- wrk ------------------------------------------------------------------------------------
 
 _UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1_000.0, "m": 60_000.0, "h": 3_600_000.0}
-_PERCENTILE = re.compile(r"^\s*(?P<pct>\d+(?:\.\d+)?)%\s+(?P<value>[\d.]+)(?P<unit>us|ms|s|m|h)$")
+# wrk pads a value in whole seconds with a trailing space ("1.34s "), hence the final \s*.
+_PERCENTILE = re.compile(
+    r"^\s*(?P<pct>\d+(?:\.\d+)?)%\s+(?P<value>[\d.]+)(?P<unit>us|ms|s|m|h)\s*$"
+)
 _REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+(?P<value>[\d.]+)", re.MULTILINE)
 _REQUEST_COUNT = re.compile(r"^\s*(?P<count>\d+) requests in ", re.MULTILINE)
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(?P<count>\d+)")
@@ -358,6 +498,11 @@ def asyncpg_dsn(database_url: str) -> str:
     """The SQLAlchemy URL Keel takes, as the plain postgresql:// DSN asyncpg takes."""
     url = make_url(database_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
+
+
+def bench_database_url() -> str:
+    """The database both servers (and the setup hooks) use: keel_bench unless overridden."""
+    return os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
 def ensure_database(url: str) -> None:
@@ -619,17 +764,17 @@ def median(runs: Sequence[Measurement]) -> Measurement:
 
 def format_table(comparisons: Sequence[Comparison]) -> str:
     """A plain-text table: one row per server and scenario, then the verdict."""
-    lines = [f"{'scenario':<10} {'target':<10} {'requests/s':>12} {'p50 ms':>9} {'p99 ms':>9}"]
+    lines = [f"{'scenario':<14} {'target':<10} {'requests/s':>12} {'p50 ms':>9} {'p99 ms':>9}"]
     for comparison in comparisons:
         name = comparison.scenario.name
         for target, figures in (("keel", comparison.keel), ("baseline", comparison.baseline)):
             lines.append(
-                f"{name:<10} {target:<10} {figures.requests_per_second:>12,.1f} "
+                f"{name:<14} {target:<10} {figures.requests_per_second:>12,.1f} "
                 f"{figures.p50_ms:>9.2f} {figures.p99_ms:>9.2f}"
             )
         verdict = "PASS" if comparison.passed else "BELOW TARGET"
         lines.append(
-            f"{name:<10} keel/baseline requests/s = {comparison.ratio:.2f} "
+            f"{name:<14} keel/baseline requests/s = {comparison.ratio:.2f} "
             f"(target >= {comparison.scenario.target_ratio:.2f}): {verdict}"
         )
     return "\n".join(lines)
@@ -735,7 +880,7 @@ def run(arguments: argparse.Namespace) -> list[Comparison]:
     scenarios = [s for s in SCENARIOS if not arguments.only or s.name in arguments.only]
     wrk = ensure_wrk()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    database_url = os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    database_url = bench_database_url()
     ensure_database(database_url)
     shared = Shared.for_run(database_url)
     keel_env = keel_environment(shared)
