@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from keel.core.dependencies import Cache, DbSession
 from keel.core.errors import ValidationFailedError
@@ -22,7 +22,11 @@ from keel.features.users.models import Role
 router = APIRouter(prefix="/products", tags=["catalog"])
 
 
-@router.get("", summary="List products (public; admins also see inactive ones)")
+@router.get(
+    "",
+    summary="List products (public; admins also see inactive ones)",
+    response_model=Page[ProductResponse],
+)
 async def list_products(
     session: DbSession,
     cache: Cache,
@@ -33,7 +37,7 @@ async def list_products(
     max_price: Annotated[int | None, Query(ge=0)] = None,
     in_stock: bool | None = None,
     sort: ProductSort = ProductSort.NAME,
-) -> Page[ProductResponse]:
+) -> Response:
     if min_price is not None and max_price is not None and min_price > max_price:
         raise ValidationFailedError(
             errors=[
@@ -52,15 +56,17 @@ async def list_products(
         sort=sort,
         include_inactive=user is not None and user.has_role(Role.ADMIN),
     )
-    return await service.list_products(session, cache, filters, pagination)
+    body = await service.list_products(session, cache, filters, pagination)
+    return Response(body, media_type="application/json")
 
 
-@router.get("/{product_id}", summary="Read a product (public)")
+@router.get("/{product_id}", summary="Read a product (public)", response_model=ProductResponse)
 async def read_product(
     product_id: uuid.UUID, session: DbSession, cache: Cache, user: OptionalUser
-) -> ProductResponse:
+) -> Response:
     admin = user is not None and user.has_role(Role.ADMIN)
-    return await service.get_product(session, cache, product_id, include_inactive=admin)
+    body = await service.get_product(session, cache, product_id, include_inactive=admin)
+    return Response(body, media_type="application/json")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a product (admin)")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.core.cache import ReadCache
 from keel.core.database import after_commit
 from keel.core.errors import ConflictError, NotFoundError, ValidationFailedError
-from keel.core.pagination import Page, PageParams, paginate
+from keel.core.pagination import PageParams, paginate
 from keel.core.patching import sent_fields
 from keel.features.catalog import repository
 from keel.features.catalog.models import Product
@@ -29,7 +29,6 @@ from keel.features.catalog.schemas import (
 )
 
 NAMESPACE = "catalog"
-ProductPage = Page[ProductResponse]
 
 
 def _sku_taken() -> ConflictError:
@@ -45,47 +44,38 @@ async def list_products(
     cache: ReadCache,
     filters: ProductFilters,
     params: PageParams,
-) -> ProductPage:
-    async def load() -> ProductPage:
-        return await paginate(
+) -> bytes:
+    """One page as JSON bytes (cached for the public)."""
+
+    async def load() -> bytes:
+        page = await paginate(
             session, repository.filtered(filters), params, ProductResponse.model_validate
         )
+        return page.model_dump_json().encode()
 
     if filters.include_inactive:
         return await load()
     key = f"list:{filters.model_dump_json()}:{params.page}:{params.page_size}"
-    return await cache.get_or_load(
-        NAMESPACE,
-        key,
-        load,
-        dump=lambda page: page.model_dump(mode="json"),
-        parse=ProductPage.model_validate,
-    )
+    return await cache.get_or_load(NAMESPACE, key, load)
 
 
 async def get_product(
     session: AsyncSession, cache: ReadCache, product_id: uuid.UUID, *, include_inactive: bool
-) -> ProductResponse:
-    if include_inactive:
-        product = await repository.get(session, product_id)
-        if product is None:
-            raise _not_found()
-        return ProductResponse.model_validate(product)
+) -> bytes:
+    """One product as JSON bytes (cached for the public, including "not for sale")."""
 
-    async def load() -> ProductResponse | None:
+    async def load() -> bytes:
         product = await repository.get(session, product_id)
-        if product is None or not product.is_active:
-            return None
-        return ProductResponse.model_validate(product)
+        if product is None or not (product.is_active or include_inactive):
+            return b""  # remembered too: a missing product costs no query either
+        return ProductResponse.model_validate(product).model_dump_json().encode()
 
-    found = await cache.get_or_load(
-        NAMESPACE,
-        f"item:{product_id}",
-        load,
-        dump=lambda item: item.model_dump(mode="json") if item else {},
-        parse=lambda raw: ProductResponse.model_validate(raw) if raw else None,
+    found = (
+        await load()
+        if include_inactive
+        else await cache.get_or_load(NAMESPACE, f"item:{product_id}", load)
     )
-    if found is None:
+    if not found:
         raise _not_found()
     return found
 
