@@ -47,12 +47,16 @@ def error_response(error: AppError, *, request_id_header: bool = False) -> JSONR
 
 
 def error_body(error: AppError) -> dict[str, Any]:
-    """The SPEC error body for `error`, as stored for idempotent replays."""
+    """The SPEC error body for `error` (also what idempotent replays store)."""
+    return _body(error.code, error.message, error.details)
+
+
+def _body(code: str, message: str, details: Mapping[str, Any] | None) -> dict[str, Any]:
     return {
         "error": {
-            "code": error.code,
-            "message": error.message,
-            "details": error.details,
+            "code": code,
+            "message": message,
+            "details": dict(details or {}),
             "request_id": get_request_id(),
         }
     }
@@ -71,14 +75,7 @@ def render_error(
     response_headers = dict(headers or {})
     if request_id and request_id_header:
         response_headers[REQUEST_ID_HEADER] = request_id
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "details": dict(details or {}),
-            "request_id": request_id,
-        }
-    }
+    body = _body(code, message, details)
     return JSONResponse(body, status_code=status_code, headers=response_headers)
 
 
