@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,10 @@ from rich.table import Table
 
 from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from keel.core.database import Database
+    from keel.features.users.schemas import UserCreate
 
 cli = typer.Typer(help="Keel: a production-grade FastAPI shop backend.", no_args_is_help=True)
 migrate_cli = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
@@ -154,7 +158,7 @@ def create_admin(
     console.print(f"[green]{verb} admin {data.email}[/]")
 
 
-async def _ensure_admin(database: Any, settings: Settings, data: Any) -> bool:
+async def _ensure_admin(database: Database, settings: Settings, data: UserCreate) -> bool:
     from keel.core.database import committing
     from keel.core.security.passwords import PasswordHasher
     from keel.features.users import service as users

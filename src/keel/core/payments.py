@@ -9,7 +9,7 @@ on connection errors and 5xx answers safe.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import hashlib
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -72,19 +72,16 @@ class SandboxGateway:
     }
     TIMEOUT = "4000000000000119"
 
-    def __init__(self) -> None:
-        self._charges: dict[str, Charge] = {}
-
     async def charge(self, request: ChargeRequest) -> Charge:
         digits = request.card.number
         if digits == self.TIMEOUT:
             raise GatewayUnavailableError("sandbox gateway timed out")
         if digits in self.DECLINES:
             raise ChargeDeclinedError(self.DECLINES[digits])
-        # Like a real gateway, the same idempotency key returns the same charge.
-        return self._charges.setdefault(
-            request.idempotency_key, Charge(transaction_id=f"sb_{uuid.uuid4().hex}")
-        )
+        # Like a real gateway, the same idempotency key returns the same charge; derived from
+        # the key rather than remembered, so a long-running dev server keeps no ledger.
+        digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()
+        return Charge(transaction_id=f"sb_{digest[:32]}")
 
     async def close(self) -> None:
         return None

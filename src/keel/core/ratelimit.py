@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
 from limits import RateLimitItem, parse
@@ -43,27 +42,10 @@ EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """Probes and scrapes: orchestrators must never be throttled into restarting a healthy pod."""
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    default: str
-    login_ip: str
-    login_account: str
-    register_ip: str
-    refresh_ip: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimits:
-        return cls(
-            default=settings.rate_limit_default,
-            login_ip=settings.rate_limit_login_ip,
-            login_account=settings.rate_limit_login_account,
-            register_ip=settings.rate_limit_register_ip,
-            refresh_ip=settings.rate_limit_refresh_ip,
-        )
-
-
 class RateLimiter:
-    def __init__(self, storage: Storage, limits: RateLimits, *, enabled: bool = True) -> None:
+    def __init__(
+        self, storage: Storage, limits: Mapping[Limit, str], *, enabled: bool = True
+    ) -> None:
         self.storage = storage
         self.enabled = enabled
         # Sliding-window counters: O(1) per hit whatever the limit (a moving window keeps one
@@ -71,7 +53,7 @@ class RateLimiter:
         # window edges as with fixed windows.
         self._strategy = SlidingWindowCounterRateLimiter(storage)
         self._items: Mapping[Limit, RateLimitItem] = {
-            limit: parse(getattr(limits, limit.value)) for limit in Limit
+            limit: parse(limits[limit]) for limit in Limit
         }
 
     @classmethod
@@ -88,7 +70,9 @@ class RateLimiter:
                 # limits types its options as scalars; they go straight to the redis client.
                 connection_pool=redis.connection_pool,  # type: ignore[arg-type]
             )
-        return cls(storage, RateLimits.from_settings(settings), enabled=settings.rate_limit_enabled)
+        # Each limit has its setting: Limit.LOGIN_IP <- KEEL_RATE_LIMIT_LOGIN_IP, and so on.
+        limits = {limit: getattr(settings, f"rate_limit_{limit.value}") for limit in Limit}
+        return cls(storage, limits, enabled=settings.rate_limit_enabled)
 
     async def hit(self, limit: Limit, key: str) -> None:
         """Count one request for `key`; raise 429 (or 503 when failing closed) if over."""
