@@ -178,6 +178,7 @@ get_database = from_state("database", Database)
 
 AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "keel_after_commit"
+_AFTER_ROLLBACK = "keel_after_rollback"
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
@@ -189,21 +190,36 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+def after_rollback(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` if the session's transaction rolls back (or its commit fails).
+
+    For undoing what lives outside the database: an object written to storage for a row
+    that was never committed.
+    """
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(callback)
+
+
+async def _run_callbacks(callbacks: list[AfterCommit]) -> None:
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:  # the outcome is decided; a failed follow-up must not change the answer
+            log.exception("transaction_callback_failed")
+
+
 @asynccontextmanager
 async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Commit when the block succeeds, roll back on any error (including cancellation)."""
     try:
         yield session
+        await session.commit()
     except BaseException:
         session.info.pop(_AFTER_COMMIT, None)
         await session.rollback()
+        await _run_callbacks(session.info.pop(_AFTER_ROLLBACK, []))
         raise
-    await session.commit()
-    for callback in session.info.pop(_AFTER_COMMIT, []):
-        try:
-            await callback()
-        except Exception:  # the change is committed; a failed follow-up must not undo the answer
-            log.exception("after_commit_callback_failed")
+    session.info.pop(_AFTER_ROLLBACK, None)
+    await _run_callbacks(session.info.pop(_AFTER_COMMIT, []))
 
 
 async def get_session(

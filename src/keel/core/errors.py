@@ -88,6 +88,12 @@ class UnsupportedMediaTypeError(AppError):
     default_message = "Unsupported media type"
 
 
+class RangeNotSatisfiableError(AppError):
+    status_code = 416
+    code = "RANGE_NOT_SATISFIABLE"
+    default_message = "The requested range is outside the file"
+
+
 class ValidationFailedError(AppError):
     """422 raised by services for rules a schema cannot express; `errors` mirrors pydantic's."""
 
@@ -158,6 +164,7 @@ STATUS_CODES: dict[int, type[AppError]] = {
         ConflictError,
         PayloadTooLargeError,
         UnsupportedMediaTypeError,
+        RangeNotSatisfiableError,
         ValidationFailedError,
         RateLimitedError,
         InternalError,

@@ -15,6 +15,10 @@ from keel.core.middleware.trusted_hosts import TrustedHostMiddleware
 from keel.core.ratelimit import DefaultRateLimitMiddleware
 from keel.core.request_id import REQUEST_ID_HEADER
 
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+"""Room for the multipart envelope around an upload of exactly KEEL_MAX_UPLOAD_BYTES."""
+UPLOAD_PREFIXES = ("/api/v1/files", "/api/v1/imports")
+
 
 def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | None) -> None:
     """Add middleware innermost first (Starlette wraps each new one around the previous).
@@ -33,7 +37,9 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | 
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_bytes,
-        overrides={"/api/v1/files": settings.max_upload_bytes},
+        overrides=dict.fromkeys(
+            UPLOAD_PREFIXES, settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+        ),
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     if settings.cors_origins:

@@ -13,6 +13,7 @@ from keel.features.catalog import service
 from keel.features.catalog.schemas import (
     ProductCreate,
     ProductFilters,
+    ProductImage,
     ProductResponse,
     ProductSort,
     ProductUpdate,
@@ -81,6 +82,13 @@ async def update_product(
     product_id: uuid.UUID, changes: ProductUpdate, _: AdminUser, session: DbSession, cache: Cache
 ) -> ProductResponse:
     return await service.update_product(session, cache, product_id, changes)
+
+
+@router.put("/{product_id}/image", summary="Set or clear a product's image (admin)")
+async def set_product_image(
+    product_id: uuid.UUID, body: ProductImage, _: AdminUser, session: DbSession, cache: Cache
+) -> ProductResponse:
+    return await service.set_image(session, cache, product_id, body.file_id)
 
 
 @router.delete(

@@ -1,0 +1,1 @@
+"""Files: streamed uploads to storage, ranged downloads, direct (presigned) uploads."""

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, status
+from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from keel.core.dependencies import AppSettings, DbSession, Store
+from keel.core.errors import BadRequestError
+from keel.features.auth.dependencies import CurrentUser
+from keel.features.files import service
+from keel.features.files.multipart import read_file_part
+from keel.features.files.naming import content_disposition
+from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+MULTIPART_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a file (multipart field `file`, streamed to storage)",
+    openapi_extra=MULTIPART_BODY,
+)
+async def upload_file(
+    request: Request, user: CurrentUser, session: DbSession, storage: Store, settings: AppSettings
+) -> FileResponse:
+    try:
+        part = await read_file_part(request)
+        stored = await service.upload(session, storage, settings, user, part)
+    except ClientDisconnect:
+        raise BadRequestError("The client went away during the upload") from None
+    return FileResponse.model_validate(stored)
+
+
+@router.post(
+    "/upload-url",
+    status_code=status.HTTP_201_CREATED,
+    summary="Get a URL to PUT a large file to directly, then call /complete",
+)
+async def create_upload_url(
+    body: UploadUrlRequest,
+    request: Request,
+    user: CurrentUser,
+    session: DbSession,
+    storage: Store,
+    settings: AppSettings,
+) -> UploadUrlResponse:
+    def local_url(file_id: uuid.UUID) -> str:
+        return str(request.url_for("receive_direct_upload", file_id=str(file_id)))
+
+    return await service.create_upload_url(session, storage, settings, user, body, local_url)
+
+
+@router.put(
+    "/{file_id}/upload",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Receive a direct upload (the signed URL from /upload-url; no bearer token)",
+)
+async def receive_direct_upload(
+    file_id: uuid.UUID,
+    token: Annotated[str, Query(max_length=2000)],
+    request: Request,
+    session: DbSession,
+    storage: Store,
+    settings: AppSettings,
+) -> None:
+    try:
+        await service.receive_direct_upload(
+            session, storage, settings, file_id, token, request.stream()
+        )
+    except ClientDisconnect:
+        raise BadRequestError("The client went away during the upload") from None
+
+
+@router.post("/{file_id}/complete", summary="Verify a direct upload and make the file visible")
+async def complete_upload(
+    file_id: uuid.UUID, user: CurrentUser, session: DbSession, storage: Store, settings: AppSettings
+) -> FileResponse:
+    stored = await service.complete_upload(session, storage, settings, user, file_id)
+    return FileResponse.model_validate(stored)
+
+
+@router.get("/{file_id}", summary="Read a file's metadata (owner or admin)")
+async def read_file(file_id: uuid.UUID, user: CurrentUser, session: DbSession) -> FileResponse:
+    return FileResponse.model_validate(await service.get_for(session, user, file_id))
+
+
+@router.get(
+    "/{file_id}/content",
+    summary="Download a file (streamed; a single `Range` gives 206)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Part"}},
+)
+async def download_file(
+    file_id: uuid.UUID,
+    user: CurrentUser,
+    session: DbSession,
+    storage: Store,
+    range_: Annotated[str | None, Header(alias="range")] = None,
+) -> StreamingResponse:
+    found = await service.download(session, storage, user, file_id, range_)
+    headers = {
+        "Content-Length": str(found.end - found.start),
+        "Content-Disposition": content_disposition(found.file.filename),
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{found.file.sha256}"',
+        "Cache-Control": "private, no-cache",
+    }
+    if found.partial:
+        headers["Content-Range"] = f"bytes {found.start}-{found.end - 1}/{found.file.size}"
+    return StreamingResponse(
+        found.chunks,
+        status_code=status.HTTP_206_PARTIAL_CONTENT if found.partial else status.HTTP_200_OK,
+        media_type=found.file.content_type,
+        headers=headers,
+    )
+
+
+@router.delete(
+    "/{file_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a file (owner or admin)"
+)
+async def delete_file(
+    file_id: uuid.UUID, user: CurrentUser, session: DbSession, storage: Store
+) -> None:
+    await service.delete(session, storage, user, file_id)

@@ -1,0 +1,55 @@
+"""What a file really is, from its first bytes, against what the client said it is."""
+
+from __future__ import annotations
+
+import codecs
+
+import puremagic
+
+from keel.core.errors import UnsupportedMediaTypeError, ValidationFailedError
+
+SNIFF_BYTES = 4096
+TEXT = "text/plain"
+_UNSPECIFIC = {"", "application/octet-stream"}
+
+
+def detect(head: bytes) -> str | None:
+    """The type the bytes carry a signature of; `text/plain` for UTF-8 text; else None."""
+    try:
+        matches = puremagic.magic_string(head)
+    except puremagic.PureError:
+        matches = []
+    if matches and matches[0].mime_type:
+        return str(matches[0].mime_type)
+    if b"\x00" in head:
+        return None
+    try:  # the head may end inside a multi-byte character, so decode incrementally
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    return TEXT
+
+
+def accepted_type(declared: str | None, head: bytes, allowed: list[str]) -> str:
+    """The content type to store, or 415 when the bytes are not an allowed type or contradict
+    the declared one. Text has no signature, so a declared `text/*` type is trusted for it."""
+    if not head:
+        raise ValidationFailedError(
+            "The file is empty",
+            errors=[{"loc": ["body", "file"], "msg": "empty file", "type": "empty"}],
+        )
+    claimed = (declared or "").split(";", 1)[0].strip().lower()
+    found = detect(head)
+    if found is None:
+        raise _refused("The file's content is not of a known type", allowed)
+    if found == TEXT:
+        found = claimed if claimed.startswith("text/") else TEXT
+    elif claimed not in _UNSPECIFIC and claimed != found:
+        raise _refused(f"The file was sent as {claimed} but its content is {found}", allowed)
+    if found not in allowed:
+        raise _refused(f"Files of type {found} are not accepted", allowed)
+    return found
+
+
+def _refused(message: str, allowed: list[str]) -> UnsupportedMediaTypeError:
+    return UnsupportedMediaTypeError(message, details={"allowed": allowed})
