@@ -102,6 +102,7 @@ def make_settings(database_url: str) -> MakeSettings:
             "rate_limit_login_account": "100000/minute",
             "rate_limit_register_ip": "100000/minute",
             "rate_limit_refresh_ip": "100000/minute",
+            "storage_url": "memory://",
             "_env_file": None,
         }
         values.update(overrides)

@@ -1,4 +1,4 @@
-"""The `keel` command: serve, migrate, check-config, create-admin.
+"""The `keel` command: serve, worker, migrate, check-config, create-admin, import-products.
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -112,6 +112,66 @@ def serve(
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         lifespan="on",
     )
+
+
+@cli.command()
+def worker() -> None:
+    """Run background jobs from Redis; start as many as the load needs, on any host."""
+    from keel.core.logging import configure_logging
+    from keel.worker import run_worker
+
+    settings = _settings()
+    if settings.jobs_embedded:
+        errors.print(
+            "[bold red]keel worker needs KEEL_REDIS_URL (and KEEL_JOB_BROKER unset or redis); "
+            "without Redis, jobs run inside the API process.[/]"
+        )
+        raise typer.Exit(code=2)
+    configure_logging(level=settings.log_level, json=settings.json_logs)
+    asyncio.run(run_worker(settings))
+
+
+@cli.command("import-products")
+def import_products(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A product CSV.")
+    ],
+) -> None:
+    """Import products from a CSV file here and now (the same import as the API's job)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from keel.features.imports.products import MalformedFileError
+    from keel.features.imports.service import import_local_file
+
+    settings = _settings()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("Importing", total=file.stat().st_size)
+
+        async def progress(done: int) -> None:
+            bar.update(task, completed=done)
+
+        try:
+            result = _with_database(
+                settings, lambda database: import_local_file(database, settings, file, progress)
+            )
+        except MalformedFileError as exc:
+            errors.print(f"[bold red]{exc}; nothing was imported.[/]")
+            raise typer.Exit(code=1) from None
+    console.print(
+        f"[green]created {result.created}, updated {result.updated}[/], "
+        f"[{'red' if result.failed else 'green'}]failed {result.failed}[/]"
+    )
+    for error in result.errors:
+        console.print(f"  row {error['row']}, {error['column'] or 'row'}: {error['message']}")
+    if result.errors_truncated:
+        console.print(f"  … only the first {len(result.errors)} errors are listed")
 
 
 @cli.command("check-config")

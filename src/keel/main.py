@@ -10,18 +10,25 @@ from keel.api import api_router
 from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.docs import install_docs
 from keel.core.exception_handlers import register_exception_handlers
+from keel.core.jobs.handlers import JobHandlers
 from keel.core.lifespan import build_lifespan
 from keel.core.logging import configure_logging, get_logger
 from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
 from keel.core.middleware import install_middleware
 from keel.core.schemas import ERROR_RESPONSES
 from keel.features.health.router import router as health_router
+from keel.jobs import HANDLERS
 
 log = get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build a fully wired app. Refuses (ConfigError) on an unsafe production configuration."""
+def create_app(
+    settings: Settings | None = None, *, job_handlers: JobHandlers | None = None
+) -> FastAPI:
+    """Build a fully wired app. Refuses (ConfigError) on an unsafe production configuration.
+
+    `job_handlers` defaults to every feature's (`keel.jobs.HANDLERS`); tests add their own.
+    """
     settings = ensure_safe(settings or get_settings())
     configure_logging(level=settings.log_level, json=settings.json_logs)
     if settings.secret_was_generated:
@@ -36,7 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title=settings.app_name,
         version=__version__,
-        lifespan=build_lifespan(settings, pool_metrics),
+        lifespan=build_lifespan(
+            settings, pool_metrics, HANDLERS if job_handlers is None else job_handlers
+        ),
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,

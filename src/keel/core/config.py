@@ -103,7 +103,57 @@ class Settings(BaseSettings):
 
     # Shared backends (optional in development)
     redis_url: SecretStr | None = None
-    storage_url: str = "file://./var/files"
+
+    # Files: file://DIR (default), s3://BUCKET/PREFIX, or memory:// (tests only)
+    storage_url: str = Field(
+        default="file://./var/files", pattern=r"^(file://.+|s3://[^/]+(/.*)?|memory://.*)$"
+    )
+    storage_endpoint: str | None = Field(
+        default=None, description="S3-compatible endpoint URL (MinIO, moto, R2); AWS if unset."
+    )
+    storage_region: str = "us-east-1"
+    storage_access_key_id: str | None = None
+    storage_secret_access_key: SecretStr | None = None
+    upload_allowed_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+            "text/csv",
+            "text/plain",
+        ],
+        description="Content types accepted for uploads, checked against the file's bytes.",
+    )
+    upload_url_ttl_seconds: int = Field(
+        default=900, ge=30, le=7 * 86400, description="Life of a direct-upload URL."
+    )
+
+    # Background jobs: in-process (embedded), or Redis Streams and `keel worker` processes
+    job_broker: Literal["embedded", "redis"] | None = Field(
+        default=None, description="Defaults to redis when KEEL_REDIS_URL is set, else embedded."
+    )
+    job_queue_name: str = "keel:jobs"
+    job_concurrency: int = Field(
+        default=4, ge=1, le=256, description="Jobs run at once per process."
+    )
+    job_max_attempts: int = Field(default=5, ge=1, le=50)
+    job_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    job_retry_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    job_lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="A running job whose worker stops renewing this lease is picked up again.",
+    )
+    job_sweep_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="How often due retries and lost jobs are sent."
+    )
+    import_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    import_max_errors: int = Field(
+        default=100, ge=0, le=100_000, description="Row errors kept in an import's result."
+    )
 
     # Security
     jwt_secret: SecretStr | None = None
@@ -154,7 +204,7 @@ class Settings(BaseSettings):
 
     _secret_generated: bool = PrivateAttr(default=False)
 
-    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", "upload_allowed_types", mode="before")
     @classmethod
     def _parse_lists(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -182,10 +232,23 @@ class Settings(BaseSettings):
             raise ValueError("KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL")
         return self
 
+    @model_validator(mode="after")
+    def _redis_jobs_need_redis(self) -> Settings:
+        if self.job_broker == "redis" and self.redis_url is None:
+            raise ValueError("KEEL_JOB_BROKER=redis needs KEEL_REDIS_URL")
+        return self
+
     @property
     def secret_was_generated(self) -> bool:
         """True when the JWT secret was made up at start-up (development only; warned about)."""
         return self._secret_generated
+
+    @property
+    def jobs_embedded(self) -> bool:
+        """Jobs run inside this process (no Redis), rather than in `keel worker` processes."""
+        if self.job_broker is None:
+            return self.redis_url is None
+        return self.job_broker == "embedded"
 
     @property
     def is_production(self) -> bool:
@@ -226,6 +289,11 @@ class Settings(BaseSettings):
             found.append(
                 f"KEEL_WORKERS={self.workers} with in-memory jobs, cache, rate limits and "
                 "events; set KEEL_REDIS_URL"
+            )
+        if self.jobs_embedded and self.workers > 1 and self.redis_url is not None:
+            found.append(
+                f"KEEL_JOB_BROKER is embedded with KEEL_WORKERS={self.workers}; "
+                "use redis and `keel worker`"
             )
         if self.storage_url.startswith("memory://"):
             found.append("KEEL_STORAGE_URL is memory://, which loses every file on restart")

@@ -14,11 +14,13 @@ from keel.core.database import DbSession, get_database
 from keel.core.email import EmailSender
 from keel.core.events import EventHub
 from keel.core.idempotency import IdempotencyStore
+from keel.core.jobs.queue import JobQueue
 from keel.core.payments import PaymentGateway
 from keel.core.ratelimit import Limit, RateLimiter, client_address
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
 from keel.core.state import from_state
+from keel.core.storage import Storage
 
 __all__ = [
     "AppSettings",
@@ -28,8 +30,10 @@ __all__ = [
     "Gateway",
     "Hasher",
     "Idempotency",
+    "Jobs",
     "Limiter",
     "Mailer",
+    "Store",
     "Tokens",
     "get_database",
     "rate_limit",
@@ -45,6 +49,8 @@ Events = Annotated[EventHub, Depends(from_state("event_hub", EventHub))]
 Idempotency = Annotated[IdempotencyStore, Depends(from_state("idempotency", IdempotencyStore))]
 Gateway = Annotated[PaymentGateway, Depends(from_state("payment_gateway", PaymentGateway))]
 Mailer = Annotated[EmailSender, Depends(from_state("email_sender", EmailSender))]
+Jobs = Annotated[JobQueue, Depends(from_state("jobs", JobQueue))]
+Store = Annotated[Storage, Depends(from_state("storage", Storage))]
 
 
 def rate_limit(limit: Limit) -> Callable[[HTTPConnection, RateLimiter], Coroutine[Any, Any, None]]:

@@ -23,6 +23,9 @@ from keel.core.email import EmailSender, build_email_sender
 from keel.core.errors import ConfigError
 from keel.core.events import EventHub
 from keel.core.idempotency import IdempotencyStore
+from keel.core.jobs.handlers import JobHandlers, JobResources
+from keel.core.jobs.queue import JobQueue
+from keel.core.jobs.runner import JobRunner
 from keel.core.logging import get_logger
 from keel.core.metrics import PoolMetrics, mark_process_dead
 from keel.core.payments import PaymentGateway, build_gateway
@@ -32,6 +35,7 @@ from keel.core.redis import build_redis
 from keel.core.redis import ping as redis_ping
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
+from keel.core.storage import Storage
 from keel.migrations import runner as migrations
 
 log = get_logger(__name__)
@@ -49,6 +53,8 @@ class AppState(TypedDict):
     event_hub: EventHub
     idempotency: IdempotencyStore
     payment_gateway: PaymentGateway
+    storage: Storage
+    jobs: JobQueue
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -63,57 +69,90 @@ async def prepare_schema(database: Database, settings: Settings) -> None:
         )
 
 
+@asynccontextmanager
+async def open_state(
+    settings: Settings,
+    job_handlers: JobHandlers,
+    *,
+    consume_jobs: bool,
+    pool_metrics: PoolMetrics | None = None,
+) -> AsyncIterator[AppState]:
+    """Open every resource, yield them, close them all. The API's lifespan and `keel worker`
+    both run on this, so a job sees exactly the resources a request does."""
+    database = Database.from_settings(settings)
+    redis = build_redis(settings)
+    read_cache = ReadCache.from_settings(settings)
+    gateway = build_gateway(settings)
+    storage = Storage.from_settings(settings)
+    event_hub = EventHub()
+    runner = (
+        JobRunner(JobResources(settings, database, storage, read_cache, event_hub), job_handlers)
+        if consume_jobs
+        else None
+    )
+    jobs = JobQueue(settings, database, runner)
+    if pool_metrics is not None:
+        pool_metrics.watch(database.engine, settings.db_pool_size)
+    assert settings.jwt_secret is not None  # load_settings guarantees one
+    secret = settings.jwt_secret.get_secret_value()
+    checks: dict[str, ReadinessCheck] = {"database": database.ping}
+    if redis is not None:
+        checks["redis"] = lambda _: redis_ping(redis)
+    try:
+        await prepare_schema(database, settings)
+        await jobs.start()
+        # Everything allocated so far lives as long as the process: moving it out of the
+        # collector's reach keeps full collections (tens of ms with FastAPI, pydantic and
+        # SQLAlchemy loaded) from stalling requests.
+        gc.freeze()
+        log.info(
+            "started",
+            environment=settings.environment,
+            database=database.dialect,
+            redis=redis is not None,
+            jobs="embedded" if settings.jobs_embedded else "redis",
+            consuming_jobs=consume_jobs,
+        )
+        yield AppState(
+            settings=settings,
+            database=database,
+            redis=redis,
+            password_hasher=PasswordHasher.from_settings(settings),
+            token_service=TokenService(settings),
+            rate_limiter=RateLimiter.from_settings(settings, redis),
+            email_sender=build_email_sender(settings),
+            read_cache=read_cache,
+            event_hub=event_hub,
+            idempotency=IdempotencyStore(secret, timedelta(hours=settings.idempotency_ttl_hours)),
+            payment_gateway=gateway,
+            storage=storage,
+            jobs=jobs,
+            readiness_checks=checks,
+        )
+    finally:
+        await jobs.close()
+        await gateway.close()
+        await read_cache.close()
+        if redis is not None:
+            await redis.aclose()
+        await database.dispose()
+        mark_process_dead()
+        log.info("stopped")
+
+
 def build_lifespan(
-    settings: Settings, pool_metrics: PoolMetrics | None
+    settings: Settings, pool_metrics: PoolMetrics | None, job_handlers: JobHandlers
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
+    """The API process runs jobs itself only in embedded mode; otherwise it just enqueues."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
-        database = Database.from_settings(settings)
-        redis = build_redis(settings)
-        read_cache = ReadCache.from_settings(settings)
-        gateway = build_gateway(settings)
-        if pool_metrics is not None:
-            pool_metrics.watch(database.engine, settings.db_pool_size)
-        assert settings.jwt_secret is not None  # load_settings guarantees one
-        secret = settings.jwt_secret.get_secret_value()
-        checks: dict[str, ReadinessCheck] = {"database": database.ping}
-        if redis is not None:
-            checks["redis"] = lambda _: redis_ping(redis)
-        try:
-            await prepare_schema(database, settings)
-            # Everything allocated so far lives as long as the process: moving it out of the
-            # collector's reach keeps full collections (tens of ms with FastAPI, pydantic and
-            # SQLAlchemy loaded) from stalling requests.
-            gc.freeze()
-            log.info(
-                "started",
-                environment=settings.environment,
-                database=database.dialect,
-                redis=redis is not None,
-            )
-            yield AppState(
-                settings=settings,
-                database=database,
-                redis=redis,
-                password_hasher=PasswordHasher.from_settings(settings),
-                token_service=TokenService(settings),
-                rate_limiter=RateLimiter.from_settings(settings, redis),
-                email_sender=build_email_sender(settings),
-                read_cache=read_cache,
-                event_hub=EventHub(),
-                idempotency=IdempotencyStore(
-                    secret, timedelta(hours=settings.idempotency_ttl_hours)
-                ),
-                payment_gateway=gateway,
-                readiness_checks=checks,
-            )
-        finally:
-            await gateway.close()
-            await read_cache.close()
-            if redis is not None:
-                await redis.aclose()
-            await database.dispose()
-            mark_process_dead()
-            log.info("stopped")
+        async with open_state(
+            settings,
+            job_handlers,
+            consume_jobs=settings.jobs_embedded,
+            pool_metrics=pool_metrics,
+        ) as state:
+            yield state
 
     return lifespan

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Select, UnaryExpression, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.sql import LIKE_ESCAPE, contains_pattern
@@ -82,4 +83,31 @@ async def take_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int
 async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> None:
     await session.execute(
         update(Product).where(Product.id == product_id).values(stock=Product.stock + quantity)
+    )
+
+
+UPSERTED_COLUMNS = ("name", "description", "price_amount", "currency", "stock", "is_active")
+
+
+async def existing_skus(session: AsyncSession, skus: list[str]) -> set[str]:
+    result = await session.scalars(select(Product.sku).where(Product.sku.in_(skus)))
+    return set(result)
+
+
+async def upsert_by_sku(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert or overwrite products by SKU in one statement (rows have unique SKUs)."""
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Product)
+    excluded = statement.excluded
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Product.sku],
+            set_={
+                **{name: getattr(excluded, name) for name in UPSERTED_COLUMNS},
+                "updated_at": func.now(),
+            },
+        ),
+        rows,
     )

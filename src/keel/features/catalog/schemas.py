@@ -51,6 +51,12 @@ class ProductUpdate(BaseModel):
     is_active: bool | None = None
 
 
+class ProductImage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_id: uuid.UUID | None = Field(description="An uploaded image file; null removes it.")
+
+
 class ProductResponse(BaseModel):
     id: uuid.UUID
     sku: str

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.core.cache import ReadCache
 from keel.core.database import after_commit
 from keel.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from keel.core.models import utcnow
 from keel.core.pagination import PageParams, paginate
 from keel.core.patching import sent_fields
 from keel.features.catalog import repository
@@ -27,6 +28,7 @@ from keel.features.catalog.schemas import (
     ProductResponse,
     ProductUpdate,
 )
+from keel.features.files import service as files_service
 
 NAMESPACE = "catalog"
 
@@ -127,6 +129,20 @@ async def update_product(
     return ProductResponse.model_validate(product)
 
 
+async def set_image(
+    session: AsyncSession, cache: ReadCache, product_id: uuid.UUID, file_id: uuid.UUID | None
+) -> ProductResponse:
+    product = await repository.get(session, product_id)
+    if product is None:
+        raise _not_found()
+    if file_id is not None:
+        await files_service.read_image(session, file_id)
+    product.image_file_id = file_id
+    await session.flush()
+    _invalidate_after_commit(session, cache)
+    return ProductResponse.model_validate(product)
+
+
 async def delete_product(session: AsyncSession, cache: ReadCache, product_id: uuid.UUID) -> None:
     """Delete; a product that orders refer to is deactivated instead (its history stays)."""
     product = await repository.get(session, product_id)
@@ -140,6 +156,37 @@ async def delete_product(session: AsyncSession, cache: ReadCache, product_id: uu
         product.is_active = False
         await session.flush()
     _invalidate_after_commit(session, cache)
+
+
+async def import_batch(
+    session: AsyncSession, cache: ReadCache, products: list[ProductCreate]
+) -> tuple[int, int]:
+    """Create or overwrite products by SKU; returns (created, updated). SKUs must be unique
+    within the batch. Images and ids of existing products are kept."""
+    if not products:
+        return 0, 0
+    now = utcnow()
+    existing = await repository.existing_skus(session, [p.sku for p in products])
+    await repository.upsert_by_sku(
+        session,
+        [
+            {
+                "id": uuid.uuid4(),
+                "sku": p.sku,
+                "name": p.name,
+                "description": p.description,
+                "price_amount": p.price.amount,
+                "currency": p.price.currency,
+                "stock": p.stock,
+                "is_active": p.is_active,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for p in products
+        ],
+    )
+    _invalidate_after_commit(session, cache)
+    return len(products) - len(existing), len(existing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,188 @@
+"""Enqueueing, consuming and sweeping: where the jobs table meets taskiq.
+
+Embedded (no Redis): taskiq's in-memory broker runs each job as a task in this process; at
+start-up, jobs a previous run left queued or running are resumed. Redis: the Redis Streams
+broker carries job ids to `keel worker` processes through a consumer group; a message is
+acknowledged once its job has run, and one left unacknowledged by a dead worker is claimed
+by another after an idle timeout.
+
+The broker is only the fast path. The sweeper in every consuming process is what makes a job
+impossible to lose: it sends due retries, re-sends ids whose message vanished (a crash
+between commit and send, a Redis that lost its data) and puts jobs whose worker stopped
+renewing its lease back on the queue. Duplicate deliveries are harmless: only one claim wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from taskiq import AsyncBroker, InMemoryBroker
+from taskiq.acks import AcknowledgeType
+from taskiq.api import run_receiver_task
+from taskiq_redis import RedisStreamBroker
+
+from keel.core.config import Settings
+from keel.core.database import Database, after_commit, committing
+from keel.core.jobs import repository
+from keel.core.jobs.models import Job
+from keel.core.jobs.runner import JobRunner
+from keel.core.logging import get_logger
+from keel.core.models import utcnow
+
+log = get_logger(__name__)
+
+TASK_NAME = "keel.run_job"
+CONSUMER_GROUP = "keel-workers"
+
+
+def _build_broker(settings: Settings) -> AsyncBroker:
+    if settings.jobs_embedded:
+        return InMemoryBroker(max_async_tasks=settings.job_concurrency)
+    assert settings.redis_url is not None  # the settings refuse redis jobs without Redis
+    return RedisStreamBroker(
+        settings.redis_url.get_secret_value(),
+        queue_name=settings.job_queue_name,
+        consumer_group_name=CONSUMER_GROUP,
+        xread_block=1000,
+        # Longer than a lease: a live worker's job is never reclaimed from under it.
+        idle_timeout=int(settings.job_lease_seconds * 2 * 1000),
+        unacknowledged_lock_timeout=settings.job_lease_seconds,
+    )
+
+
+class JobQueue:
+    """One per process. `runner` is None in a process that only enqueues (an API process
+    when `keel worker` processes do the work)."""
+
+    def __init__(self, settings: Settings, database: Database, runner: JobRunner | None) -> None:
+        self.settings = settings
+        self._database = database
+        self.runner = runner
+        self.broker = _build_broker(settings)
+
+        async def run_job(job_id: str) -> None:  # a plain function: taskiq renames it
+            if self.runner is not None:
+                await self.runner.run(uuid.UUID(job_id))
+
+        self._task = self.broker.register_task(run_job, task_name=TASK_NAME)
+        self._background: list[asyncio.Task[Any]] = []
+
+    @property
+    def consuming(self) -> bool:
+        return self.runner is not None
+
+    async def start(self) -> None:
+        if self.consuming:
+            self.broker.is_worker_process = True
+        try:
+            await self.broker.startup()
+        except Exception:  # Redis down: serve anyway; sends fail and are retried by sweepers
+            log.exception("job_broker_unavailable")
+        if not self.consuming:
+            return
+        if not self.settings.jobs_embedded:
+            self._background.append(
+                asyncio.create_task(
+                    run_receiver_task(
+                        self.broker,
+                        max_async_tasks=self.settings.job_concurrency,
+                        ack_time=AcknowledgeType.WHEN_SAVED,
+                        run_startup=False,
+                    )
+                )
+            )
+        self._background.append(asyncio.create_task(self._sweep_forever()))
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.runner is not None:
+            await self.runner.stop()
+        await self.broker.shutdown()
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        async with self._database.sessionmaker() as session, committing(session):
+            yield session
+
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        owner_id: uuid.UUID | None,
+        max_attempts: int | None = None,
+    ) -> Job:
+        """Add a job in the caller's transaction; its id goes to the broker after commit."""
+        job = await repository.add(
+            session,
+            Job(
+                kind=kind,
+                payload=payload,
+                owner_id=owner_id,
+                max_attempts=max_attempts or self.settings.job_max_attempts,
+                enqueued_at=utcnow(),
+            ),
+        )
+        job_id = job.id
+        after_commit(session, lambda: self.send(job_id))
+        return job
+
+    async def send(self, job_id: uuid.UUID) -> None:
+        """Hand a job id to the broker; on failure the sweeper sends it again later."""
+        try:
+            await self._task.kiq(str(job_id))
+        except Exception:
+            log.exception("job_send_failed", job_id=str(job_id))
+
+    async def sweep(self) -> list[uuid.UUID]:
+        """One pass: fail or re-queue jobs whose worker died, then send what is due."""
+        now = utcnow()
+        resend_before = now - timedelta(seconds=self.settings.job_lease_seconds)
+        async with self._database.read_sessionmaker() as session:
+            if not await repository.needs_sweep(session, now, resend_before):
+                return []
+        async with self._session() as session:
+            failed = await repository.requeue_lost(session, now)
+            due = await repository.take_due(session, now, resend_before)
+        for job_id in failed:
+            log.error("job_failed", job_id=str(job_id), error="worker lost on every attempt")
+        for job_id in due:
+            await self.send(job_id)
+        return due
+
+    async def resume_interrupted(self) -> int:
+        """Embedded mode, at start-up: this process is the only runner, so a job still marked
+        running was cut off by the previous run; it goes back to the queue."""
+        async with self._database.read_sessionmaker() as session:
+            if not await repository.any_running(session):
+                return 0
+        async with self._session() as session:
+            resumed = await repository.requeue_interrupted(session, utcnow())
+        log.info("jobs_resumed", count=resumed)
+        return resumed
+
+    async def _sweep_forever(self) -> None:
+        """Background: start-up must neither wait for nor fail on the database."""
+        pending_resume = self.settings.jobs_embedded
+        while True:
+            try:
+                if pending_resume:
+                    if await self.resume_interrupted():
+                        await self.sweep()
+                    pending_resume = False
+                await asyncio.sleep(self.settings.job_sweep_seconds)
+                await self.sweep()
+            except Exception:
+                log.exception("job_sweep_failed")
+                await asyncio.sleep(self.settings.job_sweep_seconds)

@@ -1,0 +1,210 @@
+"""Runs one job id to an outcome: claim, heartbeat, the handler, then succeed, retry or fail.
+
+Every state change is its own short committed transaction, separate from whatever the
+handler does in its own sessions, so progress is visible while the job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.core.database import committing
+from keel.core.events import Event
+from keel.core.jobs import repository
+from keel.core.jobs.handlers import (
+    JobCancelledError,
+    JobContext,
+    JobHandlers,
+    JobResources,
+    PermanentJobError,
+)
+from keel.core.jobs.models import Job, JobStatus
+from keel.core.logging import get_logger
+from keel.core.models import utcnow
+
+log = get_logger(__name__)
+
+
+class LeaseLostError(Exception):
+    """Another process took the job over (this one was presumed dead); stop quietly."""
+
+
+def backoff_seconds(attempt: int, base: float, ceiling: float) -> float:
+    """Exponential backoff with jitter: about base·2^(attempt-1), capped, spread ±50% so
+    jobs that failed together do not all retry together."""
+    delay = min(ceiling, base * 2.0 ** (attempt - 1))
+    jitter: float = random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
+    return delay * jitter
+
+
+class JobRunner:
+    def __init__(self, resources: JobResources, handlers: JobHandlers) -> None:
+        self.resources = resources
+        self.handlers = handlers
+        settings = resources.settings
+        self._lease = timedelta(seconds=settings.job_lease_seconds)
+        self._slots = asyncio.Semaphore(settings.job_concurrency)
+        self._active: set[asyncio.Task[Any]] = set()
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        async with self.resources.database.sessionmaker() as session, committing(session):
+            yield session
+
+    async def run(self, job_id: uuid.UUID) -> None:
+        """Run the job if it is ours to run; a duplicate delivery finds it taken and returns."""
+        async with self._slots:
+            task = asyncio.current_task()
+            assert task is not None
+            self._active.add(task)
+            try:
+                await self._run(job_id)
+            finally:
+                self._active.discard(task)
+
+    async def stop(self) -> None:
+        """Interrupt running jobs; each gives itself back to the queue for another process."""
+        for task in list(self._active):
+            task.cancel()
+        await asyncio.gather(*self._active, return_exceptions=True)
+
+    async def _run(self, job_id: uuid.UUID) -> None:
+        now = utcnow()
+        async with self._session() as session:
+            job = await repository.claim(session, job_id, now, now + self._lease)
+        if job is None:
+            log.debug("job_not_claimed", job_id=str(job_id))
+            return
+        attempt = job.attempts
+        log.info("job_started", job_id=str(job_id), kind=job.kind, attempt=attempt)
+        heartbeat = asyncio.create_task(self._heartbeat(job_id, attempt))
+        try:
+            await self._execute(job, attempt)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(job_id, attempt))
+            raise
+        finally:
+            heartbeat.cancel()
+
+    async def _execute(self, job: Job, attempt: int) -> None:
+        handler = self.handlers.get(job.kind)
+        context = JobContext(
+            job_id=job.id,
+            kind=job.kind,
+            owner_id=job.owner_id,
+            payload=job.payload,
+            attempt=attempt,
+            resources=self.resources,
+            _report=partial(self._report, job, attempt),
+        )
+        try:
+            if handler is None:
+                raise PermanentJobError(f"No handler for jobs of kind {job.kind!r}")
+            result = await handler(context)
+        except JobCancelledError:
+            await self._finish(job, attempt, JobStatus.CANCELLED)
+        except PermanentJobError as exc:
+            await self._finish(job, attempt, JobStatus.FAILED, error=str(exc))
+        except LeaseLostError:
+            log.warning("job_lease_lost", job_id=str(job.id), attempt=attempt)
+        except Exception as exc:
+            await self._failed(job, attempt, exc)
+        else:
+            await self._finish(job, attempt, JobStatus.SUCCEEDED, result=result or {})
+
+    async def _failed(self, job: Job, attempt: int, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if attempt >= job.max_attempts:
+            log.error("job_failed", job_id=str(job.id), kind=job.kind, attempt=attempt, error=error)
+            await self._finish(job, attempt, JobStatus.FAILED, error=error)
+            return
+        settings = self.resources.settings
+        delay = backoff_seconds(
+            attempt, settings.job_retry_base_seconds, settings.job_retry_max_seconds
+        )
+        log.warning(
+            "job_retry_scheduled",
+            job_id=str(job.id),
+            attempt=attempt,
+            delay_seconds=round(delay, 2),
+            error=error,
+        )
+        async with self._session() as session:
+            await repository.retry_later(
+                session, job.id, attempt, utcnow() + timedelta(seconds=delay), error
+            )
+
+    async def _finish(
+        self,
+        job: Job,
+        attempt: int,
+        status: JobStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        async with self._session() as session:
+            done = await repository.finish(
+                session, job.id, attempt, status, utcnow(), result=result, error=error
+            )
+        if not done:
+            log.warning("job_outcome_lost", job_id=str(job.id), attempt=attempt)
+            return
+        log.info("job_finished", job_id=str(job.id), kind=job.kind, status=status.value)
+        data: dict[str, Any] = {"kind": job.kind, "status": status.value}
+        if result is not None:
+            data["result"] = result
+        if error is not None:
+            data["error"] = error
+        await self.resources.events.publish(
+            Event(type="job.finished", id=str(job.id), user_id=job.owner_id, data=data)
+        )
+
+    async def _report(self, job: Job, attempt: int, done: int, total: int | None) -> None:
+        async with self._session() as session:
+            cancel = await repository.record_progress(session, job.id, attempt, done, total)
+        if cancel is None:
+            raise LeaseLostError
+        if cancel:
+            raise JobCancelledError
+        await self.resources.events.publish(
+            Event(
+                type="job.progress",
+                id=str(job.id),
+                user_id=job.owner_id,
+                data={"kind": job.kind, "done": done, "total": total},
+            )
+        )
+
+    async def _heartbeat(self, job_id: uuid.UUID, attempt: int) -> None:
+        """Renew the lease at a third of its length, so two missed beats still keep it."""
+        interval = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self._session() as session:
+                    held = await repository.renew_lease(
+                        session, job_id, attempt, utcnow() + self._lease
+                    )
+            except Exception:
+                log.exception("job_heartbeat_failed", job_id=str(job_id))
+                continue
+            if not held:
+                return
+
+    async def _release(self, job_id: uuid.UUID, attempt: int) -> None:
+        try:
+            async with self._session() as session:
+                await repository.release(session, job_id, attempt, utcnow())
+            log.info("job_released", job_id=str(job_id), attempt=attempt)
+        except Exception:  # the lease runs out instead, and the sweeper sends it again
+            log.exception("job_release_failed", job_id=str(job_id))

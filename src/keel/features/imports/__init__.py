@@ -1,0 +1,1 @@
+"""Bulk imports run as jobs: the product CSV import (API, queue and `keel import-products`)."""

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
+
+from keel.core.dependencies import AppSettings, DbSession, Jobs, Store
+from keel.core.errors import BadRequestError
+from keel.features.auth.dependencies import AdminUser
+from keel.features.files.multipart import read_file_part
+from keel.features.imports import service
+from keel.features.imports.schemas import ImportFromFile
+from keel.features.jobs.schemas import JobResponse
+
+router = APIRouter(prefix="/imports", tags=["imports"])
+
+IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "application/json": {"schema": ImportFromFile.model_json_schema()},
+        },
+    }
+}
+
+
+@router.post(
+    "/products",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Import products from a CSV (multipart `file`, or `{file_id}` of an upload)",
+    openapi_extra=IMPORT_BODY,
+)
+async def import_products(
+    request: Request,
+    response: Response,
+    admin: AdminUser,
+    session: DbSession,
+    storage: Store,
+    jobs: Jobs,
+    settings: AppSettings,
+) -> JobResponse:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = ImportFromFile.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+        job = await service.import_stored_csv(session, jobs, admin, body.file_id)
+    else:
+        try:
+            part = await read_file_part(request)
+            job = await service.import_uploaded_csv(session, storage, jobs, settings, admin, part)
+        except ClientDisconnect:
+            raise BadRequestError("The client went away during the upload") from None
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return JobResponse.model_validate(job)

@@ -1,0 +1,53 @@
+"""Who may see and cancel which job: owners their own, admins all; anyone else gets a 404."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.core.database import after_commit
+from keel.core.errors import ConflictError, NotFoundError
+from keel.core.events import Event, EventHub
+from keel.core.jobs import repository
+from keel.core.jobs.models import FINISHED, Job, JobStatus
+from keel.core.models import utcnow
+from keel.core.pagination import Page, PageParams, paginate
+from keel.features.jobs.schemas import JobResponse
+from keel.features.users.models import Role, User
+
+
+async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> Page[JobResponse]:
+    owner = None if user.has_role(Role.ADMIN) else user.id
+    return await paginate(session, repository.listed(owner), params, JobResponse.model_validate)
+
+
+async def get_for(session: AsyncSession, user: User, job_id: uuid.UUID) -> Job:
+    job = await repository.get(session, job_id)
+    if job is None or (job.owner_id != user.id and not user.has_role(Role.ADMIN)):
+        raise NotFoundError("Job not found")
+    return job
+
+
+def _finished(job: Job) -> ConflictError:
+    return ConflictError(f"The job has already {job.status}", details={"status": job.status})
+
+
+async def cancel(session: AsyncSession, events: EventHub, user: User, job_id: uuid.UUID) -> Job:
+    """Queued: cancelled now. Running: asked to stop at its next checkpoint. Finished: 409."""
+    job = await get_for(session, user, job_id)
+    if job.status in FINISHED:
+        raise _finished(job)
+    if await repository.cancel_queued(session, job_id, utcnow()):
+        event = Event(
+            type="job.finished",
+            id=str(job_id),
+            user_id=job.owner_id,
+            data={"kind": job.kind, "status": JobStatus.CANCELLED.value},
+        )
+        after_commit(session, lambda: events.publish(event))
+    elif not await repository.request_cancel(session, job_id):
+        await session.refresh(job)
+        raise _finished(job)  # it finished a moment ago
+    await session.refresh(job)
+    return job
