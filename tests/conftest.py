@@ -159,3 +159,11 @@ async def admin(client: httpx.AsyncClient, db_connection: AsyncConnection) -> Ac
     account = await signed_up(client)
     await make_admin(db_connection, account)
     return account
+
+
+@pytest.fixture
+def fast_jobs_settings(live_settings: Settings) -> Settings:
+    """A real database, and retries and the sweeper quick enough for tests of jobs."""
+    from tests.support.jobs import FAST_JOBS
+
+    return live_settings.model_copy(update=FAST_JOBS)

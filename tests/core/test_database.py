@@ -89,7 +89,8 @@ async def test_safe_methods_get_a_read_only_session(make_settings: MakeSettings)
     application = unisolated_app(make_settings)
     async with serve(application) as http:
         refused = await http.get(f"/_test/write-in-get/{label}")
-        count = (await http.get(f"/_test/probe/{label}")).json()["count"]
+        probe = await http.get(f"/_test/probe/{label}")
+        count = probe.json()["count"]
     assert_error_body(refused, 500, "INTERNAL_ERROR")
     assert count == 0, "the refused write must leave nothing behind"
 

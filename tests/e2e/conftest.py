@@ -9,19 +9,16 @@ Google's CDN.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from keel.core.config import load_settings
 from keel.main import create_app
-from tests.support.network import free_port
+from tests.support.servers import uvicorn_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -63,41 +60,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         password_hash_memory_kib=1024,
         log_level="WARNING",
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="on",
-        )
-    )
-    thread = threading.Thread(target=server.run, name="keel-e2e-server", daemon=True)
-    thread.start()
-    try:
-        _wait_until_started(server, thread)
-        base = f"http://127.0.0.1:{port}"
+    with uvicorn_server(create_app(settings), name="keel-e2e-server", lifespan="on") as base:
         # `started` means the socket listens; /health proves requests get through the app.
         assert httpx.get(f"{base}/health", timeout=5).status_code == 200
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=SHUTDOWN_SECONDS)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout=SHUTDOWN_SECONDS)
-        assert not thread.is_alive(), "the e2e server did not shut down"
-
-
-def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not server.started:
-        if not thread.is_alive():
-            pytest.fail("the e2e server stopped during start-up (see the log above)")
-        if time.monotonic() > deadline:
-            pytest.fail(f"the e2e server did not start in {STARTUP_SECONDS} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

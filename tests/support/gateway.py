@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.network import free_port
+from tests.support.servers import uvicorn_server
 
 
 @dataclass
@@ -48,19 +45,5 @@ def gateway_app(script: GatewayScript) -> Starlette:
 @contextmanager
 def running_gateway() -> Iterator[tuple[str, GatewayScript]]:
     script = GatewayScript()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(gateway_app(script), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test gateway did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", script
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with uvicorn_server(gateway_app(script), name="test-gateway") as url:
+        yield url, script

@@ -7,14 +7,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from keel.core.dependencies import DbSession, Events
+from keel.core.dependencies import DbSession, Events, Jobs, Store
 from keel.core.errors import ConflictError
 from keel.core.events import Event
+from keel.features.auth.dependencies import OptionalUser
 
 router = APIRouter(prefix="/_test")
 
@@ -95,3 +97,29 @@ async def conflict() -> None:
 @router.get("/large")
 async def large() -> dict[str, str]:
     return {"data": "x" * 5000}
+
+
+@router.get("/storage")
+async def stored_keys(storage: Store) -> list[str]:
+    """Every object in the app's storage, to prove failures leave nothing behind."""
+    return await storage.keys()
+
+
+class JobRequest(BaseModel):
+    kind: str
+    payload: dict[str, Any] = {}
+    max_attempts: int | None = None
+
+
+@router.post("/jobs", status_code=202)
+async def enqueue_job(
+    body: JobRequest, session: DbSession, jobs: Jobs, user: OptionalUser
+) -> dict[str, str]:
+    job = await jobs.enqueue(
+        session,
+        body.kind,
+        body.payload,
+        owner_id=user.id if user else None,
+        max_attempts=body.max_attempts,
+    )
+    return {"id": str(job.id)}

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     storage_region: str = "us-east-1"
     storage_access_key_id: str | None = None
     storage_secret_access_key: SecretStr | None = None
+    storage_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    storage_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Per storage request (one part of an upload)."
+    )
     upload_allowed_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "image/png",

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 from obstore.store import LocalStore, MemoryStore, S3Store
 
 from keel.core.config import Settings
-from keel.core.errors import ServiceUnavailableError
+from keel.core.errors import NotFoundError, ServiceUnavailableError
 from keel.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -63,7 +63,21 @@ class Storage:
         store = S3Store(
             url.netloc,
             prefix=url.path.strip("/") or None,
-            client_options={"allow_http": bool(settings.storage_endpoint)},
+            client_options={
+                "allow_http": bool(settings.storage_endpoint),
+                "connect_timeout": timedelta(seconds=settings.storage_connect_timeout_seconds),
+                "timeout": timedelta(seconds=settings.storage_timeout_seconds),
+            },
+            # obstore's default retries for up to 3 minutes; a request should fail in seconds.
+            retry_config={
+                "max_retries": 2,
+                "retry_timeout": timedelta(seconds=settings.storage_timeout_seconds),
+                "backoff": {
+                    "init_backoff": timedelta(milliseconds=100),
+                    "max_backoff": timedelta(seconds=2),
+                    "base": 2,
+                },
+            },
             **options,  # type: ignore[arg-type]
         )
         return cls(store, "s3")
@@ -100,6 +114,10 @@ class Storage:
         options = {} if start == 0 and end is None else {"range": (start, end)}
         try:
             result = await obstore.get_async(self._store, key, options=options)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            # A row without its object: removed behind Keel's back. Not retryable, not a 503.
+            log.error("storage_object_missing", key=key)
+            raise NotFoundError("The file's content is missing") from None
         except (BaseError, OSError) as exc:
             raise _unavailable(exc) from exc
         return self._chunks(result.stream(min_chunk_size=READ_CHUNK_BYTES))
@@ -126,6 +144,17 @@ class Storage:
             await obstore.delete_async(self._store, key)
         except FileNotFoundError:
             return
+        except (BaseError, OSError) as exc:
+            raise _unavailable(exc) from exc
+
+    async def keys(self, prefix: str | None = None) -> list[str]:
+        """Every key under `prefix`: for maintenance (finding orphans) and tests."""
+        try:
+            return [
+                str(meta["path"])
+                async for batch in obstore.list(self._store, prefix)
+                for meta in batch
+            ]
         except (BaseError, OSError) as exc:
             raise _unavailable(exc) from exc
 

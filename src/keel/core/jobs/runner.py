@@ -54,6 +54,7 @@ class JobRunner:
         self._lease = timedelta(seconds=settings.job_lease_seconds)
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._active: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
@@ -68,11 +69,18 @@ class JobRunner:
             self._active.add(task)
             try:
                 await self._run(job_id)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                # Handed back by stop(): a normal end for the broker (the message is acked;
+                # the sweeper of a live process sends the job again), not a failure to log.
+                task.uncancel()
             finally:
                 self._active.discard(task)
 
     async def stop(self) -> None:
         """Interrupt running jobs; each gives itself back to the queue for another process."""
+        self._stopping = True
         for task in list(self._active):
             task.cancel()
         await asyncio.gather(*self._active, return_exceptions=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, UnaryExpression, func, or_, select, update
+from sqlalchemy import Select, UnaryExpression, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,25 +89,32 @@ async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: i
 UPSERTED_COLUMNS = ("name", "description", "price_amount", "currency", "stock", "is_active")
 
 
-async def existing_skus(session: AsyncSession, skus: list[str]) -> set[str]:
+async def upsert_by_sku(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Insert or overwrite products by SKU (rows have unique SKUs); returns how many were new.
+
+    PostgreSQL says per row whether it inserted (`xmax = 0` in RETURNING); SQLite is asked
+    which SKUs exist first, in the same transaction.
+    """
+    if not rows:
+        return 0
+    postgres = session.get_bind().dialect.name == "postgresql"
+    existing = 0 if postgres else len(await _existing_skus(session, [r["sku"] for r in rows]))
+    statement = (postgresql if postgres else sqlite).insert(Product)
+    excluded = statement.excluded
+    upsert = statement.on_conflict_do_update(
+        index_elements=[Product.sku],
+        set_={
+            **{name: getattr(excluded, name) for name in UPSERTED_COLUMNS},
+            "updated_at": func.now(),
+        },
+    )
+    if not postgres:
+        await session.execute(upsert, rows)
+        return len(rows) - existing
+    inserted = await session.scalars(upsert.returning(literal_column("xmax = 0")), rows)
+    return sum(1 for new in inserted if new)
+
+
+async def _existing_skus(session: AsyncSession, skus: list[str]) -> set[str]:
     result = await session.scalars(select(Product.sku).where(Product.sku.in_(skus)))
     return set(result)
-
-
-async def upsert_by_sku(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert or overwrite products by SKU in one statement (rows have unique SKUs)."""
-    if not rows:
-        return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(Product)
-    excluded = statement.excluded
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Product.sku],
-            set_={
-                **{name: getattr(excluded, name) for name in UPSERTED_COLUMNS},
-                "updated_at": func.now(),
-            },
-        ),
-        rows,
-    )

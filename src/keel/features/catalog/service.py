@@ -166,8 +166,7 @@ async def import_batch(
     if not products:
         return 0, 0
     now = utcnow()
-    existing = await repository.existing_skus(session, [p.sku for p in products])
-    await repository.upsert_by_sku(
+    created = await repository.upsert_by_sku(
         session,
         [
             {
@@ -186,7 +185,7 @@ async def import_batch(
         ],
     )
     _invalidate_after_commit(session, cache)
-    return len(products) - len(existing), len(existing)
+    return created, len(products) - created
 
 
 @dataclass(frozen=True, slots=True)

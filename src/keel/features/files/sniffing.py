@@ -39,11 +39,11 @@ def accepted_type(declared: str | None, head: bytes, allowed: list[str]) -> str:
             errors=[{"loc": ["body", "file"], "msg": "empty file", "type": "empty"}],
         )
     claimed = (declared or "").split(";", 1)[0].strip().lower()
-    found = detect(head)
+    found = detect(head[:SNIFF_BYTES])
     if found is None:
         raise _refused("The file's content is not of a known type", allowed)
-    if found == TEXT:
-        found = claimed if claimed.startswith("text/") else TEXT
+    if found == TEXT and claimed.startswith("text/"):
+        found = claimed
     elif claimed not in _UNSPECIFIC and claimed != found:
         raise _refused(f"The file was sent as {claimed} but its content is {found}", allowed)
     if found not in allowed:
