@@ -140,3 +140,27 @@ def test_http_gateway_needs_a_url() -> None:
         ConfigError, match="KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL"
     ):
         load_settings(payment_gateway="http", _env_file=None)
+
+
+def test_jobs_follow_redis_unless_told_otherwise() -> None:
+    assert load_settings(_env_file=None).jobs_embedded
+    assert not load_settings(redis_url="redis://r:6379/0", _env_file=None).jobs_embedded
+    forced = load_settings(redis_url="redis://r:6379/0", job_broker="embedded", _env_file=None)
+    assert forced.jobs_embedded
+
+
+def test_redis_jobs_need_redis() -> None:
+    with pytest.raises(ConfigError, match="KEEL_JOB_BROKER=redis needs KEEL_REDIS_URL"):
+        load_settings(job_broker="redis", _env_file=None)
+
+
+def test_production_refuses_embedded_jobs_in_several_processes() -> None:
+    settings = load_settings(**{**SAFE_PRODUCTION, "workers": 4, "job_broker": "embedded"})
+    with pytest.raises(ConfigError, match="KEEL_JOB_BROKER is embedded with KEEL_WORKERS=4"):
+        ensure_safe(settings)
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "s3://", "files"])
+def test_storage_url_must_name_a_known_backend(url: str) -> None:
+    with pytest.raises(ConfigError, match="KEEL_STORAGE_URL"):
+        load_settings(storage_url=url, _env_file=None)
