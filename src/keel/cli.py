@@ -90,6 +90,7 @@ def serve(
     import uvicorn
 
     from keel.core.lifespan import prepare_schema
+    from keel.core.serving import PROTOCOL
 
     _set_env(host=host, port=port, workers=workers)
     settings = _settings()
@@ -111,6 +112,7 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         lifespan="on",
+        ws=PROTOCOL,
     )
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from fastapi import APIRouter
@@ -123,3 +124,16 @@ async def enqueue_job(
         max_attempts=body.max_attempts,
     )
     return {"id": str(job.id)}
+
+
+class Publish(BaseModel):
+    type: str
+    id: str
+    user_id: uuid.UUID | None = None
+    data: dict[str, Any] = {}
+
+
+@router.post("/publish", status_code=202)
+async def publish_event(body: Publish, events: Events) -> dict[str, bool]:
+    await events.publish(Event(type=body.type, id=body.id, user_id=body.user_id, data=body.data))
+    return {"published": True}

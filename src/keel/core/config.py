@@ -202,6 +202,14 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=300, ge=1, le=86400)
     cache_key_prefix: str = "keel"
 
+    # Realtime: events fan out over Redis pub/sub when KEEL_REDIS_URL is set
+    events_channel: str = "keel:events"
+    ws_heartbeat_seconds: float = Field(default=25.0, gt=0, le=3600)
+    ws_queue_size: int = Field(
+        default=100, ge=1, le=100_000, description="Events buffered per slow connection."
+    )
+    ws_auth_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     # Operations
     metrics_enabled: bool = True
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

@@ -21,7 +21,7 @@ from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.email import EmailSender, build_email_sender
 from keel.core.errors import ConfigError
-from keel.core.events import EventHub
+from keel.core.events import EventHub, RedisEventHub
 from keel.core.idempotency import IdempotencyStore
 from keel.core.jobs.handlers import JobHandlers, JobResources
 from keel.core.jobs.queue import JobQueue
@@ -31,10 +31,12 @@ from keel.core.metrics import PoolMetrics, mark_process_dead
 from keel.core.payments import PaymentGateway, build_gateway
 from keel.core.ratelimit import RateLimiter
 from keel.core.readiness import ReadinessCheck
+from keel.core.realtime import Realtime
 from keel.core.redis import build_redis
 from keel.core.redis import ping as redis_ping
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
+from keel.core.serving import GOING_AWAY
 from keel.core.storage import Storage
 from keel.migrations import runner as migrations
 
@@ -55,6 +57,7 @@ class AppState(TypedDict):
     payment_gateway: PaymentGateway
     storage: Storage
     jobs: JobQueue
+    realtime: Realtime
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -84,7 +87,8 @@ async def open_state(
     read_cache = ReadCache.from_settings(settings)
     gateway = build_gateway(settings)
     storage = Storage.from_settings(settings)
-    event_hub = EventHub()
+    event_hub = EventHub() if redis is None else RedisEventHub(redis, settings.events_channel)
+    realtime = Realtime(event_hub, settings.ws_queue_size)
     runner = (
         JobRunner(JobResources(settings, database, storage, read_cache, event_hub), job_handlers)
         if consume_jobs
@@ -98,8 +102,10 @@ async def open_state(
     checks: dict[str, ReadinessCheck] = {"database": database.ping}
     if redis is not None:
         checks["redis"] = lambda _: redis_ping(redis)
+        checks["events"] = event_hub.ready
     try:
         await prepare_schema(database, settings)
+        await event_hub.start()
         await jobs.start()
         # Everything allocated so far lives as long as the process: moving it out of the
         # collector's reach keeps full collections (tens of ms with FastAPI, pydantic and
@@ -127,10 +133,14 @@ async def open_state(
             payment_gateway=gateway,
             storage=storage,
             jobs=jobs,
+            realtime=realtime,
             readiness_checks=checks,
         )
     finally:
+        realtime.close_all(GOING_AWAY, "server shutting down")
+        realtime.stop()
         await jobs.close()
+        await event_hub.close()
         await gateway.close()
         await read_cache.close()
         if redis is not None:

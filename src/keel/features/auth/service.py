@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +38,7 @@ class Principal:
 
     user: User
     session_id: uuid.UUID
+    expires_at: datetime  # of the access token that authenticated this call
 
 
 def _digest(token: str) -> str:
@@ -141,4 +143,4 @@ async def authenticate(session: AsyncSession, tokens: TokenService, access_token
     )
     if user is None:
         raise InvalidTokenError()
-    return Principal(user=user, session_id=claims.session_id)
+    return Principal(user=user, session_id=claims.session_id, expires_at=claims.expires_at)

@@ -1,0 +1,1 @@
+"""Realtime notifications over WebSocket: each user's own events, admins optionally all."""

@@ -1,0 +1,198 @@
+"""WebSocket notifications against a real uvicorn on loopback, with a real WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from keel.core.config import Settings
+from keel.core.models import utcnow
+from keel.core.security.tokens import TokenService
+from keel.core.serving import PROTOCOL
+from keel.main import create_app
+from tests.support import routes
+from tests.support.accounts import Account, signed_up
+from tests.support.jobs import live_admin
+from tests.support.servers import uvicorn_server
+
+Socket = websockets.ClientConnection
+
+
+@contextmanager
+def served(settings: Settings, **config: Any) -> Iterator[str]:
+    application = create_app(settings)
+    application.include_router(routes.router)
+    with uvicorn_server(application, lifespan="on", **config) as base:
+        yield base
+
+
+@pytest.fixture
+def ws_settings(live_settings: Settings) -> Settings:
+    return live_settings.model_copy(update={"ws_heartbeat_seconds": 30})
+
+
+@asynccontextmanager
+async def connected(base: str, query: str = "") -> AsyncIterator[Socket]:
+    async with websockets.connect(base.replace("http", "ws", 1) + "/api/v1/ws" + query) as ws:
+        yield ws
+
+
+async def receive(ws: Socket, within: float = 5.0) -> dict[str, Any]:
+    async with asyncio.timeout(within):
+        message: dict[str, Any] = json.loads(await ws.recv())
+    return message
+
+
+async def closed_with(ws: Socket, within: float = 5.0) -> tuple[int, str]:
+    """Wait until the server closes; return its close code and reason."""
+    async with asyncio.timeout(within):
+        await ws.wait_closed()
+    assert ws.close_code is not None
+    return ws.close_code, ws.close_reason or ""
+
+
+async def publish(http: httpx.AsyncClient, user_id: str | None, kind: str = "order.paid") -> str:
+    event_id = str(uuid.uuid4())
+    response = await http.post(
+        "/_test/publish",
+        json={"type": kind, "id": event_id, "user_id": user_id, "data": {"n": 1}},
+    )
+    assert response.status_code == 202
+    return event_id
+
+
+async def test_a_user_receives_their_own_events_and_no_one_elses(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            bob = await signed_up(http)
+            async with connected(base, f"?token={alice.access_token}") as ws:
+                assert await receive(ws) == {"type": "subscribed", "scope": "own"}
+                await publish(http, bob.id)
+                mine = await publish(http, alice.id)
+                message = await receive(ws)
+    assert message["id"] == mine  # bob's event never arrived
+    assert set(message) == {"type", "id", "at", "data"}
+    assert message["type"] == "order.paid"
+    assert message["data"] == {"n": 1}
+
+
+async def test_the_token_may_come_in_the_first_message(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            async with connected(base) as ws:
+                await ws.send(json.dumps({"type": "auth", "token": alice.access_token}))
+                assert (await receive(ws))["type"] == "subscribed"
+                event_id = await publish(http, alice.id, "job.finished")
+                assert (await receive(ws))["id"] == event_id
+
+
+async def test_admins_may_subscribe_to_everyone(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            admin = await live_admin(http, ws_settings)
+            alice = await signed_up(http)
+            async with connected(base, f"?token={admin.access_token}&scope=all") as ws:
+                assert await receive(ws) == {"type": "subscribed", "scope": "all"}
+                event_id = await publish(http, alice.id)
+                assert (await receive(ws))["id"] == event_id
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("?token=not-a-jwt", "Invalid or expired token"),
+        ("?token={token}&scope=all", "only admins may subscribe to every user's events"),
+        ("?token={token}&scope=mine", "scope is 'own' or 'all'"),
+    ],
+)
+async def test_a_refused_connection_closes_with_1008_before_any_event(
+    ws_settings: Settings, query: str, reason: str
+) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            async with connected(base, query.format(token=alice.access_token)) as ws:
+                assert await closed_with(ws) == (1008, reason)
+
+
+async def test_a_first_message_that_is_not_auth_is_refused(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with connected(base) as ws:
+            await ws.send("hello")
+            code, reason = await closed_with(ws)
+    assert code == 1008
+    assert "auth" in reason
+
+
+async def test_a_client_that_never_authenticates_is_closed(live_settings: Settings) -> None:
+    settings = live_settings.model_copy(update={"ws_auth_timeout_seconds": 0.2})
+    with served(settings) as base:
+        async with connected(base) as ws:
+            assert await closed_with(ws) == (1008, "authenticate within the first message")
+
+
+async def test_a_logged_out_session_cannot_connect(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            await http.post("/api/v1/auth/logout", json={"refresh_token": alice.refresh_token})
+            async with connected(base, f"?token={alice.access_token}") as ws:
+                code, _ = await closed_with(ws)
+    assert code == 1008
+
+
+def _expiring_token(settings: Settings, account: Account, seconds: float) -> str:
+    claims = TokenService(settings).decode(account.access_token, "access")
+    lifetime = timedelta(minutes=settings.access_token_minutes)
+    issued = utcnow() - lifetime + timedelta(seconds=seconds)
+    return (
+        TokenService(settings)
+        .issue("access", subject=claims.subject, session_id=claims.session_id, now=issued)
+        .token
+    )
+
+
+async def test_the_socket_closes_when_the_token_expires(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            token = _expiring_token(ws_settings, alice, 1.5)
+            async with connected(base, f"?token={token}") as ws:
+                assert (await receive(ws))["type"] == "subscribed"
+                assert await closed_with(ws) == (1008, "token expired")
+
+
+async def test_heartbeats_keep_coming(live_settings: Settings) -> None:
+    settings = live_settings.model_copy(update={"ws_heartbeat_seconds": 0.1})
+    with served(settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            async with connected(base, f"?token={alice.access_token}") as ws:
+                await receive(ws)
+                beats = [await receive(ws) for _ in range(3)]
+    assert [beat["type"] for beat in beats] == ["heartbeat"] * 3
+
+
+async def test_shutdown_closes_sockets_with_1001(ws_settings: Settings) -> None:
+    with served(ws_settings, ws=PROTOCOL) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+        ws = await websockets.connect(
+            base.replace("http", "ws", 1) + f"/api/v1/ws?token={alice.access_token}"
+        )
+        assert (await receive(ws))["type"] == "subscribed"
+        waiting = asyncio.create_task(closed_with(ws, within=20))
+        await asyncio.sleep(0.1)
+    # Leaving `served` stopped the server the way SIGTERM does.
+    assert await waiting == (1001, "server shutting down")
