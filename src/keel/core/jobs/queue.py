@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from taskiq import AsyncBroker, InMemoryBroker
+from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 from taskiq_redis import RedisStreamBroker
@@ -41,14 +41,30 @@ TASK_NAME = "keel.run_job"
 CONSUMER_GROUP = "keel-workers"
 
 
+class _StreamBroker(RedisStreamBroker):
+    """Declares the consumer group each time it starts listening, not only at start-up.
+
+    A Redis that restarts without persistence loses the group; the receiver restarts its
+    listening after the error, and without this it would fail with NOGROUP forever.
+    """
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        await self._declare_consumer_group()
+        async for message in super().listen():
+            yield message
+
+
 def _build_broker(settings: Settings) -> AsyncBroker:
     if settings.jobs_embedded:
         return InMemoryBroker(max_async_tasks=settings.job_concurrency)
     assert settings.redis_url is not None  # the settings refuse redis jobs without Redis
-    return RedisStreamBroker(
+    return _StreamBroker(
         settings.redis_url.get_secret_value(),
         queue_name=settings.job_queue_name,
         consumer_group_name=CONSUMER_GROUP,
+        # A new group reads the stream from its start: ids sent before the first worker
+        # started (or since Redis restarted) are not skipped.
+        consumer_id="0",
         xread_block=1000,
         # Longer than a lease: a live worker's job is never reclaimed from under it.
         idle_timeout=int(settings.job_lease_seconds * 2 * 1000),
