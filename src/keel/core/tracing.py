@@ -107,12 +107,13 @@ class TracingConfig:
 def parse_otlp_headers(value: str | None) -> dict[str, str]:
     """`key=value,key2=value2` (the OTEL_EXPORTER_OTLP_HEADERS format, values URL-encoded)."""
     headers: dict[str, str] = {}
-    for item in (value or "").split(","):
+    for position, item in enumerate((value or "").split(","), start=1):
         if not item.strip():
             continue
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"not a `name=value` header: {item.strip()!r}")
+            # The entry itself is not quoted: it may well be a secret.
+            raise ValueError(f"entry {position} is not `name=value`")
         headers[name.strip().lower()] = unquote(raw.strip())
     return headers
 
@@ -170,7 +171,10 @@ class Tracing:
         )
 
     def instrument_engine(self, engine: AsyncEngine | Engine) -> None:
-        """A client span per SQL statement on `engine` (idempotent).
+        """A client span per SQL statement on `engine` run inside a trace (idempotent).
+
+        Statements outside any trace (the job sweeper polling every few seconds, migrations)
+        get no span: each would otherwise be a one-span trace of its own, many per minute.
 
         Deliberately not `SQLAlchemyInstrumentor().instrument(engine=...)`: that instrumentor
         is a process-wide singleton which also patches `create_engine` for every engine made
@@ -187,8 +191,10 @@ class Tracing:
         )
         from opentelemetry.metrics import NoOpMeterProvider
 
-        tracer = self.provider.get_tracer(
-            "opentelemetry.instrumentation.sqlalchemy", sqlalchemy_instrumentation_version
+        tracer = _InsideTracesOnly(
+            self.provider.get_tracer(
+                "opentelemetry.instrumentation.sqlalchemy", sqlalchemy_instrumentation_version
+            )
         )
         unused_pool_counter = (
             NoOpMeterProvider().get_meter("keel").create_up_down_counter("db.client.connections")
@@ -263,6 +269,24 @@ class Tracing:
     async def aclose(self) -> None:
         """`shutdown` without blocking the event loop."""
         await asyncio.to_thread(self.shutdown)
+
+
+class _InsideTracesOnly:
+    """A tracer whose spans exist only as children: a span with no parent is never started."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+        **options: Any,
+    ) -> trace.Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self._tracer.start_span(name, context, kind, **options)
 
 
 _JOB_SPAN: contextvars.ContextVar[trace.Span | None] = contextvars.ContextVar(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, UnaryExpression, func, literal_column, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, UnaryExpression, func, or_, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.models import utcnow
 from keel.core.sql import LIKE_ESCAPE, contains_pattern
 from keel.features.catalog.models import Product
 from keel.features.catalog.schemas import ProductFilters, ProductSort
@@ -88,33 +89,52 @@ async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: i
 
 UPSERTED_COLUMNS = ("name", "description", "price_amount", "currency", "stock", "is_active")
 
+# PostgreSQL: the batch travels as one array per column and is expanded by unnest(), so the
+# statement is the same for every batch (prepared once, planned in microseconds) however
+# many rows it carries; a multi-row VALUES list of thousands of parameters costs more to
+# parse and plan than to execute. `xmax = 0` tells an inserted row from an updated one.
+_PG_UPSERT = text(
+    """
+    INSERT INTO products (id, sku, name, description, price_amount, currency, stock, is_active,
+                          created_at, updated_at)
+    SELECT gen_random_uuid(), u.*, now(), now()
+    FROM unnest(CAST(:sku AS varchar[]), CAST(:name AS varchar[]), CAST(:description AS text[]),
+                CAST(:price_amount AS integer[]), CAST(:currency AS varchar[]),
+                CAST(:stock AS integer[]), CAST(:is_active AS boolean[])) AS u
+    ON CONFLICT (sku) DO UPDATE SET
+        name = excluded.name, description = excluded.description,
+        price_amount = excluded.price_amount, currency = excluded.currency,
+        stock = excluded.stock, is_active = excluded.is_active, updated_at = now()
+    RETURNING (xmax = 0)
+    """
+)
+
 
 async def upsert_by_sku(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     """Insert or overwrite products by SKU (rows have unique SKUs); returns how many were new.
 
-    PostgreSQL says per row whether it inserted (`xmax = 0` in RETURNING); SQLite is asked
-    which SKUs exist first, in the same transaction.
+    Rows carry `sku` and the upserted columns. SQLite has no way to tell inserts from
+    updates in one statement, so it is asked which SKUs exist first, in the same transaction.
     """
     if not rows:
         return 0
-    postgres = session.get_bind().dialect.name == "postgresql"
-    existing = 0 if postgres else len(await _existing_skus(session, [r["sku"] for r in rows]))
-    statement = (postgresql if postgres else sqlite).insert(Product)
-    excluded = statement.excluded
-    upsert = statement.on_conflict_do_update(
-        index_elements=[Product.sku],
-        set_={
-            **{name: getattr(excluded, name) for name in UPSERTED_COLUMNS},
-            "updated_at": func.now(),
-        },
+    if session.get_bind().dialect.name == "postgresql":
+        columns = {name: [row[name] for row in rows] for name in ("sku", *UPSERTED_COLUMNS)}
+        inserted = await session.scalars(_PG_UPSERT, columns)
+        return sum(1 for new in inserted if new)
+    existing = await session.scalars(
+        select(Product.sku).where(Product.sku.in_([row["sku"] for row in rows]))
     )
-    if not postgres:
-        await session.execute(upsert, rows)
-        return len(rows) - existing
-    inserted = await session.scalars(upsert.returning(literal_column("xmax = 0")), rows)
-    return sum(1 for new in inserted if new)
-
-
-async def _existing_skus(session: AsyncSession, skus: list[str]) -> set[str]:
-    result = await session.scalars(select(Product.sku).where(Product.sku.in_(skus)))
-    return set(result)
+    statement = sqlite.insert(Product)
+    now = utcnow()
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Product.sku],
+            set_={
+                **{name: getattr(statement.excluded, name) for name in UPSERTED_COLUMNS},
+                "updated_at": now,
+            },
+        ),
+        [{**row, "id": uuid.uuid4(), "created_at": now, "updated_at": now} for row in rows],
+    )
+    return len(rows) - len(set(existing))

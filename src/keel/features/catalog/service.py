@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.core.cache import ReadCache
 from keel.core.database import after_commit
 from keel.core.errors import ConflictError, NotFoundError, ValidationFailedError
-from keel.core.models import utcnow
 from keel.core.pagination import PageParams, paginate
 from keel.core.patching import sent_fields
 from keel.features.catalog import repository
@@ -165,12 +164,10 @@ async def import_batch(
     within the batch. Images and ids of existing products are kept."""
     if not products:
         return 0, 0
-    now = utcnow()
     created = await repository.upsert_by_sku(
         session,
         [
             {
-                "id": uuid.uuid4(),
                 "sku": p.sku,
                 "name": p.name,
                 "description": p.description,
@@ -178,8 +175,6 @@ async def import_batch(
                 "currency": p.price.currency,
                 "stock": p.stock,
                 "is_active": p.is_active,
-                "created_at": now,
-                "updated_at": now,
             }
             for p in products
         ],
