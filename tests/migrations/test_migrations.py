@@ -57,7 +57,8 @@ async def test_models_and_migrations_agree(fresh_database: FreshDatabase) -> Non
 
         def diff(connection: Connection) -> list[object]:
             context = MigrationContext.configure(
-                connection, opts={"compare_type": True, "compare_server_default": True}
+                connection,
+                opts={"compare_type": runner.compare_type, "compare_server_default": True},
             )
             return list(compare_metadata(context, Base.metadata))
 

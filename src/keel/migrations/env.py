@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from keel.core.models import UTCDateTime
+from keel.migrations.runner import compare_type
 from keel.models import Base
 
 config = context.config
@@ -27,7 +28,7 @@ def run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=compare_type,
         compare_server_default=True,
     )
     with context.begin_transaction():

@@ -14,10 +14,31 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Integer
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeEngine
 
 SCRIPT_LOCATION = Path(__file__).parent
+
+
+def compare_type(
+    context: Any,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: TypeEngine[Any],
+    metadata_type: TypeEngine[Any],
+) -> bool | None:
+    """Alembic's type comparison, except that SQLite's integers are one type whatever their
+    declared width (every INTEGER column holds 8 bytes), so no migration rebuilds a table
+    there to widen one. None means "compare as usual"."""
+    if (
+        context.dialect.name == "sqlite"
+        and isinstance(inspected_type, Integer)
+        and isinstance(metadata_type, Integer)
+    ):
+        return False
+    return None
 
 
 def alembic_config() -> Config:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keel.core.models import Base, Timestamps, UUIDPrimaryKey
@@ -19,7 +19,8 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
     # Money as integer minor units plus an ISO 4217 code: never floats.
-    price_amount: Mapped[int]
+    # BIGINT: Money allows amounts up to 10^12 minor units.
+    price_amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     stock: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)

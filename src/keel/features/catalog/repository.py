@@ -99,7 +99,7 @@ _PG_UPSERT = text(
                           created_at, updated_at)
     SELECT gen_random_uuid(), u.*, now(), now()
     FROM unnest(CAST(:sku AS varchar[]), CAST(:name AS varchar[]), CAST(:description AS text[]),
-                CAST(:price_amount AS integer[]), CAST(:currency AS varchar[]),
+                CAST(:price_amount AS bigint[]), CAST(:currency AS varchar[]),
                 CAST(:stock AS integer[]), CAST(:is_active AS boolean[])) AS u
     ON CONFLICT (sku) DO UPDATE SET
         name = excluded.name, description = excluded.description,

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel.core.models import Base, Timestamps, UUIDPrimaryKey
@@ -29,7 +29,7 @@ class Order(UUIDPrimaryKey, Timestamps, Base):
     )
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING.value)
     currency: Mapped[str] = mapped_column(String(3))
-    total_amount: Mapped[int]
+    total_amount: Mapped[int] = mapped_column(BigInteger)
     items: Mapped[list[OrderItem]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="OrderItem.position"
     )
@@ -51,7 +51,7 @@ class OrderItem(UUIDPrimaryKey, Base):
     position: Mapped[int]
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
-    unit_price: Mapped[int]
+    unit_price: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int]
 
 
@@ -64,7 +64,7 @@ class Payment(UUIDPrimaryKey, Base):
         ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
     )
     transaction_id: Mapped[str] = mapped_column(String(100))
-    amount: Mapped[int]
+    amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     brand: Mapped[str] = mapped_column(String(20))
     last4: Mapped[str] = mapped_column(String(4))
