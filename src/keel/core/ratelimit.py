@@ -24,6 +24,7 @@ from keel.core.config import Settings
 from keel.core.errors import RateLimitedError, ServiceUnavailableError
 from keel.core.exception_handlers import error_response
 from keel.core.logging import get_logger
+from keel.core.operations import OPERATIONS_PATHS
 
 log = get_logger(__name__)
 
@@ -38,7 +39,6 @@ class Limit(StrEnum):
 
 FAIL_OPEN = frozenset({Limit.DEFAULT})
 """Limits that let traffic through when the counter store is down; all others refuse."""
-EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """Probes and scrapes: orchestrators must never be throttled into restarting a healthy pod."""
 
 
@@ -117,7 +117,7 @@ class DefaultRateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limiter: RateLimiter | None = scope.get("state", {}).get("rate_limiter")
-        if scope["type"] != "http" or limiter is None or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http" or limiter is None or scope["path"] in OPERATIONS_PATHS:
             await self.app(scope, receive, send)
             return
         try:

@@ -194,3 +194,12 @@ async def test_delete(client: httpx.AsyncClient, admin: Account) -> None:
 async def test_a_bad_token_on_a_public_route_is_still_401(client: httpx.AsyncClient) -> None:
     response = await client.get(PRODUCTS, headers={"Authorization": "Bearer nonsense"})
     assert_error_body(response, 401, "UNAUTHORIZED")
+
+
+async def test_the_largest_price_the_api_accepts_is_stored(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """10^12 minor units once overflowed a 32-bit column into a 500 (now BIGINT)."""
+    product = await create(client, admin, price={"amount": 10**12, "currency": "EUR"})
+    read = await client.get(f"/api/v1/products/{product['id']}")
+    assert read.json()["price"] == {"amount": 10**12, "currency": "EUR"}

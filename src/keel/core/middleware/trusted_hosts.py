@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keel.core.errors import BadRequestError
 from keel.core.exception_handlers import error_response
+from keel.core.operations import OPERATIONS_PATHS
 
 
 class TrustedHostMiddleware:
@@ -26,7 +27,11 @@ class TrustedHostMiddleware:
         return self.allow_any or host in self.exact or host.endswith(self.suffixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.allow_any:
+        if (
+            scope["type"] not in ("http", "websocket")
+            or self.allow_any
+            or scope["path"] in OPERATIONS_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         host_ok = self.is_allowed(_hostname(Headers(scope=scope).get("host", "")))
