@@ -97,6 +97,7 @@ class Server:
 
     name: str
     base_url: str
+    pid: int | None = None  # the server's process (bench/upload.py samples its memory)
 
 
 # --- scenarios ------------------------------------------------------------------------------
@@ -598,7 +599,7 @@ def running_server(
             start_new_session=True,
         )
     try:
-        server = Server(name=name, base_url=f"http://{HOST}:{port}")
+        server = Server(name=name, base_url=f"http://{HOST}:{port}", pid=process.pid)
         wait_until_healthy(process, server, log_path)
         yield server
     finally:

@@ -1,0 +1,467 @@
+"""Import a 1,000,000-row product CSV with Keel, and the same rows with `psql \\copy`.
+
+Run from the repository root:
+
+    .venv/bin/python bench/csv_import.py [--rows 1000000] [--profile]
+
+It writes a product CSV (`sku,name,description,price,currency,stock,is_active`) to a
+temporary directory, then, in one run, on the `keel_bench` database (created and migrated
+as bench/run.py does it):
+
+1. times `psql -c "\\copy ... FROM 'FILE' WITH (FORMAT csv, HEADER true)"` into a bare table
+   (the same columns as text, integers and a boolean; the SKU as primary key; no other index);
+   then, for reference, one SQL `INSERT ... SELECT ... ON CONFLICT (sku) DO UPDATE` of those
+   rows into Keel's real `products` table (what PostgreSQL needs with its indexes), after which
+   they are deleted again;
+2. times `keel import-products FILE`, the import Keel's API job runs, with none of the file's
+   SKUs in `products` beforehand (every row is created);
+3. times `keel import-products FILE` again (every row is an update).
+
+It checks that Keel's `products` rows equal the copied rows, reports rows/s for each and the
+ratio `copy seconds / keel seconds` (the fraction of COPY's speed Keel reaches), then deletes
+the bare table and the imported products. Results are printed and written to
+`bench/results/csv_import.json`. With `--profile` it then imports the file once more, into
+an emptied set of SKUs, under cProfile, and prints where the time goes. See
+`bench/README.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import pstats
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.engine import make_url
+
+from run import (
+    HOST,
+    REPO_ROOT,
+    RESULTS_DIR,
+    VENV_BIN,
+    BenchError,
+    _interrupt,
+    _tail,
+    asyncpg_dsn,
+    bench_database_url,
+    clean_environment,
+    ensure_database,
+    machine_description,
+    migrate,
+    warn_if_busy,
+)
+
+DEFAULT_ROWS = 1_000_000
+TARGET_RATIO = 0.25  # Keel should reach at least a quarter of COPY's speed
+SKU_PREFIX = "CSVB-"  # every SKU in the file starts with it; no other bench data does
+COPY_TABLE = "bench_copy_products"
+COLUMNS = ("sku", "name", "description", "price", "currency", "stock", "is_active")
+# The columns Keel's import overwrites on a known SKU (keel.features.catalog.repository).
+UPSERTED_COLUMNS = ("name", "description", "price_amount", "currency", "stock", "is_active")
+SEED = 20261122
+IMPORT_TIMEOUT_SECONDS = 3600
+# `keel import-products` ends with "created N, updated N, failed N".
+_RESULT_LINE = re.compile(
+    r"created (?P<created>\d+), updated (?P<updated>\d+).*failed (?P<failed>\d+)"
+)
+
+_ADJECTIVES = ("Sturdy", "Light", "Compact", "Classic", "Modern", "Rugged", "Quiet", "Smart")
+_NOUNS = ("kettle", "lamp", "backpack", "chair", "notebook", "speaker", "jacket", "bottle")
+_PHRASES = (
+    "Made to last",
+    "Ships in recycled packaging",
+    "Easy to clean, easy to store",
+    'The "everyday" favourite',
+    "Two-year warranty",
+    "Designed in Europe",
+    "Fits most setups, no tools needed",
+    "",
+)
+_CURRENCIES = ("EUR", "EUR", "EUR", "USD", "GBP")
+
+
+# --- the file -------------------------------------------------------------------------------
+
+
+def write_csv(path: Path, rows: int, *, first: int = 1) -> None:
+    """`rows` products with unique SKUs, deterministic (seeded), written with the csv module.
+
+    Prices are integer minor units, `is_active` is `true`/`false`, and some descriptions
+    contain commas or quotes, so both importers meet quoted fields.
+    """
+    rng = random.Random(SEED + first)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for number in range(first, first + rows):
+            adjective, noun = rng.choice(_ADJECTIVES), rng.choice(_NOUNS)
+            writer.writerow(
+                (
+                    f"{SKU_PREFIX}{number:07d}",
+                    f"{adjective} {noun} {number:07d}",
+                    f"{rng.choice(_PHRASES)}. {adjective} {noun}, model {number % 997}.",
+                    rng.randint(99, 99_999),
+                    rng.choice(_CURRENCIES),
+                    rng.randint(0, 10_000),
+                    "true" if rng.random() < 0.9 else "false",
+                )
+            )
+
+
+# --- the database ---------------------------------------------------------------------------
+
+
+async def _sql(database_url: str, *statements: str) -> list[Any]:
+    """Run statements on their own connection (outside a transaction: VACUUM needs that)."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url), timeout=10)
+    try:
+        return [await connection.fetchval(statement) for statement in statements]
+    finally:
+        await connection.close()
+
+
+def sql(database_url: str, *statements: str) -> list[Any]:
+    try:
+        return asyncio.run(_sql(database_url, *statements))
+    except (OSError, asyncpg.PostgresError) as error:
+        raise BenchError(f"SQL on the bench database failed: {error}") from error
+
+
+def remove_imported(database_url: str) -> int:
+    """Delete the products this benchmark imports (by SKU prefix) and vacuum the table.
+
+    Not `TRUNCATE products CASCADE`: that would also empty `order_items` (it references
+    products), and with it the orders bench/run.py's orders_list scenario reads. Only the
+    file's own SKUs go, and VACUUM leaves no dead rows for the next import to step over.
+    """
+    (deleted,) = sql(
+        database_url,
+        f"WITH gone AS (DELETE FROM products WHERE sku LIKE '{SKU_PREFIX}%' RETURNING 1) "  # noqa: S608 - constants
+        "SELECT count(*) FROM gone",
+    )
+    sql(database_url, "VACUUM (ANALYZE) products")
+    return int(deleted)
+
+
+def psql_command(database_url: str, command: str) -> tuple[list[str], dict[str, str]]:
+    """psql running one command on the bench database, and its environment."""
+    url = make_url(database_url)
+    environment = clean_environment()
+    if url.password:
+        environment["PGPASSWORD"] = url.password
+    return [
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        url.host or HOST,
+        "-p",
+        str(url.port or 5432),
+        "-U",
+        url.username or "postgres",
+        "-d",
+        url.database or "",
+        "-c",
+        command,
+    ], environment
+
+
+def timed_copy(database_url: str, path: Path, rows: int) -> float:
+    """Seconds for psql to \\copy the file into a fresh bare table; checks the row count."""
+    sql(
+        database_url,
+        f"DROP TABLE IF EXISTS {COPY_TABLE}",
+        f"CREATE TABLE {COPY_TABLE} (sku text PRIMARY KEY, name text NOT NULL, "
+        "description text NOT NULL, price bigint NOT NULL, currency text NOT NULL, "
+        "stock integer NOT NULL, is_active boolean NOT NULL)",
+    )
+    command, environment = psql_command(
+        database_url, f"\\copy {COPY_TABLE} FROM '{path}' WITH (FORMAT csv, HEADER true)"
+    )
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise BenchError(f"psql \\copy failed:\n{completed.stdout}{completed.stderr}")
+    (copied,) = sql(database_url, f"SELECT count(*) FROM {COPY_TABLE}")  # noqa: S608
+    if copied != rows:
+        raise BenchError(f"psql copied {copied} rows, not {rows}")
+    return seconds
+
+
+def timed_sql_upsert(database_url: str, rows: int) -> float:
+    """Seconds for one SQL statement to upsert the copied rows into Keel's real `products`.
+
+    `INSERT INTO products SELECT ... FROM bench_copy_products ON CONFLICT (sku) DO UPDATE`,
+    with ids from gen_random_uuid(): what PostgreSQL itself needs to write the rows into the
+    real table, with its three indexes and check constraints, once they are in the database.
+    COPY plus this is a floor for any importer that writes `products`; run through psql, like
+    the copy.
+    """
+    updated = ", ".join(f"{column} = excluded.{column}" for column in UPSERTED_COLUMNS)
+    statement = (
+        "INSERT INTO products (id, sku, name, description, price_amount, currency, stock, "  # noqa: S608 - constants
+        "is_active, created_at, updated_at) SELECT gen_random_uuid(), sku, name, description, "
+        f"price, currency, stock, is_active, now(), now() FROM {COPY_TABLE} "
+        f"ON CONFLICT (sku) DO UPDATE SET {updated}, updated_at = now()"
+    )
+    command, environment = psql_command(database_url, statement)
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise BenchError(f"the SQL upsert failed:\n{completed.stdout}{completed.stderr}")
+    (imported,) = sql(
+        database_url,
+        f"SELECT count(*) FROM products WHERE sku LIKE '{SKU_PREFIX}%'",  # noqa: S608
+    )
+    if imported != rows:
+        raise BenchError(f"the SQL upsert left {imported} rows, not {rows}")
+    return seconds
+
+
+# --- Keel -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeelImport:
+    seconds: float
+    created: int
+    updated: int
+    failed: int
+
+
+def keel_cli_environment(database_url: str) -> dict[str, str]:
+    """The CLI on the bench database with embedded jobs (no broker, no Redis), quiet logs."""
+    return {
+        **clean_environment(),
+        "KEEL_ENVIRONMENT": "development",
+        "KEEL_DATABASE_URL": database_url,
+        "KEEL_LOG_LEVEL": "WARNING",
+    }
+
+
+def keel_import(
+    environment: Mapping[str, str], path: Path, *, profile: Path | None = None
+) -> KeelImport:
+    """Run `keel import-products FILE` (optionally under cProfile) and parse its result line."""
+    command = [str(VENV_BIN / "keel"), "import-products", str(path)]
+    if profile is not None:
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command]
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env=dict(environment),
+        capture_output=True,
+        text=True,
+        timeout=IMPORT_TIMEOUT_SECONDS,
+    )
+    seconds = time.perf_counter() - started
+    output = completed.stdout + completed.stderr
+    found = _RESULT_LINE.search(output)
+    if completed.returncode != 0 or found is None:
+        raise BenchError(
+            f"`keel import-products` exited with {completed.returncode}:\n{_tail(output)}"
+        )
+    return KeelImport(
+        seconds=seconds,
+        created=int(found["created"]),
+        updated=int(found["updated"]),
+        failed=int(found["failed"]),
+    )
+
+
+def expect(result: KeelImport, *, created: int, updated: int, what: str) -> None:
+    if (result.created, result.updated, result.failed) != (created, updated, 0):
+        raise BenchError(
+            f"{what}: Keel reported created {result.created}, updated {result.updated}, "
+            f"failed {result.failed}; expected created {created}, updated {updated}, failed 0"
+        )
+
+
+def check_products_match_copy(database_url: str, rows: int) -> None:
+    """Every row of the file is in `products` exactly as COPY read it."""
+    (matching,) = sql(
+        database_url,
+        f"SELECT count(*) FROM {COPY_TABLE} c JOIN products p ON p.sku = c.sku "  # noqa: S608
+        "WHERE p.name = c.name AND p.description = c.description "
+        "AND p.price_amount = c.price AND p.currency = c.currency AND p.stock = c.stock "
+        "AND p.is_active = c.is_active",
+    )
+    if matching != rows:
+        raise BenchError(f"only {matching} of {rows} imported products equal the copied rows")
+
+
+def print_profile(path: Path, limit: int = 30) -> None:
+    stats = pstats.Stats(str(path))
+    stats.strip_dirs()
+    for order in ("tottime", "cumulative"):
+        print(f"\n--- cProfile of keel import-products, top {limit} by {order} ---")
+        stats.sort_stats(order).print_stats(limit)
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def rate(rows: int, seconds: float) -> float:
+    return round(rows / seconds, 1)
+
+
+def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    rows = arguments.rows
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    database_url = bench_database_url()
+    ensure_database(database_url)
+    environment = keel_cli_environment(database_url)
+    migrate(environment)
+    with tempfile.TemporaryDirectory(prefix="keel-bench-csv-") as temporary:
+        scratch = Path(temporary)
+        path = scratch / "products.csv"
+        started = time.perf_counter()
+        write_csv(path, rows)
+        generated = time.perf_counter() - started
+        size = path.stat().st_size
+        print(f"wrote {rows:,} rows ({size / 2**20:,.1f} MiB) in {generated:.1f}s", flush=True)
+        tiny = scratch / "one-row.csv"
+        write_csv(tiny, 1, first=rows + 1)
+        try:
+            removed_before = remove_imported(database_url)
+            (other_products,) = sql(database_url, "SELECT count(*) FROM products")
+            print("psql \\copy into a bare table ...", flush=True)
+            copy_seconds = timed_copy(database_url, path, rows)
+            print(f"  {copy_seconds:.2f}s; SQL upsert into products ...", flush=True)
+            upsert_seconds = timed_sql_upsert(database_url, rows)
+            remove_imported(database_url)
+            print(f"  {upsert_seconds:.2f}s; keel import-products (all new) ...", flush=True)
+            first = keel_import(environment, path)
+            expect(first, created=rows, updated=0, what="the first import")
+            print(f"  {first.seconds:.2f}s; keel import-products (all updates) ...", flush=True)
+            second = keel_import(environment, path)
+            expect(second, created=0, updated=rows, what="the second import")
+            print(f"  {second.seconds:.2f}s; checking the imported rows ...", flush=True)
+            check_products_match_copy(database_url, rows)
+            overhead = keel_import(environment, tiny)
+            expect(overhead, created=1, updated=0, what="the one-row import")
+            profile = None
+            if arguments.profile:
+                remove_imported(database_url)
+                profile = RESULTS_DIR / "csv_import.prof"
+                print("keel import-products under cProfile (all new) ...", flush=True)
+                profiled = keel_import(environment, path, profile=profile)
+                expect(profiled, created=rows, updated=0, what="the profiled import")
+                print_profile(profile)
+        finally:
+            sql(database_url, f"DROP TABLE IF EXISTS {COPY_TABLE}")
+            removed_after = remove_imported(database_url)
+    ratio = copy_seconds / first.seconds
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", "bench/csv_import.py", *sys.argv[1:]]),
+        "rows": rows,
+        "file_bytes": size,
+        "file_generation_s": round(generated, 2),
+        "products_rows_not_from_the_file": other_products,
+        "csv_products_removed_before": removed_before,
+        "csv_products_removed_after": removed_after,
+        "psql_copy": {
+            "seconds": round(copy_seconds, 3),
+            "rows_per_second": rate(rows, copy_seconds),
+        },
+        "sql_upsert_from_copy": {
+            "seconds": round(upsert_seconds, 3),
+            "copy_plus_upsert_rows_per_second": rate(rows, copy_seconds + upsert_seconds),
+        },
+        "keel_first_import": {
+            "seconds": round(first.seconds, 3),
+            "rows_per_second": rate(rows, first.seconds),
+            "created": first.created,
+            "updated": first.updated,
+            "failed": first.failed,
+        },
+        "keel_second_import": {
+            "seconds": round(second.seconds, 3),
+            "rows_per_second": rate(rows, second.seconds),
+            "created": second.created,
+            "updated": second.updated,
+            "failed": second.failed,
+        },
+        "keel_one_row_import_s": round(overhead.seconds, 3),
+        "ratio_copy_to_keel_first": round(ratio, 4),
+        "ratio_copy_to_keel_second": round(copy_seconds / second.seconds, 4),
+        "ratio_copy_plus_upsert_to_keel_first": round(
+            (copy_seconds + upsert_seconds) / first.seconds, 4
+        ),
+        "python_bytecode_cache": "off (PYTHONDONTWRITEBYTECODE)"
+        if os.environ.get("PYTHONDONTWRITEBYTECODE")
+        else "default",
+        "target_ratio": TARGET_RATIO,
+        "passed": ratio >= TARGET_RATIO,
+        "profile": None if profile is None else str(profile.relative_to(REPO_ROOT)),
+        "machine": machine_description(arguments.cpu_busy),
+    }
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Time Keel's CSV import against psql \\copy.")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows in the CSV")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, import once more under cProfile and print the top functions",
+    )
+    arguments = parser.parse_args(argv)
+    if not 1 <= arguments.rows <= 9_999_998:
+        parser.error("--rows must be between 1 and 9,999,998 (seven-digit SKUs)")
+    return arguments
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    arguments.cpu_busy = warn_if_busy()
+    try:
+        document = run(arguments)
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    # A profiled run's timings carry the profiler's overhead: keep them apart.
+    path = RESULTS_DIR / ("csv_import-profiled.json" if arguments.profile else "csv_import.json")
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document, indent=2))
+    verdict = "PASS" if document["passed"] else "BELOW TARGET"
+    floor = document["sql_upsert_from_copy"]["copy_plus_upsert_rows_per_second"]
+    print(
+        f"\npsql \\copy {document['psql_copy']['rows_per_second']:,.0f} rows/s, keel "
+        f"{document['keel_first_import']['rows_per_second']:,.0f} rows/s (new), "
+        f"{document['keel_second_import']['rows_per_second']:,.0f} rows/s (updates); "
+        f"copy + SQL upsert {floor:,.0f} rows/s; "
+        f"copy/keel time = {document['ratio_copy_to_keel_first']:.3f} "
+        f"(target >= {TARGET_RATIO}): {verdict}"
+    )
+    print(f"results written to {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
