@@ -140,12 +140,17 @@ def import_products(
     ],
 ) -> None:
     """Import products from a CSV file here and now (the same import as the API's job)."""
+    import gc
+
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     from keel.features.imports.products import MalformedFileError
     from keel.features.imports.service import import_local_file
 
     settings = _settings()
+    # As the server does at start-up: the modules loaded so far live as long as the process,
+    # and full collections scanning them cost about a third of a large import (measured).
+    gc.freeze()
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
