@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -99,6 +100,9 @@ def serve(
     except ConfigError as error:
         _fail(error)
     _prepare_metrics_dir(settings.workers)
+    # uvicorn re-raises SIGTERM once it has shut down cleanly; with the default disposition
+    # that would end the process with -15 (143 in a container) instead of 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "keel.main:create_app",
         factory=True,

@@ -51,3 +51,28 @@ def test_reconfiguring_keeps_one_handler() -> None:
     configure_logging()
     ours = [h for h in logging.getLogger().handlers if h.get_name() == "keel"]
     assert len(ours) == 1
+
+
+def _charge(card_number: str, password: str) -> None:
+    raise ValueError("the gateway said no")
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_tracebacks_never_show_local_variables(
+    capsys: pytest.CaptureFixture[str], json_lines: bool
+) -> None:
+    """Locals are where secrets live mid-request; a logged traceback must not print them."""
+    configure_logging(level="INFO", json=json_lines)
+    try:
+        card, secret = "4000" + "0000" * 3, "hunter2-" + "secret"  # not in the source lines
+        try:
+            _charge(card, secret)
+        except ValueError:
+            get_logger("keel.test").exception("charge_failed")
+    finally:
+        configure_logging(level="INFO", json=False)
+    output = capsys.readouterr().out
+    assert "charge_failed" in output
+    assert "the gateway said no" in output  # the traceback itself is still there
+    assert "4000" + "0000" * 3 not in output
+    assert "hunter2-" + "secret" not in output

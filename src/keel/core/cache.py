@@ -15,6 +15,7 @@ from cashews import Cache
 
 from keel.core.config import Settings
 from keel.core.logging import get_logger
+from keel.core.redis import retry_policy
 
 log = get_logger(__name__)
 
@@ -40,6 +41,7 @@ class ReadCache:
                 suppress=True,  # an unreachable Redis reads as a miss, never an error
                 socket_connect_timeout=0.5,
                 socket_timeout=0.5,
+                **retry_policy(),  # or the version bump after a Redis restart is lost
             )
         return cls(cache, prefix=settings.cache_key_prefix, ttl_seconds=settings.cache_ttl_seconds)
 

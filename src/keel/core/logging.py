@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 from structlog.types import EventDict, Processor
 
 from keel.core.request_id import get_request_id
@@ -67,6 +68,14 @@ def drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+# Tracebacks as structured data, without each frame's local variables: locals are where
+# passwords, tokens and card numbers live while a request runs, and redaction only sees the
+# event's own keys.
+_tracebacks_without_locals = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -85,9 +94,14 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     shared = _shared_processors()
     renderer: list[Processor]
     if json:
-        renderer = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        renderer = [_tracebacks_without_locals, structlog.processors.JSONRenderer()]
     else:
-        renderer = [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
+        renderer = [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stdout.isatty(),
+                exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+            )
+        ]
 
     structlog.configure(
         # filter_by_level first: an event below the level costs one check, not the chain.

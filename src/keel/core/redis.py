@@ -6,11 +6,26 @@ the lifespan state. Timeouts are short so a Redis outage degrades a request inst
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from keel.core.config import Settings
 
 SOCKET_TIMEOUT_SECONDS = 2.0
+
+
+def retry_policy() -> dict[str, Any]:
+    """Retry a command twice, quickly, on a broken connection: after Redis restarts (or a proxy
+    drops idle connections) every pooled connection is dead, and without this each one
+    fails one command before the pool replaces it."""
+    return {
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        "retry_on_error": [RedisConnectionError],
+    }
 
 
 def build_redis(settings: Settings) -> Redis | None:
@@ -22,6 +37,7 @@ def build_redis(settings: Settings) -> Redis | None:
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
         retry_on_timeout=False,
+        **retry_policy(),
     )
 
 

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
 from taskiq.acks import AcknowledgeType
@@ -29,11 +30,13 @@ from taskiq_redis import RedisStreamBroker
 
 from keel.core.config import Settings
 from keel.core.database import Database, after_commit, committing
+from keel.core.events import RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS
 from keel.core.jobs import repository
 from keel.core.jobs.models import Job
 from keel.core.jobs.runner import JobRunner
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
+from keel.core.redis import retry_policy
 
 log = get_logger(__name__)
 
@@ -42,16 +45,26 @@ CONSUMER_GROUP = "keel-workers"
 
 
 class _StreamBroker(RedisStreamBroker):
-    """Declares the consumer group each time it starts listening, not only at start-up.
+    """Declares the consumer group each time it starts listening, not only at start-up, and
+    backs off when Redis is unreachable.
 
-    A Redis that restarts without persistence loses the group; the receiver restarts its
-    listening after the error, and without this it would fail with NOGROUP forever.
+    A Redis that restarts without persistence loses the group; taskiq's receiver restarts
+    listening after an error, and without this it would fail with NOGROUP forever. It also
+    restarts at once, so without the backoff a worker spins (and logs) while Redis is down.
     """
 
+    _backoff = RECONNECT_FIRST_SECONDS
+
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        await self._declare_consumer_group()
-        async for message in super().listen():
-            yield message
+        try:
+            await self._declare_consumer_group()
+            async for message in super().listen():
+                self._backoff = RECONNECT_FIRST_SECONDS
+                yield message
+        except (RedisError, OSError):
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, RECONNECT_MAX_SECONDS)
+            raise
 
 
 def _build_broker(settings: Settings) -> AsyncBroker:
@@ -69,6 +82,7 @@ def _build_broker(settings: Settings) -> AsyncBroker:
         # Longer than a lease: a live worker's job is never reclaimed from under it.
         idle_timeout=int(settings.job_lease_seconds * 2 * 1000),
         unacknowledged_lock_timeout=settings.job_lease_seconds,
+        **retry_policy(),
     )
 
 

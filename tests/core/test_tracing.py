@@ -1,0 +1,551 @@
+"""Tracing: spans for requests, SQL, outgoing HTTP and jobs reach a real OTLP/HTTP receiver,
+log lines carry the trace id, and with tracing off nothing of it is installed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+import websockets
+from fastapi import FastAPI
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keel.core.config import Settings
+from keel.core.logging import HANDLER_NAME
+from keel.core.tracing import (
+    JOB_ATTEMPT,
+    JOB_ID,
+    JOB_KIND,
+    JOB_OUTCOME,
+    TracingConfig,
+    add_trace_ids,
+    instrument_app,
+    job_span,
+    parse_otlp_headers,
+    record_job_outcome,
+    setup_tracing,
+    tracing_config,
+    tracing_of,
+)
+from keel.main import create_app
+from tests.conftest import MakeSettings
+from tests.support.accounts import signed_up
+from tests.support.app import isolated_app, serve
+from tests.support.databases import opened
+from tests.support.gateway import running_gateway
+from tests.support.network import closed_port
+from tests.support.otlp import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_CONSUMER,
+    SPAN_KIND_SERVER,
+    STATUS_ERROR,
+    Collector,
+    ExportedSpan,
+    running_collector,
+)
+from tests.support.servers import uvicorn_server
+
+PRODUCT_ROUTE = "/api/v1/products/{product_id}"
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    with running_collector() as running:
+        yield running
+
+
+@pytest.fixture
+def traced(collector: Collector) -> TracingConfig:
+    return TracingConfig(
+        enabled=True,
+        endpoint=collector.url,
+        service_name="keel-test",
+        environment="test",
+        headers={"x-collector-key": "k-123"},
+        export_timeout_seconds=5,
+    )
+
+
+@contextmanager
+def captured_log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """JSON log lines as Keel's handler renders them, with `add_trace_ids` registered where the
+    wiring registers it: on the handler's formatter, which every line (structlog's and the
+    standard library's) passes through."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.add_log_level],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                add_trace_ids,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line]
+    finally:
+        root.removeHandler(handler)
+
+
+def one(spans: list[ExportedSpan], predicate: Callable[[ExportedSpan], bool]) -> ExportedSpan:
+    found = [span for span in spans if predicate(span)]
+    assert len(found) == 1, [span.name for span in found]
+    return found[0]
+
+
+def statement(span: ExportedSpan) -> str:
+    return str(span.attributes.get("db.statement") or span.attributes.get("db.query.text") or "")
+
+
+def attribute(span: ExportedSpan, name: str, old_name: str) -> Any:
+    """An attribute under its current semantic-convention name or the older one (the
+    instrumentations emit either, depending on OTEL_SEMCONV_STABILITY_OPT_IN)."""
+    return span.attributes.get(name, span.attributes.get(old_name))
+
+
+def otel_middleware_installed(app: FastAPI) -> bool:
+    layer: Any = app.middleware_stack
+    seen: set[int] = set()
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        if isinstance(layer, OpenTelemetryMiddleware):
+            return True
+        layer = getattr(layer, "app", None)
+    return False
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def test_off_by_default(settings: Settings) -> None:
+    config = tracing_config(settings)
+    assert config.enabled is False
+    assert config.environment == "test"
+    assert setup_tracing(config) is None
+
+
+def test_traces_endpoint_is_the_otlp_http_traces_path() -> None:
+    assert (
+        TracingConfig(endpoint="http://otel:4318").traces_endpoint == "http://otel:4318/v1/traces"
+    )
+    assert TracingConfig(endpoint="http://otel:4318/").traces_endpoint == (
+        "http://otel:4318/v1/traces"
+    )
+    assert TracingConfig(endpoint="https://x.example/v1/traces").traces_endpoint == (
+        "https://x.example/v1/traces"
+    )
+
+
+def test_headers_are_parsed_like_otel_exporter_otlp_headers() -> None:
+    assert parse_otlp_headers(None) == {}
+    assert parse_otlp_headers(" X-Api-Key = a%20b , tenant=t1,") == {
+        "x-api-key": "a b",
+        "tenant": "t1",
+    }
+    with pytest.raises(ValueError, match="entry 2 is not `name=value`") as refused:
+        parse_otlp_headers("tenant=t1,Bearer s3cr3t")
+    assert "s3cr3t" not in str(refused.value)  # a malformed entry may be a secret
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.5])
+def test_sample_ratio_must_be_a_share(ratio: float) -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        TracingConfig(sample_ratio=ratio)
+
+
+# --- off: nothing installed, nothing loaded ----------------------------------------------
+
+
+async def test_with_tracing_off_the_app_has_no_instrumentation(
+    settings: Settings, db_connection: AsyncConnection
+) -> None:
+    app = isolated_app(settings, db_connection)
+    assert instrument_app(app, settings) is None
+    assert tracing_of(app) is None
+    with captured_log_lines() as lines:
+        async with serve(app) as http:
+            response = await http.get("/api/v1/products")
+    assert response.status_code == 200
+    assert not otel_middleware_installed(app)
+    assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
+    keel_handler = next(h for h in logging.getLogger().handlers if h.get_name() == HANDLER_NAME)
+    assert isinstance(keel_handler.formatter, structlog.stdlib.ProcessorFormatter)
+    assert add_trace_ids not in keel_handler.formatter.processors
+    access = next(line for line in lines() if line.get("event") == "request")
+    assert "trace_id" not in access
+
+
+def test_with_tracing_off_no_sdk_exporter_or_instrumentation_is_even_imported(
+    tmp_path: Path,
+) -> None:
+    script = f"""
+import sys, threading
+from keel.core.config import load_settings
+from keel.core.tracing import instrument_app
+from keel.main import create_app
+settings = load_settings(environment="test", database_url="sqlite+aiosqlite:///{tmp_path}/t.db",
+                         storage_url="memory://", _env_file=None)
+threads = threading.active_count()
+app = create_app(settings)
+assert instrument_app(app, settings) is None
+heavy = sorted(m for m in sys.modules if m.startswith(
+    ("opentelemetry.sdk.trace", "opentelemetry.exporter", "opentelemetry.instrumentation")))
+assert not heavy, heavy
+assert threading.active_count() == threads
+print("clean")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("clean")
+
+
+# --- on: requests, SQL and logs end to end -----------------------------------------------
+
+
+async def test_request_spans_with_sql_children_and_the_trace_id_in_log_lines(
+    live_settings: Settings, traced: TracingConfig, collector: Collector
+) -> None:
+    app = create_app(live_settings)
+    tracing = instrument_app(app, traced)
+    assert tracing is not None
+    assert instrument_app(app, traced) is tracing  # idempotent: nothing instrumented twice
+    assert tracing_of(app) is tracing
+    product_id = uuid.uuid4()
+
+    with captured_log_lines() as lines:
+        async with serve(app) as http:
+            missing = await http.get(f"/api/v1/products/{product_id}")
+            health = await http.get("/health")
+            assert otel_middleware_installed(app)
+    assert missing.status_code == 404
+    assert health.status_code == 200
+
+    # The lifespan's end flushed everything: the spans are at the collector already.
+    spans = collector.snapshot()
+    server = one(spans, lambda s: s.kind == SPAN_KIND_SERVER)
+    assert server.name == f"GET {PRODUCT_ROUTE}"
+    assert server.attributes["http.route"] == PRODUCT_ROUTE
+    assert server.parent_span_id == ""
+    assert not any("/health" in s.name for s in spans)  # probes are not traced
+    assert server.resource["service.name"] == "keel-test"
+    assert server.resource["service.version"]
+    assert server.resource["deployment.environment.name"] == "test"
+
+    sql = [s for s in spans if statement(s)]
+    product_queries = [s for s in sql if "products" in statement(s)]
+    assert product_queries, [statement(s) for s in sql]
+    # Every statement is the request's, directly under it; the job sweeper's polling, in
+    # no trace, made no span.
+    for span in sql:
+        assert span.kind == SPAN_KIND_CLIENT
+        assert span.trace_id == server.trace_id
+        assert span.parent_span_id == server.span_id
+        assert span.attributes["db.system"] == "sqlite"
+    assert len(product_queries) == len({s.span_id for s in product_queries})
+
+    access = next(
+        line for line in lines() if line.get("event") == "request" and line.get("status") == 404
+    )
+    assert access["trace_id"] == server.trace_id
+    assert access["span_id"] == server.span_id
+    assert access["request_id"] == missing.headers["x-request-id"]
+    assert all(h.get("x-collector-key") == "k-123" for h in collector.export_headers)
+
+
+async def test_force_flush_exports_while_the_app_runs(
+    settings: Settings,
+    db_connection: AsyncConnection,
+    traced: TracingConfig,
+    collector: Collector,
+) -> None:
+    app = isolated_app(settings, db_connection)
+    tracing = instrument_app(app, traced)
+    assert tracing is not None
+    async with serve(app) as http:
+        assert (await http.get("/api/v1/products")).status_code == 200
+        assert await asyncio.to_thread(tracing.force_flush)
+        server = one(collector.snapshot(), lambda s: s.kind == SPAN_KIND_SERVER)
+        assert server.attributes["http.route"] == "/api/v1/products"
+
+
+def test_instrumenting_a_running_app_is_refused(traced: TracingConfig) -> None:
+    """Its middleware stack is built: a server span added now would silently never run."""
+    tracing = setup_tracing(traced)
+    assert tracing is not None
+    running = FastAPI()
+    running.middleware_stack = running.build_middleware_stack()
+    try:
+        with pytest.raises(RuntimeError, match="before it starts"):
+            tracing.instrument_app(running)
+    finally:
+        tracing.shutdown()
+
+
+async def test_an_incoming_traceparent_continues_the_callers_trace(
+    settings: Settings, db_connection: AsyncConnection, collector: Collector
+) -> None:
+    # Sampling 0 records no trace of its own, but a caller's sampled trace is continued.
+    app = isolated_app(settings, db_connection)
+    instrument_app(app, TracingConfig(enabled=True, endpoint=collector.url, sample_ratio=0.0))
+    caller_trace = uuid.uuid4().hex
+    caller_span = uuid.uuid4().hex[:16]
+    with captured_log_lines() as lines:
+        async with serve(app) as http:
+            unsampled = await http.get("/api/v1/products")
+            continued = await http.get(
+                "/api/v1/products", headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"}
+            )
+    assert unsampled.status_code == continued.status_code == 200
+
+    server = one(collector.snapshot(), lambda s: s.kind == SPAN_KIND_SERVER)
+    assert server.trace_id == caller_trace
+    assert server.parent_span_id == caller_span
+    access = [line for line in lines() if line.get("event") == "request"]
+    assert [line.get("trace_id") for line in access] == [None, caller_trace]
+
+
+async def test_sample_ratio_zero_exports_nothing(
+    settings: Settings, db_connection: AsyncConnection, collector: Collector
+) -> None:
+    app = isolated_app(settings, db_connection)
+    tracing = instrument_app(
+        app, TracingConfig(enabled=True, endpoint=collector.url, sample_ratio=0.0)
+    )
+    assert tracing is not None
+    async with serve(app) as http:
+        for _ in range(5):
+            assert (await http.get("/api/v1/products")).status_code == 200
+    # Shut down (flushed) with the app: anything sampled would be here by now.
+    assert collector.snapshot() == []
+    assert collector.export_headers == []
+
+
+async def test_an_unreachable_collector_never_fails_requests_or_stalls_shutdown(
+    settings: Settings, db_connection: AsyncConnection
+) -> None:
+    app = isolated_app(settings, db_connection)
+    tracing = instrument_app(
+        app,
+        TracingConfig(
+            enabled=True,
+            endpoint=f"http://127.0.0.1:{closed_port()}",
+            export_timeout_seconds=1,
+        ),
+    )
+    assert tracing is not None
+    async with serve(app) as http:
+        for _ in range(3):
+            assert (await http.get("/api/v1/products")).status_code == 200
+        await asyncio.to_thread(tracing.force_flush)  # fails inside, raises nothing
+        assert (await http.get("/api/v1/products")).status_code == 200
+        started = time.monotonic()
+    assert time.monotonic() - started < 5  # shutdown gives up after the export timeout
+
+
+async def test_a_traced_app_under_uvicorn_serves_websockets(
+    live_settings: Settings, traced: TracingConfig, collector: Collector
+) -> None:
+    app = create_app(live_settings)
+    instrument_app(app, traced)
+    with uvicorn_server(app, lifespan="on") as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            account = await signed_up(http)
+        url = base.replace("http", "ws", 1) + f"/api/v1/ws?token={account.access_token}"
+        async with websockets.connect(url) as ws, asyncio.timeout(5):
+            assert json.loads(await ws.recv()) == {"type": "subscribed", "scope": "own"}
+
+    spans = collector.snapshot()  # the server's lifespan ended: flushed
+    routes = {s.attributes.get("http.route"): s for s in spans if s.kind == SPAN_KIND_SERVER}
+    assert {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/ws"} <= set(routes)
+    register = routes["/api/v1/auth/register"]
+    assert register.name == "POST /api/v1/auth/register"
+    inserts = [s for s in spans if statement(s).startswith("INSERT INTO users")]
+    assert [(s.trace_id, s.parent_span_id) for s in inserts] == [
+        (register.trace_id, register.span_id)
+    ]
+
+
+# --- outgoing HTTP -----------------------------------------------------------------------
+
+
+async def test_httpx_calls_are_client_spans_and_carry_traceparent(
+    traced: TracingConfig, collector: Collector
+) -> None:
+    tracing = setup_tracing(traced)
+    assert tracing is not None
+    try:
+        with running_gateway() as (gateway_url, script):
+            async with httpx.AsyncClient(base_url=gateway_url) as client:
+                tracing.instrument_client(client)
+                tracing.instrument_client(client)  # idempotent
+                with tracing.tracer.start_as_current_span("checkout") as checkout:
+                    charged = await client.post(
+                        "/charges",
+                        json={
+                            "amount": 1999,
+                            "currency": "EUR",
+                            "reference": "order-1",
+                            "card": {"number": "4242424242424242"},
+                        },
+                        headers={"Idempotency-Key": "key-1"},
+                    )
+                    echoed = await client.get(f"{collector.url}/echo")
+        assert charged.status_code == 200
+        assert echoed.status_code == 200
+        assert script.requests[0]["key"] == "key-1"
+        assert await asyncio.to_thread(tracing.force_flush)
+    finally:
+        await tracing.aclose()
+
+    parent_id = format(checkout.get_span_context().span_id, "016x")
+    trace_id = format(checkout.get_span_context().trace_id, "032x")
+    spans = collector.snapshot()
+    clients = [s for s in spans if s.kind == SPAN_KIND_CLIENT]
+    assert len(clients) == 2  # one span per call: instrumenting twice changed nothing
+    charge = one(clients, lambda s: "/charges" in str(attribute(s, "url.full", "http.url")))
+    assert attribute(charge, "http.request.method", "http.method") == "POST"
+    assert attribute(charge, "http.response.status_code", "http.status_code") == 200
+    for span in clients:
+        assert span.trace_id == trace_id
+        assert span.parent_span_id == parent_id
+    echo_span = one(clients, lambda s: "/echo" in str(attribute(s, "url.full", "http.url")))
+    # The callee got the trace: traceparent names this trace and the client span as parent.
+    version, sent_trace, sent_parent, flags = collector.echo_headers[0]["traceparent"].split("-")
+    assert (version, sent_trace, sent_parent) == ("00", trace_id, echo_span.span_id)
+    assert int(flags, 16) & 0x01  # sampled
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+async def test_job_span_is_a_linked_root_with_its_sql_and_outcome(
+    database_url: str, traced: TracingConfig, collector: Collector
+) -> None:
+    tracing = setup_tracing(traced)
+    assert tracing is not None
+    job_id = uuid.uuid4()
+    try:
+        async with opened(database_url) as database:
+            tracing.instrument_engine(database.engine)
+            tracing.instrument_engine(database.engine)  # idempotent
+            async with database.engine.connect() as connection:
+                await connection.execute(text("SELECT 7"))  # in no trace: no span
+            with tracing.tracer.start_as_current_span("enqueue") as enqueue:
+                with job_span(tracing, "test.echo", job_id, 2):
+                    async with database.engine.connect() as connection:
+                        await connection.execute(text("SELECT 42"))
+                    logging.getLogger("keel.jobs.test").info("inside the job")
+                    record_job_outcome(tracing, "succeeded")
+                record_job_outcome(tracing, "failed", "outside any job: ignored")
+    finally:
+        await tracing.aclose()
+
+    spans = collector.snapshot()
+    job = one(spans, lambda s: s.kind == SPAN_KIND_CONSUMER)
+    assert job.name == "job test.echo"
+    assert job.parent_span_id == ""  # a trace of its own ...
+    enqueue_context = enqueue.get_span_context()
+    assert job.trace_id != format(enqueue_context.trace_id, "032x")
+    assert job.links == [  # ... linked to where it came from
+        (format(enqueue_context.trace_id, "032x"), format(enqueue_context.span_id, "016x"))
+    ]
+    assert job.attributes[JOB_KIND] == "test.echo"
+    assert job.attributes[JOB_ID] == str(job_id)
+    assert job.attributes[JOB_ATTEMPT] == 2
+    assert job.attributes[JOB_OUTCOME] == "succeeded"
+    assert job.status_code != STATUS_ERROR
+    assert not [s for s in spans if statement(s) == "SELECT 7"]
+    query = one(spans, lambda s: statement(s) == "SELECT 42")
+    assert (query.trace_id, query.parent_span_id) == (job.trace_id, job.span_id)
+
+
+async def test_job_span_records_failures(traced: TracingConfig, collector: Collector) -> None:
+    tracing = setup_tracing(traced)
+    assert tracing is not None
+    try:
+        with (
+            pytest.raises(RuntimeError, match="handler blew up"),
+            job_span(tracing, "test.flaky", "job-1", 1),
+        ):
+            raise RuntimeError("handler blew up")
+        with job_span(tracing, "test.broken", "job-2", 1):
+            record_job_outcome(tracing, "failed", "the input can never work")
+        with pytest.raises(asyncio.CancelledError), job_span(tracing, "test.slow", "job-3", 1):
+            raise asyncio.CancelledError
+    finally:
+        await tracing.aclose()
+
+    spans = {s.attributes[JOB_ID]: s for s in collector.snapshot()}
+    raised = spans["job-1"]
+    assert raised.status_code == STATUS_ERROR
+    assert raised.status_message == "RuntimeError: handler blew up"
+    assert [name for name, _ in raised.events] == ["exception"]
+    failed = spans["job-2"]
+    assert failed.status_code == STATUS_ERROR
+    assert failed.status_message == "the input can never work"
+    assert failed.attributes[JOB_OUTCOME] == "failed"
+    interrupted = spans["job-3"]
+    assert interrupted.status_code != STATUS_ERROR
+    assert interrupted.attributes[JOB_OUTCOME] == "interrupted"
+
+
+def test_job_span_without_tracing_does_nothing() -> None:
+    with job_span(None, "test.echo", "job", 1):
+        record_job_outcome(None, "failed", "nothing to record it on")
+
+
+# --- the log processor -------------------------------------------------------------------
+
+
+def test_trace_ids_only_inside_a_sampled_span() -> None:
+    assert add_trace_ids(None, "info", {"event": "outside"}) == {"event": "outside"}
+
+    sampled = TracerProvider(shutdown_on_exit=False).get_tracer("test")
+    with sampled.start_as_current_span("work") as span:
+        event = add_trace_ids(None, "info", {"event": "inside"})
+    context = span.get_span_context()
+    assert event == {
+        "event": "inside",
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
+
+    unsampled = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False).get_tracer("test")
+    with unsampled.start_as_current_span("work"):
+        assert add_trace_ids(None, "info", {"event": "x"}) == {"event": "x"}
+
+
+def test_tracing_config_defaults(make_settings: MakeSettings) -> None:
+    config = tracing_config(make_settings())
+    assert config.endpoint == "http://127.0.0.1:4318"
+    assert config.service_name == "keel"
+    assert config.sample_ratio == 1.0
+    assert config.excluded_paths == ("/health", "/ready", "/metrics")
