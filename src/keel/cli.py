@@ -133,7 +133,9 @@ def worker() -> None:
             "without Redis, jobs run inside the API process.[/]"
         )
         raise typer.Exit(code=2)
-    configure_logging(level=settings.log_level, json=settings.json_logs)
+    configure_logging(
+        level=settings.log_level, json=settings.json_logs, trace_ids=settings.otel_enabled
+    )
     asyncio.run(run_worker(settings))
 
 

@@ -16,6 +16,7 @@ from keel.core.logging import configure_logging, get_logger
 from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
 from keel.core.middleware import install_middleware
 from keel.core.schemas import ERROR_RESPONSES
+from keel.core.tracing import instrument_app
 from keel.features.health.router import router as health_router
 from keel.jobs import HANDLERS
 
@@ -30,7 +31,9 @@ def create_app(
     `job_handlers` defaults to every feature's (`keel.jobs.HANDLERS`); tests add their own.
     """
     settings = ensure_safe(settings or get_settings())
-    configure_logging(level=settings.log_level, json=settings.json_logs)
+    configure_logging(
+        level=settings.log_level, json=settings.json_logs, trace_ids=settings.otel_enabled
+    )
     if settings.secret_was_generated:
         log.warning(
             "jwt_secret_generated",
@@ -60,6 +63,7 @@ def create_app(
     app.include_router(api_router)
     if settings.docs_enabled:
         install_docs(app)
+    instrument_app(app, settings)  # nothing at all unless KEEL_OTEL_ENABLED
     return app
 
 

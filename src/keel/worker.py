@@ -14,6 +14,7 @@ from keel.core.config import Settings
 from keel.core.jobs.handlers import JobHandlers
 from keel.core.lifespan import open_state
 from keel.core.logging import get_logger
+from keel.core.tracing import setup_tracing, tracing_config
 from keel.jobs import HANDLERS
 
 log = get_logger(__name__)
@@ -24,9 +25,14 @@ async def run_worker(settings: Settings, handlers: JobHandlers = HANDLERS) -> No
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with open_state(settings, handlers, consume_jobs=True):
-        log.info(
-            "worker_ready", queue=settings.job_queue_name, concurrency=settings.job_concurrency
-        )
-        await stop.wait()
-        log.info("worker_stopping")
+    tracing = setup_tracing(tracing_config(settings))
+    try:
+        async with open_state(settings, handlers, consume_jobs=True, tracing=tracing):
+            log.info(
+                "worker_ready", queue=settings.job_queue_name, concurrency=settings.job_concurrency
+            )
+            await stop.wait()
+            log.info("worker_stopping")
+    finally:
+        if tracing is not None:
+            await tracing.aclose()  # after the jobs were handed back: their spans go too

@@ -28,7 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.config import Settings
-from keel.core.logging import HANDLER_NAME
+from keel.core.errors import ConfigError
+from keel.core.logging import HANDLER_NAME, configure_logging
 from keel.core.tracing import (
     JOB_ATTEMPT,
     JOB_ID,
@@ -46,10 +47,12 @@ from keel.core.tracing import (
 )
 from keel.main import create_app
 from tests.conftest import MakeSettings
-from tests.support.accounts import signed_up
+from tests.features.orders.test_payments import card, pay, placed_order
+from tests.support.accounts import make_admin, signed_up
 from tests.support.app import isolated_app, serve
 from tests.support.databases import opened
 from tests.support.gateway import running_gateway
+from tests.support.jobs import enqueue, jobs_client, live_admin, wait_for_job
 from tests.support.network import closed_port
 from tests.support.otlp import (
     SPAN_KIND_CLIENT,
@@ -549,3 +552,135 @@ def test_tracing_config_defaults(make_settings: MakeSettings) -> None:
     assert config.service_name == "keel"
     assert config.sample_ratio == 1.0
     assert config.excluded_paths == ("/health", "/ready", "/metrics")
+
+
+# --- wired in: settings, create_app, the lifespan, the gateway, the job runner, the logs ---
+
+
+def test_settings_carry_the_tracing_configuration(make_settings: MakeSettings) -> None:
+    settings = make_settings(
+        otel_enabled=True,
+        otel_exporter_endpoint="http://otel:4318",
+        otel_service_name="shop",
+        otel_sample_ratio=0.25,
+        otel_headers="X-Api-Key=abc",
+        otel_export_timeout_seconds=3,
+        otel_excluded_paths="/health,/internal",
+    )
+    assert tracing_config(settings) == TracingConfig(
+        enabled=True,
+        endpoint="http://otel:4318",
+        service_name="shop",
+        environment="test",
+        sample_ratio=0.25,
+        headers={"x-api-key": "abc"},
+        export_timeout_seconds=3,
+        excluded_paths=("/health", "/internal"),
+    )
+    assert settings.masked()["otel_headers"] == "**********"
+
+
+def test_bad_tracing_settings_are_refused_together_without_echoing_secrets(
+    make_settings: MakeSettings,
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_settings(
+            otel_headers="Bearer s3cr3t",
+            otel_sample_ratio=2,
+            otel_exporter_endpoint="otel:4318",
+        )
+    problems = "\n".join(refused.value.problems)
+    for name in ("KEEL_OTEL_HEADERS", "KEEL_OTEL_SAMPLE_RATIO", "KEEL_OTEL_EXPORTER_ENDPOINT"):
+        assert name in problems
+    assert "s3cr3t" not in problems
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+async def test_create_app_traces_a_payment_with_its_gateway_call_and_logs(
+    make_settings: MakeSettings,
+    db_connection: AsyncConnection,
+    collector: Collector,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with running_gateway() as (gateway_url, script):
+        settings = make_settings(
+            payment_gateway="http",
+            payment_gateway_url=gateway_url,
+            payment_gateway_timeout_seconds=2,
+            otel_enabled=True,
+            otel_exporter_endpoint=collector.url,
+            log_json=True,
+        )
+        app = isolated_app(settings, db_connection)  # create_app alone turned tracing on
+        assert tracing_of(app) is not None
+        capsys.readouterr()
+        try:
+            async with serve(app) as http:
+                admin = await signed_up(http)
+                await make_admin(db_connection, admin)
+                buyer = await signed_up(http)
+                order = await placed_order(http, admin, buyer)
+                paid = await pay(http, buyer, order["id"], card(), "trace-key")
+        finally:
+            configure_logging()  # back to the suite's plain console lines
+    assert paid.status_code == 200, paid.text
+    assert len(script.charges) == 1
+
+    spans = collector.snapshot()
+    pay_route = "/api/v1/orders/{order_id}/pay"
+    paying = one(spans, lambda s: s.attributes.get("http.route") == pay_route)
+    clients = [s for s in spans if s.kind == SPAN_KIND_CLIENT]
+    charge = one(clients, lambda s: "/charges" in str(attribute(s, "url.full", "http.url")))
+    assert (charge.trace_id, charge.parent_span_id) == (paying.trace_id, paying.span_id)
+
+    lines = json_lines(capsys.readouterr().out)
+    access = next(
+        line
+        for line in lines
+        if line.get("event") == "request" and str(line.get("route")).endswith("/pay")
+    )
+    assert (access["trace_id"], access["span_id"]) == (paying.trace_id, paying.span_id)
+
+
+async def test_jobs_run_in_spans_of_their_own_with_their_sql_and_logs(
+    fast_jobs_settings: Settings, collector: Collector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = fast_jobs_settings.model_copy(
+        update={"otel_enabled": True, "otel_exporter_endpoint": collector.url, "log_json": True}
+    )
+    capsys.readouterr()
+    try:
+        async with jobs_client(settings) as http:
+            admin = await live_admin(http, settings)
+            succeeding = await enqueue(http, admin, "test.echo", x=1)
+            failing = await enqueue(http, admin, "test.broken")
+            await wait_for_job(http, admin, succeeding)
+            await wait_for_job(http, admin, failing)
+    finally:
+        configure_logging()
+
+    spans = collector.snapshot()
+    jobs = {s.attributes[JOB_ID]: s for s in spans if s.kind == SPAN_KIND_CONSUMER}
+    succeeded, failed = jobs[succeeding], jobs[failing]
+    enqueued = {
+        (s.trace_id, s.span_id) for s in spans if s.attributes.get("http.route") == "/_test/jobs"
+    }
+    assert set(succeeded.links) <= enqueued  # in-process, linked to the request that enqueued it
+    assert succeeded.name == "job test.echo"
+    assert succeeded.attributes[JOB_OUTCOME] == "succeeded"
+    assert succeeded.status_code != STATUS_ERROR
+    assert failed.attributes[JOB_OUTCOME] == "failed"
+    assert failed.status_code == STATUS_ERROR
+    assert failed.status_message == "the input can never work"
+    in_job = [s for s in spans if s.trace_id == succeeded.trace_id]
+    finishing = [s for s in in_job if statement(s).startswith("UPDATE jobs")]
+    assert finishing
+    assert all(s.parent_span_id == succeeded.span_id for s in finishing)
+
+    lines = json_lines(capsys.readouterr().out)
+    job_lines = [line for line in lines if line.get("job_id") == succeeding]
+    assert {"job_started", "job_finished"} <= {line["event"] for line in job_lines}
+    assert {line.get("trace_id") for line in job_lines} == {succeeded.trace_id}

@@ -210,13 +210,42 @@ class Settings(BaseSettings):
     )
     ws_auth_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
+    # Tracing: OpenTelemetry over OTLP/HTTP, off by default
+    otel_enabled: bool = False
+    otel_exporter_endpoint: str = Field(
+        default="http://127.0.0.1:4318",
+        pattern=r"^https?://[^/]+",
+        description="OTLP/HTTP collector base URL; traces go to <endpoint>/v1/traces.",
+    )
+    otel_service_name: str = Field(default="keel", min_length=1)
+    otel_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces kept; a caller's sampled trace is always continued.",
+    )
+    otel_headers: SecretStr | None = Field(
+        default=None, description="Sent with every export: `name=value,...` (e.g. an API key)."
+    )
+    otel_export_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    otel_excluded_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/health", "/ready", "/metrics"],
+        description="Paths never traced (probes and scrapes).",
+    )
+
     # Operations
     metrics_enabled: bool = True
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     _secret_generated: bool = PrivateAttr(default=False)
 
-    @field_validator("cors_origins", "allowed_hosts", "upload_allowed_types", mode="before")
+    @field_validator(
+        "cors_origins",
+        "allowed_hosts",
+        "upload_allowed_types",
+        "otel_excluded_paths",
+        mode="before",
+    )
     @classmethod
     def _parse_lists(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -236,6 +265,15 @@ class Settings(BaseSettings):
             parse_many(value)
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
+        return value
+
+    @field_validator("otel_headers")
+    @classmethod
+    def _parse_otel_headers(cls, value: SecretStr | None) -> SecretStr | None:
+        from keel.core.tracing import parse_otlp_headers
+
+        if value is not None:
+            parse_otlp_headers(value.get_secret_value())  # names the bad entry, not its value
         return value
 
     @model_validator(mode="after")

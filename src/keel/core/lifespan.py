@@ -38,6 +38,7 @@ from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
 from keel.core.serving import GOING_AWAY
 from keel.core.storage import Storage
+from keel.core.tracing import Tracing, tracing_of
 from keel.migrations import runner as migrations
 
 log = get_logger(__name__)
@@ -79,18 +80,23 @@ async def open_state(
     *,
     consume_jobs: bool,
     pool_metrics: PoolMetrics | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[AppState]:
     """Open every resource, yield them, close them all. The API's lifespan and `keel worker`
     both run on this, so a job sees exactly the resources a request does."""
     database = Database.from_settings(settings)
+    if tracing is not None:
+        tracing.instrument_engine(database.engine)
     redis = build_redis(settings)
     read_cache = ReadCache.from_settings(settings)
-    gateway = build_gateway(settings)
+    gateway = build_gateway(settings, tracing)
     storage = Storage.from_settings(settings)
     event_hub = EventHub() if redis is None else RedisEventHub(redis, settings.events_channel)
     realtime = Realtime(event_hub, settings.ws_queue_size)
     runner = (
-        JobRunner(JobResources(settings, database, storage, read_cache, event_hub), job_handlers)
+        JobRunner(
+            JobResources(settings, database, storage, read_cache, event_hub, tracing), job_handlers
+        )
         if consume_jobs
         else None
     )
@@ -156,12 +162,13 @@ def build_lifespan(
     """The API process runs jobs itself only in embedded mode; otherwise it just enqueues."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
         async with open_state(
             settings,
             job_handlers,
             consume_jobs=settings.jobs_embedded,
             pool_metrics=pool_metrics,
+            tracing=tracing_of(app),  # flushed by instrument_app's wrapper after this closes
         ) as state:
             yield state
 

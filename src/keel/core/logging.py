@@ -17,6 +17,7 @@ import structlog.tracebacks
 from structlog.types import EventDict, Processor
 
 from keel.core.request_id import get_request_id
+from keel.core.tracing import add_trace_ids
 
 SENSITIVE_KEYS = frozenset(
     {
@@ -89,9 +90,15 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
-    """Route structlog and stdlib logging to one stdout handler. Safe to call more than once."""
+def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: bool = False) -> None:
+    """Route structlog and stdlib logging to one stdout handler. Safe to call more than once.
+
+    `trace_ids` (tracing on) adds the current trace and span ids to every line. It sits on the
+    handler's formatter, which every line passes through and which is rebuilt on each call:
+    loggers cache the structlog chain on first use, so a change there would miss them.
+    """
     shared = _shared_processors()
+    correlation: list[Processor] = [add_trace_ids] if trace_ids else []
     renderer: list[Processor]
     if json:
         renderer = [_tracebacks_without_locals, structlog.processors.JSONRenderer()]
@@ -116,7 +123,11 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *correlation,
+            *renderer,
+        ],
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)

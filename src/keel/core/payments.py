@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import httpx
 
 from keel.core.config import Settings
 from keel.core.logging import get_logger
+
+if TYPE_CHECKING:
+    from keel.core.tracing import Tracing
 
 log = get_logger(__name__)
 
@@ -88,13 +91,22 @@ class SandboxGateway:
 
 
 class HttpGateway:
-    def __init__(self, base_url: str, *, api_key: str | None, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        timeout_seconds: float,
+        tracing: Tracing | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=base_url,
             headers=headers,
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 3.0)),
         )
+        if tracing is not None:
+            tracing.instrument_client(self._client)
 
     async def charge(self, request: ChargeRequest) -> Charge:
         payload = {
@@ -132,7 +144,7 @@ class HttpGateway:
         await self._client.aclose()
 
 
-def build_gateway(settings: Settings) -> PaymentGateway:
+def build_gateway(settings: Settings, tracing: Tracing | None = None) -> PaymentGateway:
     if settings.payment_gateway == "http":
         assert settings.payment_gateway_url is not None  # settings validation guarantees it
         key = settings.payment_gateway_api_key
@@ -140,5 +152,6 @@ def build_gateway(settings: Settings) -> PaymentGateway:
             settings.payment_gateway_url,
             api_key=key.get_secret_value() if key else None,
             timeout_seconds=settings.payment_gateway_timeout_seconds,
+            tracing=tracing,
         )
     return SandboxGateway()

@@ -120,18 +120,16 @@ def parse_otlp_headers(value: str | None) -> dict[str, str]:
 
 def tracing_config(settings: Settings) -> TracingConfig:
     """The tracing part of the settings (`KEEL_OTEL_*`)."""
-    # Until the KEEL_OTEL_* fields exist in Settings these read their defaults; once they do,
-    # the getattr calls become plain attribute reads (see the wiring notes).
-    headers = getattr(settings, "otel_headers", None)
+    headers = settings.otel_headers
     return TracingConfig(
-        enabled=bool(getattr(settings, "otel_enabled", False)),
-        endpoint=str(getattr(settings, "otel_exporter_endpoint", DEFAULT_ENDPOINT)),
-        service_name=str(getattr(settings, "otel_service_name", "keel")),
+        enabled=settings.otel_enabled,
+        endpoint=settings.otel_exporter_endpoint,
+        service_name=settings.otel_service_name,
         environment=settings.environment,
-        sample_ratio=float(getattr(settings, "otel_sample_ratio", 1.0)),
+        sample_ratio=settings.otel_sample_ratio,
         headers=parse_otlp_headers(headers.get_secret_value() if headers else None),
-        export_timeout_seconds=float(getattr(settings, "otel_export_timeout_seconds", 10.0)),
-        excluded_paths=tuple(getattr(settings, "otel_excluded_paths", DEFAULT_EXCLUDED_PATHS)),
+        export_timeout_seconds=settings.otel_export_timeout_seconds,
+        excluded_paths=tuple(settings.otel_excluded_paths),
     )
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from keel.core.database import Database
     from keel.core.events import EventHub
     from keel.core.storage import Storage
+    from keel.core.tracing import Tracing
 
 
 class PermanentJobError(Exception):
@@ -39,6 +40,7 @@ class JobResources:
     storage: Storage
     cache: ReadCache
     events: EventHub
+    tracing: Tracing | None = None
 
 
 ProgressReporter = Callable[[int, int | None], Awaitable[None]]

@@ -30,6 +30,7 @@ from keel.core.jobs.handlers import (
 from keel.core.jobs.models import Job, JobStatus
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
+from keel.core.tracing import job_span, record_job_outcome
 
 log = get_logger(__name__)
 
@@ -93,10 +94,11 @@ class JobRunner:
             log.debug("job_not_claimed", job_id=str(job_id))
             return
         attempt = job.attempts
-        log.info("job_started", job_id=str(job_id), kind=job.kind, attempt=attempt)
         heartbeat = asyncio.create_task(self._heartbeat(job_id, attempt))
         try:
-            await self._execute(job, attempt)
+            with job_span(self.resources.tracing, job.kind, job.id, attempt):
+                log.info("job_started", job_id=str(job_id), kind=job.kind, attempt=attempt)
+                await self._execute(job, attempt)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(job_id, attempt))
             raise
@@ -124,6 +126,7 @@ class JobRunner:
             await self._finish(job, attempt, JobStatus.FAILED, error=str(exc))
         except LeaseLostError:
             log.warning("job_lease_lost", job_id=str(job.id), attempt=attempt)
+            record_job_outcome(self.resources.tracing, "lease_lost")
         except Exception as exc:
             await self._failed(job, attempt, exc)
         else:
@@ -146,6 +149,7 @@ class JobRunner:
             delay_seconds=round(delay, 2),
             error=error,
         )
+        record_job_outcome(self.resources.tracing, "retry_scheduled", error)
         async with self._session() as session:
             await repository.retry_later(
                 session, job.id, attempt, utcnow() + timedelta(seconds=delay), error
@@ -168,6 +172,7 @@ class JobRunner:
             log.warning("job_outcome_lost", job_id=str(job.id), attempt=attempt)
             return
         log.info("job_finished", job_id=str(job.id), kind=job.kind, status=status.value)
+        record_job_outcome(self.resources.tracing, status.value, error)
         data: dict[str, Any] = {"kind": job.kind, "status": status.value}
         if result is not None:
             data["result"] = result
