@@ -468,7 +468,15 @@ async def test_sigterm_under_load_loses_no_accepted_request(
         for n in range(LOAD_CONCURRENCY)
     ]
     try:
-        await asyncio.sleep(LOAD_BEFORE_SECONDS)
+        # Steady load first: at least LOAD_BEFORE_SECONDS, and every loop answered once (on a
+        # busy CI machine a coverage-measured server can take over a second per request).
+        started = time.monotonic()
+        while (
+            time.monotonic() - started < LOAD_BEFORE_SECONDS
+            or sum(o.status is not None for o in outcomes) < LOAD_CONCURRENCY
+        ):
+            assert time.monotonic() - started < 60, "the load never got answers"
+            await asyncio.sleep(0.05)
         sigterm_at = time.monotonic()
         api.popen.send_signal(signal.SIGTERM)
         stop[0] = sigterm_at + LOAD_AFTER_SECONDS
