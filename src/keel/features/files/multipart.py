@@ -11,12 +11,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from keel.core.errors import BadRequestError, UnsupportedMediaTypeError, ValidationFailedError
+
+FILE_FIELD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"}},
+}
+"""OpenAPI for a body read with `read_file_part` (FastAPI cannot infer it): /docs shows a
+file picker."""
 
 
 @dataclass(frozen=True, slots=True)

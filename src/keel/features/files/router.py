@@ -11,7 +11,7 @@ from keel.core.dependencies import AppSettings, DbSession, Store
 from keel.core.errors import BadRequestError
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.files import service
-from keel.features.files.multipart import read_file_part
+from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
 from keel.features.files.naming import content_disposition
 from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
 
@@ -20,15 +20,7 @@ router = APIRouter(prefix="/files", tags=["files"])
 MULTIPART_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
+        "content": {"multipart/form-data": {"schema": FILE_FIELD_SCHEMA}},
     }
 }
 

@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect
 from keel.core.dependencies import AppSettings, DbSession, Jobs, Store
 from keel.core.errors import BadRequestError
 from keel.features.auth.dependencies import AdminUser
-from keel.features.files.multipart import read_file_part
+from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
 from keel.features.imports import service
 from keel.features.imports.schemas import ImportFromFile
 from keel.features.jobs.schemas import JobResponse
@@ -21,13 +21,7 @@ IMPORT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
+            "multipart/form-data": {"schema": FILE_FIELD_SCHEMA},
             "application/json": {"schema": ImportFromFile.model_json_schema()},
         },
     }
