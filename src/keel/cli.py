@@ -232,12 +232,11 @@ def create_admin(
 
 
 async def _ensure_admin(database: Database, settings: Settings, data: UserCreate) -> bool:
-    from keel.core.database import committing
     from keel.core.security.passwords import PasswordHasher
     from keel.features.users import service as users
     from keel.features.users.models import Role
 
-    async with database.sessionmaker() as session, committing(session):
+    async with database.transaction() as session:
         existing = await users.get_by_email(session, data.email)
         if existing is None:
             hasher = PasswordHasher.from_settings(settings)

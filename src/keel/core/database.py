@@ -169,6 +169,13 @@ class Database:
         async with asyncio.timeout(within_seconds), self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits when the block succeeds (see `committing`):
+        for work outside a request, such as jobs and commands."""
+        async with self.sessionmaker() as session, committing(session):
+            yield session
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -233,7 +240,7 @@ async def get_session(
         async with database.read_sessionmaker() as session:
             yield session
         return
-    async with database.sessionmaker() as session, committing(session):
+    async with database.transaction() as session:
         yield session
 
 

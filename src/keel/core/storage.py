@@ -8,6 +8,7 @@ unreachable backend is a 503 rather than an unexplained 500.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -86,7 +87,8 @@ class Storage:
         """Store everything `chunks` yields under `key`, or nothing if it raises part-way.
 
         Whatever the source raises (a size limit, a refused type, a client that went away)
-        propagates unchanged after obstore aborts the upload.
+        propagates unchanged once whatever was written is gone: obstore aborts a multipart
+        upload itself, and the key is deleted as well in case a cancelled put got further.
         """
         try:
             await obstore.put_async(
@@ -96,8 +98,19 @@ class Storage:
                 chunk_size=PART_BYTES,
                 max_concurrency=PARTS_IN_FLIGHT,
             )
-        except (BaseError, OSError) as exc:
-            raise _unavailable(exc) from exc
+        except BaseException as exc:
+            await self.discard(key)
+            if isinstance(exc, BaseError | OSError):
+                raise _unavailable(exc) from exc
+            raise
+
+    async def discard(self, key: str) -> None:
+        """Delete an object that must not outlive a failure: shielded from cancellation, and
+        a failure to delete is logged rather than raised over the error being handled."""
+        try:
+            await asyncio.shield(self.delete(key))
+        except Exception:
+            log.exception("storage_cleanup_failed", key=key)
 
     async def size(self, key: str) -> int | None:
         """The object's size, or None if there is no such object."""

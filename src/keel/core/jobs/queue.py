@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncGenerator
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from taskiq.api import run_receiver_task
 from taskiq_redis import RedisStreamBroker
 
 from keel.core.config import Settings
-from keel.core.database import Database, after_commit, committing
+from keel.core.database import Database, after_commit
 from keel.core.events import RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS
 from keel.core.jobs import repository
 from keel.core.jobs.models import Job
@@ -139,11 +139,6 @@ class JobQueue:
             await self.runner.stop()
         await self.broker.shutdown()
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        async with self._database.sessionmaker() as session, committing(session):
-            yield session
-
     async def enqueue(
         self,
         session: AsyncSession,
@@ -182,7 +177,7 @@ class JobQueue:
         async with self._database.read_sessionmaker() as session:
             if not await repository.needs_sweep(session, now, resend_before):
                 return []
-        async with self._session() as session:
+        async with self._database.transaction() as session:
             failed = await repository.requeue_lost(session, now)
             due = await repository.take_due(session, now, resend_before)
         for job_id in failed:
@@ -197,7 +192,7 @@ class JobQueue:
         async with self._database.read_sessionmaker() as session:
             if not await repository.any_running(session):
                 return 0
-        async with self._session() as session:
+        async with self._database.transaction() as session:
             resumed = await repository.requeue_interrupted(session, utcnow())
         log.info("jobs_resumed", count=resumed)
         return resumed

@@ -9,15 +9,10 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from keel.core.database import committing
 from keel.core.events import Event
 from keel.core.jobs import repository
 from keel.core.jobs.handlers import (
@@ -57,11 +52,6 @@ class JobRunner:
         self._active: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        async with self.resources.database.sessionmaker() as session, committing(session):
-            yield session
-
     async def run(self, job_id: uuid.UUID) -> None:
         """Run the job if it is ours to run; a duplicate delivery finds it taken and returns."""
         async with self._slots:
@@ -88,7 +78,7 @@ class JobRunner:
 
     async def _run(self, job_id: uuid.UUID) -> None:
         now = utcnow()
-        async with self._session() as session:
+        async with self.resources.database.transaction() as session:
             job = await repository.claim(session, job_id, now, now + self._lease)
         if job is None:
             log.debug("job_not_claimed", job_id=str(job_id))
@@ -150,7 +140,7 @@ class JobRunner:
             error=error,
         )
         record_job_outcome(self.resources.tracing, "retry_scheduled", error)
-        async with self._session() as session:
+        async with self.resources.database.transaction() as session:
             await repository.retry_later(
                 session, job.id, attempt, utcnow() + timedelta(seconds=delay), error
             )
@@ -164,7 +154,7 @@ class JobRunner:
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        async with self._session() as session:
+        async with self.resources.database.transaction() as session:
             done = await repository.finish(
                 session, job.id, attempt, status, utcnow(), result=result, error=error
             )
@@ -183,7 +173,7 @@ class JobRunner:
         )
 
     async def _report(self, job: Job, attempt: int, done: int, total: int | None) -> None:
-        async with self._session() as session:
+        async with self.resources.database.transaction() as session:
             cancel = await repository.record_progress(session, job.id, attempt, done, total)
         if cancel is None:
             raise LeaseLostError
@@ -204,7 +194,7 @@ class JobRunner:
         while True:
             await asyncio.sleep(interval)
             try:
-                async with self._session() as session:
+                async with self.resources.database.transaction() as session:
                     held = await repository.renew_lease(
                         session, job_id, attempt, utcnow() + self._lease
                     )
@@ -216,7 +206,7 @@ class JobRunner:
 
     async def _release(self, job_id: uuid.UUID, attempt: int) -> None:
         try:
-            async with self._session() as session:
+            async with self.resources.database.transaction() as session:
                 await repository.release(session, job_id, attempt, utcnow())
             log.info("job_released", job_id=str(job_id), attempt=attempt)
         except Exception:  # the lease runs out instead, and the sweeper sends it again

@@ -8,7 +8,6 @@ after the commit.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -54,14 +53,6 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"The file exceeds {limit} bytes", details={"max_bytes": limit})
 
 
-async def _discard(storage: Storage, key: str) -> None:
-    """Delete an object that must not outlive a failure, even while being cancelled."""
-    try:
-        await asyncio.shield(storage.delete(key))
-    except Exception:
-        log.exception("storage_cleanup_failed", key=key)
-
-
 class _Checked:
     """Passes chunks through while enforcing the size limit, sniffing the type from the
     first bytes and hashing everything: one pass, nothing held but the first 4 KiB."""
@@ -99,12 +90,8 @@ async def upload(
     file_id = uuid.uuid4()
     key = storage_key(file_id)
     checked = _Checked(part.content_type, settings.max_upload_bytes, settings.upload_allowed_types)
-    try:
-        await storage.write(key, checked.chunks(part.chunks))
-    except BaseException:
-        await _discard(storage, key)
-        raise
-    after_rollback(session, lambda: _discard(storage, key))
+    await storage.write(key, checked.chunks(part.chunks))
+    after_rollback(session, lambda: storage.discard(key))
     assert checked.content_type is not None
     stored = StoredFile(
         id=file_id,
@@ -259,11 +246,7 @@ async def receive_direct_upload(
                 raise _too_large(stored.size)
             yield chunk
 
-    try:
-        await storage.write(stored.storage_key, limited())
-    except BaseException:
-        await _discard(storage, stored.storage_key)
-        raise
+    await storage.write(stored.storage_key, limited())
 
 
 async def complete_upload(
@@ -290,7 +273,7 @@ async def complete_upload(
         head = await storage.read_head(stored.storage_key, SNIFF_BYTES)
         accepted_type(stored.content_type, head, settings.upload_allowed_types)
     except (ValidationFailedError, UnsupportedMediaTypeError):
-        await _discard(storage, stored.storage_key)
+        await storage.discard(stored.storage_key)
         await repository.delete(session, stored)
         # The refusal is the answer, and the pending row must go with the object.
         await session.commit()

@@ -32,7 +32,7 @@ async def run_product_import(ctx: JobContext) -> dict[str, Any]:
         await check_file(chunks)
         _, chunks = await read()
         result = await import_products(
-            resources.database.sessionmaker,
+            resources.database,
             resources.cache,
             chunks,
             batch_size=settings.import_batch_size,

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.core.cache import ReadCache
-from keel.core.database import committing
+from keel.core.database import Database
 from keel.features.catalog import service as catalog
 from keel.features.catalog.schemas import ProductCreate
 from keel.features.imports.csv_records import NotUtf8Error, Record, csv_records
@@ -96,13 +95,9 @@ async def check_file(chunks: AsyncIterable[bytes]) -> None:
 
 class _Importer:
     def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        cache: ReadCache,
-        batch_size: int,
-        max_errors: int,
+        self, database: Database, cache: ReadCache, batch_size: int, max_errors: int
     ) -> None:
-        self.sessionmaker = sessionmaker
+        self.database = database
         self.cache = cache
         self.batch_size = batch_size
         self.max_errors = max_errors
@@ -143,7 +138,7 @@ class _Importer:
         self.batch[product.sku] = product
 
     async def flush(self) -> None:
-        async with self.sessionmaker() as session, committing(session):
+        async with self.database.transaction() as session:
             created, updated = await catalog.import_batch(
                 session, self.cache, list(self.batch.values())
             )
@@ -153,7 +148,7 @@ class _Importer:
 
 
 async def import_products(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     cache: ReadCache,
     chunks: AsyncIterable[bytes],
     *,
@@ -162,7 +157,7 @@ async def import_products(
     progress: Progress,
 ) -> ImportResult:
     """Import a file `check_file` accepted; `progress` gets the bytes read after each batch."""
-    importer = _Importer(sessionmaker, cache, batch_size, max_errors)
+    importer = _Importer(database, cache, batch_size, max_errors)
     positions: dict[str, int] | None = None
     try:
         async for record in csv_records(chunks):

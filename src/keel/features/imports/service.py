@@ -65,7 +65,7 @@ async def import_local_file(
     try:
         await check_file(_file_chunks(path))
         result = await import_products(
-            database.sessionmaker,
+            database,
             cache,
             _file_chunks(path),
             batch_size=settings.import_batch_size,
