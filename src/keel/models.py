@@ -11,6 +11,7 @@ from keel.features.auth import models as auth_models
 from keel.features.catalog import models as catalog_models
 from keel.features.files import models as files_models
 from keel.features.orders import models as orders_models
+from keel.features.payments import models as payments_models
 from keel.features.users import models as users_models
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "idempotency_models",
     "jobs_models",
     "orders_models",
+    "payments_models",
     "users_models",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.support.servers import uvicorn_server
@@ -22,24 +23,48 @@ class GatewayScript:
 
     failures_before_success: int = 0  # answer 500 this many times first
     always_fail: bool = False
+    delay_seconds: float = 0.0  # a slow gateway: each charge answers this late
+    garbled: bool = False  # answer 200 with a body that is not JSON
     charges: dict[str, str] = field(default_factory=dict)  # idempotency key -> transaction id
-    requests: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # every charge request
+    refunds: dict[str, str] = field(default_factory=dict)  # idempotency key -> charge refunded
+
+    @property
+    def refunded_charges(self) -> set[str]:
+        return set(self.refunds.values())
 
 
 def gateway_app(script: GatewayScript) -> Starlette:
-    async def charges(request: Request) -> JSONResponse:
+    async def charges(request: Request) -> Response:
         body = await request.json()
         key = request.headers.get("idempotency-key", "")
         script.requests.append({"key": key, "body": body})
         if script.always_fail or script.failures_before_success > 0:
             script.failures_before_success -= 1
             return JSONResponse({"error": "boom"}, status_code=500)
+        if script.delay_seconds:
+            await asyncio.sleep(script.delay_seconds)
+        if script.garbled:
+            return PlainTextResponse("<html>proxy error</html>")
         if body["card"]["number"] == "4000000000000002":
             return JSONResponse({"status": "declined", "reason": "card_declined"}, status_code=402)
         transaction = script.charges.setdefault(key, f"gw_{uuid.uuid4().hex}")
         return JSONResponse({"id": transaction, "status": "succeeded"})
 
-    return Starlette(routes=[Route("/charges", charges, methods=["POST"])])
+    async def refunds(request: Request) -> JSONResponse:
+        body = await request.json()
+        key = request.headers.get("idempotency-key", "")
+        if body["charge"] not in script.charges.values():
+            return JSONResponse({"error": "no such charge"}, status_code=404)
+        script.refunds.setdefault(key, body["charge"])
+        return JSONResponse({"id": f"re_{uuid.uuid5(uuid.NAMESPACE_URL, key).hex}"})
+
+    return Starlette(
+        routes=[
+            Route("/charges", charges, methods=["POST"]),
+            Route("/refunds", refunds, methods=["POST"]),
+        ]
+    )
 
 
 @contextmanager

@@ -13,7 +13,6 @@ from keel.core.config import Settings
 from keel.core.database import DbSession, get_database
 from keel.core.email import EmailSender
 from keel.core.events import EventHub
-from keel.core.idempotency import IdempotencyStore
 from keel.core.jobs.queue import JobQueue
 from keel.core.payments import PaymentGateway
 from keel.core.ratelimit import Limit, RateLimiter, client_address
@@ -29,7 +28,6 @@ __all__ = [
     "Events",
     "Gateway",
     "Hasher",
-    "Idempotency",
     "Jobs",
     "Limiter",
     "Mailer",
@@ -46,7 +44,6 @@ Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenServic
 Limiter = Annotated[RateLimiter, Depends(from_state("rate_limiter", RateLimiter))]
 Cache = Annotated[ReadCache, Depends(from_state("read_cache", ReadCache))]
 Events = Annotated[EventHub, Depends(from_state("event_hub", EventHub))]
-Idempotency = Annotated[IdempotencyStore, Depends(from_state("idempotency", IdempotencyStore))]
 Gateway = Annotated[PaymentGateway, Depends(from_state("payment_gateway", PaymentGateway))]
 Mailer = Annotated[EmailSender, Depends(from_state("email_sender", EmailSender))]
 Jobs = Annotated[JobQueue, Depends(from_state("jobs", JobQueue))]

@@ -1,35 +1,59 @@
-"""Idempotency keys: the same key with the same request replays the first answer.
+"""Idempotency keys at the route edge: the same key with the same request answers once.
 
-A key is claimed (committed at once, so concurrent requests see it) before any side effect; a
-second request with that key waits for the first to finish and replays its stored answer, a
-request with the same key but a different body is refused (422). Keys are scoped per user and
-expire (24 hours by default). Request fingerprints are HMACs with the server secret, so a
+A route takes `IdempotentCall` and hands it the work: `await call.run(owner_id, work)`. The
+key is claimed first (committed at once, so concurrent requests see it), with a lease: the
+longest the work can take. Then:
+
+- a stored answer is replayed, marked `Idempotent-Replayed: true`, body and status as first
+  sent (the `request_id` inside is the first request's);
+- a key still in flight answers 409 at once (Stripe's behaviour): the client retries later;
+- the same key with a different request (method, path or body) than the answered one is
+  refused with 422;
+- a key whose holder died (its lease ran out with no answer) is taken over and runs again.
+
+The work's result is stored in the request's own transaction, so it commits with the change.
+An `AppError` the request itself decided (a 4xx such as a decline) is stored and replayed
+too, except 409 and 429: those describe the moment (another payment in flight, a rate
+limit), not the request, so the key is released and a retry runs again. Any other ending
+(a 5xx, an unexpected exception, cancellation) releases the key as well. Keys are scoped per
+owner and kept for 24 hours by default. Fingerprints are HMACs with the server secret, so a
 stored fingerprint reveals nothing about the request (card numbers included).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import time
+import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Header
+from pydantic import BaseModel
 from sqlalchemy import JSON, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
-from keel.core.errors import ConflictError, ValidationFailedError
+from keel.core.database import DbSession
+from keel.core.errors import AppError, ConflictError, ValidationFailedError
+from keel.core.exception_handlers import error_body
+from keel.core.logging import get_logger
 from keel.core.models import Base, UUIDPrimaryKey, utcnow
+from keel.core.state import from_state
+
+log = get_logger(__name__)
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
-WAIT_SECONDS = 10.0
-POLL_SECONDS = 0.05
+REPLAYED_HEADER = "Idempotent-Replayed"
+# Answers that say something about the moment rather than the request: never replayed.
+MOMENTARY_STATUSES = frozenset({409, 429})
 
 
 class IdempotencyKey(UUIDPrimaryKey, Base):
@@ -44,6 +68,9 @@ class IdempotencyKey(UUIDPrimaryKey, Base):
     body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # The request working under the key, until its lease runs out (None once answered).
+    holder: Mapped[uuid.UUID | None]
+    locked_until: Mapped[datetime | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,45 +79,87 @@ class Replay:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """This request holds the key: `holder` fences every later write to the row."""
+
+    owner_id: uuid.UUID
+    key: str
+    holder: uuid.UUID
+
+
+def in_flight() -> ConflictError:
+    return ConflictError(
+        "A request with this Idempotency-Key is still in progress; retry once it has finished",
+        details={"reason": "idempotency_key_in_use"},
+    )
+
+
 class IdempotencyStore:
-    def __init__(self, secret: str, ttl: timedelta) -> None:
+    def __init__(self, secret: str, ttl: timedelta, lease: timedelta) -> None:
         self._secret = secret.encode()
         self._ttl = ttl
+        self.lease = lease
 
     def fingerprint(self, *parts: str) -> str:
         return hmac.new(self._secret, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
 
     async def claim(
         self, session: AsyncSession, owner_id: uuid.UUID, key: str, fingerprint: str
-    ) -> Replay | None:
-        """None if this request now owns the key (committed); a Replay if it was answered."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            found = await self._find(session, owner_id, key)
-            if found is not None and found.expires_at <= utcnow():
-                await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == found.id))
-                found = None
-            if found is None and await self._insert(session, owner_id, key, fingerprint):
+    ) -> Lease | Replay:
+        """A Lease if this request now holds the key (committed); a Replay if it was answered.
+
+        Never waits: a key another live request holds is a 409 at once.
+        """
+        now = utcnow()
+        found = await self._find(session, owner_id, key)
+        if found is not None and found.expires_at <= now:
+            await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == found.id))
+            found = None
+        if found is None:
+            lease = Lease(owner_id, key, uuid.uuid4())
+            if await self._insert(session, lease, fingerprint, now):
                 await session.commit()
-                return None
-            if found is not None:
-                if found.fingerprint != fingerprint:
-                    raise ValidationFailedError(
-                        "This Idempotency-Key was used with a different request",
-                        errors=[
-                            {
-                                "loc": ["header", "Idempotency-Key"],
-                                "msg": "already used with a different request body",
-                                "type": "idempotency_mismatch",
-                            }
-                        ],
-                    )
-                if found.state == COMPLETED and found.status_code is not None:
-                    return Replay(found.status_code, found.body or {})
-            await session.rollback()  # see the other request's commit on the next look
-            if time.monotonic() > deadline:
-                raise ConflictError("A request with this Idempotency-Key is still in progress")
-            await asyncio.sleep(POLL_SECONDS)
+                return lease
+            found = await self._find(session, owner_id, key)  # another request inserted first
+            if found is None:
+                raise in_flight()  # ... and was released in between: a retry will run
+        if found.state != COMPLETED or found.status_code is None:
+            if found.locked_until is not None and found.locked_until <= now:
+                return await self._take_over(session, found, fingerprint, now)
+            raise in_flight()
+        if found.fingerprint != fingerprint:
+            raise ValidationFailedError(
+                "This Idempotency-Key was used with a different request",
+                errors=[
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "already used with a different request body",
+                        "type": "idempotency_mismatch",
+                    }
+                ],
+            )
+        return Replay(found.status_code, found.body or {})
+
+    async def _take_over(
+        self, session: AsyncSession, found: IdempotencyKey, fingerprint: str, now: datetime
+    ) -> Lease:
+        """The holder's lease ran out without an answer (it crashed or hung): run again."""
+        lease = Lease(found.owner_id, found.key, uuid.uuid4())
+        result = await session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == found.id,
+                IdempotencyKey.state == IN_PROGRESS,
+                IdempotencyKey.holder == found.holder,
+            )
+            .values(holder=lease.holder, locked_until=now + self.lease, fingerprint=fingerprint)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise in_flight()  # another retry took it over first
+        await session.commit()
+        log.warning("idempotency_key_taken_over", key_id=str(found.id))
+        return lease
 
     async def _find(
         self, session: AsyncSession, owner_id: uuid.UUID, key: str
@@ -103,16 +172,17 @@ class IdempotencyStore:
         return result.scalar_one_or_none()
 
     async def _insert(
-        self, session: AsyncSession, owner_id: uuid.UUID, key: str, fingerprint: str
+        self, session: AsyncSession, lease: Lease, fingerprint: str, now: datetime
     ) -> bool:
-        now = utcnow()
         row = IdempotencyKey(
-            owner_id=owner_id,
-            key=key,
+            owner_id=lease.owner_id,
+            key=lease.key,
             fingerprint=fingerprint,
             state=IN_PROGRESS,
             created_at=now,
             expires_at=now + self._ttl,
+            holder=lease.holder,
+            locked_until=now + self.lease,
         )
         try:
             async with session.begin_nested():
@@ -123,26 +193,99 @@ class IdempotencyStore:
         return True
 
     async def complete(
-        self,
-        session: AsyncSession,
-        owner_id: uuid.UUID,
-        key: str,
-        status_code: int,
-        body: dict[str, Any],
+        self, session: AsyncSession, lease: Lease, status_code: int, body: dict[str, Any]
     ) -> None:
         """Store the answer; in the caller's transaction, so it commits with the change."""
         await session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key)
-            .values(state=COMPLETED, status_code=status_code, body=body)
-        )
-
-    async def release(self, session: AsyncSession, owner_id: uuid.UUID, key: str) -> None:
-        """Forget the key after a transient failure, so a retry runs again (committed)."""
-        await session.rollback()
-        await session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key
+            .where(*self._held(lease))
+            .values(
+                state=COMPLETED,
+                status_code=status_code,
+                body=body,
+                holder=None,
+                locked_until=None,
             )
         )
+
+    async def release(self, session: AsyncSession, lease: Lease) -> None:
+        """Forget the key, so a retry runs again (committed; the request's changes are
+        rolled back first). Only while this request still holds it."""
+        await session.rollback()
+        await session.execute(delete(IdempotencyKey).where(*self._held(lease)))
         await session.commit()
+
+    def _held(self, lease: Lease) -> tuple[Any, ...]:
+        return (
+            IdempotencyKey.owner_id == lease.owner_id,
+            IdempotencyKey.key == lease.key,
+            IdempotencyKey.holder == lease.holder,
+        )
+
+
+def _canonical_body(raw: bytes) -> str:
+    """JSON bodies compare by content (key order and spacing do not matter)."""
+    try:
+        return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+class IdempotentRequest:
+    """One request's Idempotency-Key and the way to answer it at most once (see `run`)."""
+
+    def __init__(
+        self, store: IdempotencyStore, session: AsyncSession, request: Request, key: str
+    ) -> None:
+        self._store = store
+        self._session = session
+        self._request = request
+        self.key = key
+
+    async def run(
+        self, owner_id: uuid.UUID, work: Callable[[], Awaitable[BaseModel]]
+    ) -> JSONResponse:
+        """Run `work` once per key and owner, and answer 200 with what it returns.
+
+        A stored answer is replayed instead; an `AppError` from `work` is stored (unless
+        momentary, see the module docstring) and raised; anything else releases the key.
+        """
+        request = self._request
+        fingerprint = self._store.fingerprint(
+            request.method, request.url.path, _canonical_body(await request.body())
+        )
+        claimed = await self._store.claim(self._session, owner_id, self.key, fingerprint)
+        if isinstance(claimed, Replay):
+            return JSONResponse(
+                claimed.body, status_code=claimed.status_code, headers={REPLAYED_HEADER: "true"}
+            )
+        try:
+            result = await work()
+        except AppError as error:
+            if error.status_code >= 500 or error.status_code in MOMENTARY_STATUSES:
+                await self._store.release(self._session, claimed)
+            else:
+                await self._session.rollback()  # the request's changes; the answer stays
+                await self._store.complete(
+                    self._session, claimed, error.status_code, error_body(error)
+                )
+                await self._session.commit()
+            raise
+        except BaseException:
+            await self._store.release(self._session, claimed)
+            raise
+        body = result.model_dump(mode="json")
+        await self._store.complete(self._session, claimed, 200, body)
+        return JSONResponse(body)
+
+
+async def idempotent_request(
+    request: Request,
+    session: DbSession,
+    store: Annotated[IdempotencyStore, Depends(from_state("idempotency", IdempotencyStore))],
+    idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
+) -> IdempotentRequest:
+    return IdempotentRequest(store, session, request, idempotency_key)
+
+
+IdempotentCall = Annotated[IdempotentRequest, Depends(idempotent_request)]

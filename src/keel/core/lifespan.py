@@ -28,7 +28,7 @@ from keel.core.jobs.queue import JobQueue
 from keel.core.jobs.runner import JobRunner
 from keel.core.logging import get_logger
 from keel.core.metrics import PoolMetrics, mark_process_dead
-from keel.core.payments import PaymentGateway, build_gateway
+from keel.core.payments import PaymentGateway, build_gateway, claim_lease
 from keel.core.ratelimit import RateLimiter
 from keel.core.readiness import ReadinessCheck
 from keel.core.realtime import Realtime
@@ -135,7 +135,11 @@ async def open_state(
             email_sender=build_email_sender(settings),
             read_cache=read_cache,
             event_hub=event_hub,
-            idempotency=IdempotencyStore(secret, timedelta(hours=settings.idempotency_ttl_hours)),
+            idempotency=IdempotencyStore(
+                secret,
+                ttl=timedelta(hours=settings.idempotency_ttl_hours),
+                lease=claim_lease(gateway),
+            ),
             payment_gateway=gateway,
             storage=storage,
             jobs=jobs,

@@ -3,7 +3,10 @@
 `sandbox` runs in-process with the SPEC's test cards; `http` talks to a remote gateway over
 httpx with connect and read timeouts. Every charge carries the caller's idempotency key, so
 retrying a charge whose answer was lost cannot charge twice; that is what makes the retries
-on connection errors and 5xx answers safe.
+on connection errors and 5xx answers safe. A whole charge (every attempt and backoff) is
+bounded by the gateway's `budget_seconds`, which is what a payment claim must outlive.
+A refund gives a charge back, for a charge that succeeded after its order stopped waiting for
+it (cancelled, or paid by another payer once a claim had expired).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 
@@ -50,6 +54,19 @@ class Charge:
     transaction_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    transaction_id: str
+    amount: int
+    currency: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundReceipt:
+    refund_id: str
+
+
 class ChargeDeclinedError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -57,11 +74,35 @@ class ChargeDeclinedError(Exception):
 
 
 class GatewayUnavailableError(Exception):
-    """No answer, or an answer the gateway itself marks as failed (timeout, 5xx)."""
+    """No answer, or an answer the gateway itself marks as failed (timeout, 5xx): whether
+    the charge happened is unknown."""
+
+
+class GatewayRejectedError(GatewayUnavailableError):
+    """The gateway refused the request itself (a 4xx other than a decline): nothing happened."""
+
+
+CLAIM_MARGIN_SECONDS = 30.0
+
+
+def claim_lease(gateway: PaymentGateway) -> timedelta:
+    """How long a payment (and its idempotency key) stays claimed: the gateway's whole
+    budget, every retry included, plus a margin for the database work around the charge.
+    A claim outlives any charge its holder can still make; after a crash it runs out."""
+    return timedelta(seconds=gateway.budget_seconds + CLAIM_MARGIN_SECONDS)
 
 
 class PaymentGateway(Protocol):
+    @property
+    def budget_seconds(self) -> float:
+        """The longest one charge (or refund) can take, every retry included."""
+        ...
+
     async def charge(self, request: ChargeRequest) -> Charge: ...
+
+    async def refund(self, request: RefundRequest) -> RefundReceipt:
+        """Give a charge back (idempotent per key); GatewayUnavailableError if it could not."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -86,6 +127,14 @@ class SandboxGateway:
         digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()
         return Charge(transaction_id=f"sb_{digest[:32]}")
 
+    @property
+    def budget_seconds(self) -> float:
+        return 1.0  # in-process, no network
+
+    async def refund(self, request: RefundRequest) -> RefundReceipt:
+        digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()
+        return RefundReceipt(refund_id=f"sbre_{digest[:32]}")
+
     async def close(self) -> None:
         return None
 
@@ -100,6 +149,8 @@ class HttpGateway:
         tracing: Tracing | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        backoffs = sum(RETRY_BACKOFF_SECONDS * n for n in range(1, HTTP_ATTEMPTS))
+        self._budget = HTTP_ATTEMPTS * timeout_seconds + backoffs
         self._client = httpx.AsyncClient(
             base_url=base_url,
             headers=headers,
@@ -121,20 +172,51 @@ class HttpGateway:
                 "holder": request.card.holder,
             },
         }
-        headers = {"Idempotency-Key": request.idempotency_key}
+        answer = await self._post("/charges", payload, request.idempotency_key)
+        if answer.status_code == 402:
+            raise ChargeDeclinedError(str(answer.json().get("reason", "declined")))
+        return Charge(transaction_id=str(answer.json()["id"]))
+
+    @property
+    def budget_seconds(self) -> float:
+        return self._budget
+
+    async def refund(self, request: RefundRequest) -> RefundReceipt:
+        payload = {
+            "charge": request.transaction_id,
+            "amount": request.amount,
+            "currency": request.currency,
+        }
+        answer = await self._post("/refunds", payload, request.idempotency_key)
+        if answer.status_code != 200:
+            raise GatewayUnavailableError(f"gateway refused the refund ({answer.status_code})")
+        return RefundReceipt(refund_id=str(answer.json()["id"]))
+
+    async def _post(self, path: str, payload: dict[str, Any], key: str) -> httpx.Response:
+        """POST with retries on transport errors and 5xx, within the budget; a 200 or 402
+        answer is returned, anything else is GatewayUnavailableError."""
+        headers = {"Idempotency-Key": key}
+        try:
+            async with asyncio.timeout(self._budget):
+                return await self._attempts(path, payload, headers)
+        except TimeoutError:
+            log.warning("gateway_budget_exhausted", path=path)
+            raise GatewayUnavailableError("gateway did not answer within its budget") from None
+
+    async def _attempts(
+        self, path: str, payload: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
         for attempt in range(1, HTTP_ATTEMPTS + 1):
             try:
-                response = await self._client.post("/charges", json=payload, headers=headers)
+                response = await self._client.post(path, json=payload, headers=headers)
             except httpx.TransportError as exc:  # connect error, timeout, reset
                 log.warning("gateway_transport_error", attempt=attempt, error=type(exc).__name__)
             else:
-                if response.status_code == 200:
-                    return Charge(transaction_id=str(response.json()["id"]))
-                if response.status_code == 402:
-                    raise ChargeDeclinedError(str(response.json().get("reason", "declined")))
+                if response.status_code in (200, 402):
+                    return response
                 if response.status_code < 500:
                     log.error("gateway_rejected_request", status=response.status_code)
-                    raise GatewayUnavailableError(f"gateway answered {response.status_code}")
+                    raise GatewayRejectedError(f"gateway answered {response.status_code}")
                 log.warning("gateway_server_error", attempt=attempt, status=response.status_code)
             if attempt < HTTP_ATTEMPTS:
                 await asyncio.sleep(RETRY_BACKOFF_SECONDS * attempt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,10 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.config import Settings
+from keel.core.idempotency import IdempotencyKey
 from keel.core.models import utcnow
 from keel.main import create_app
 from tests.conftest import MakeSettings
@@ -127,7 +129,7 @@ async def test_decline_is_402_with_reason_and_order_stays_pending(
 
 
 async def test_gateway_timeout_is_502_and_paying_again_is_safe(
-    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], db_connection: AsyncConnection
 ) -> None:
     timed_out = await pay(client, buyer, order["id"], card(TIMEOUT), "retry-key")
     assert_error_body(timed_out, 502, "BAD_GATEWAY")
@@ -136,8 +138,17 @@ async def test_gateway_timeout_is_502_and_paying_again_is_safe(
     ] == "pending"
     retried = await pay(client, buyer, order["id"], card(TIMEOUT), "retry-key")
     assert_error_body(retried, 502, "BAD_GATEWAY")  # the key was released: it ran again
+    # Whether a timed-out charge went through is unknown: the order stays claimed for that
+    # key (which the gateway deduplicates) until the claim expires; then anyone may pay.
+    other = await pay(client, buyer, order["id"], card(), "another-key")
+    error = assert_error_body(other, 409, "CONFLICT")
+    assert error["details"] == {"status": "pending", "reason": "payment_in_progress"}
+    await db_connection.execute(
+        text("UPDATE orders SET payment_claimed_until = :past"),
+        {"past": utcnow() - timedelta(seconds=1)},
+    )
     paid = await pay(client, buyer, order["id"], card(), "another-key")
-    assert paid.status_code == 200
+    assert paid.status_code == 200, paid.text
 
 
 @pytest.mark.parametrize(
@@ -308,6 +319,7 @@ async def test_parallel_double_pay_with_one_key_charges_once(
     live_settings: Settings, http_gateway: tuple[str, GatewayScript]
 ) -> None:
     url, script = http_gateway
+    script.delay_seconds = 0.5  # all five overlap the first one's charge
     settings = live_settings.model_copy(
         update={"payment_gateway": "http", "payment_gateway_url": url}
     )
@@ -320,9 +332,18 @@ async def test_parallel_double_pay_with_one_key_charges_once(
         responses = await asyncio.gather(
             *(pay(http, buyer, order["id"], card(), "parallel-key") for _ in range(5))
         )
-    assert [r.status_code for r in responses] == [200] * 5
-    assert len({r.json()["payment"]["transaction_id"] for r in responses}) == 1
+        replay = await pay(http, buyer, order["id"], card(), "parallel-key")
+    # The key is in flight for four of them: 409 at once (they do not wait for the answer).
+    assert sorted(r.status_code for r in responses) == [200, 409, 409, 409, 409]
+    assert {r.json()["error"]["details"]["reason"] for r in responses if r.status_code == 409} == {
+        "idempotency_key_in_use"
+    }
     assert len(script.requests) == 1, "exactly one charge reached the gateway"
+    (paid,) = (r for r in responses if r.status_code == 200)
+    assert replay.status_code == 200
+    assert replay.json() == paid.json()
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in paid.headers
 
 
 async def test_keys_expire(
@@ -337,3 +358,76 @@ async def test_keys_expire(
     # Past its lifetime the key is free again: a different body is accepted and runs.
     reused = await pay(client, buyer, order["id"], card(), "old-key")
     assert reused.status_code == 200
+
+
+async def hold_key(
+    connection: AsyncConnection, owner: Account, key: str, *, locked_for: timedelta
+) -> None:
+    """An in-flight key as a request that is still running, or has died, leaves it."""
+    now = utcnow()
+    await connection.execute(
+        insert(IdempotencyKey).values(
+            id=uuid.uuid4(),
+            owner_id=uuid.UUID(owner.id),
+            key=key,
+            fingerprint="0" * 64,
+            state="in_progress",
+            created_at=now,
+            expires_at=now + timedelta(hours=24),
+            holder=uuid.uuid4(),
+            locked_until=now + locked_for,
+        )
+    )
+
+
+async def test_a_key_whose_holder_died_is_usable_after_its_lease(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], db_connection: AsyncConnection
+) -> None:
+    await hold_key(db_connection, buyer, "orphan-key", locked_for=-timedelta(seconds=1))
+    paid = await pay(client, buyer, order["id"], card(), "orphan-key")
+    assert paid.status_code == 200, paid.text
+    replay = await pay(client, buyer, order["id"], card(), "orphan-key")
+    assert replay.json() == paid.json()
+
+
+async def test_a_key_held_by_a_live_request_is_409_at_once(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], db_connection: AsyncConnection
+) -> None:
+    await hold_key(db_connection, buyer, "busy-key", locked_for=timedelta(minutes=1))
+    started = time.monotonic()
+    busy = await pay(client, buyer, order["id"], card(), "busy-key")
+    assert time.monotonic() - started < 2
+    error = assert_error_body(busy, 409, "CONFLICT")
+    assert error["details"] == {"reason": "idempotency_key_in_use"}
+
+
+async def test_a_key_is_released_when_the_request_fails_unexpectedly(
+    make_settings: MakeSettings,
+    db_connection: AsyncConnection,
+    http_gateway: tuple[str, GatewayScript],
+) -> None:
+    url, script = http_gateway
+    app = isolated_app(with_gateway(make_settings, url), db_connection)
+    async with serve(app, raise_app_exceptions=False) as http:
+        admin = await signed_up(http)
+        await make_admin(db_connection, admin)
+        buyer = await signed_up(http)
+        order = await placed_order(http, admin, buyer)
+        script.garbled = True  # an answer Keel cannot read: an unexpected exception, a 500
+        broken = await pay(http, buyer, order["id"], card(), "crash-key")
+        script.garbled = False
+        retried = await pay(http, buyer, order["id"], card(), "crash-key")
+    assert_error_body(broken, 500, "INTERNAL_ERROR")
+    assert retried.status_code == 200, retried.text  # ran again, not stuck in progress
+    assert len(script.charges) == 1  # the same gateway key both times: one charge
+
+
+async def test_an_error_replay_is_marked_and_keeps_the_first_request_id(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    first = await pay(client, buyer, order["id"], card(DECLINED), "marked-key")
+    second = await pay(client, buyer, order["id"], card(DECLINED), "marked-key")
+    assert "idempotent-replayed" not in first.headers
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.json()["error"]["request_id"] == first.headers["x-request-id"]
+    assert second.headers["x-request-id"] != first.headers["x-request-id"]

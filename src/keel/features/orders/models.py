@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel.core.models import Base, Timestamps, UUIDPrimaryKey
 
+# Imported at run time, not for typing only: the `payment` relationship needs it mapped.
+from keel.features.payments.models import Payment
+
 
 class OrderStatus(StrEnum):
     PENDING = "pending"
@@ -30,6 +33,10 @@ class Order(UUIDPrimaryKey, Timestamps, Base):
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING.value)
     currency: Mapped[str] = mapped_column(String(3))
     total_amount: Mapped[int] = mapped_column(BigInteger)
+    # Who is paying right now: the payer's gateway idempotency key, until the lease runs out
+    # (see features/orders/service.py, pay_order).
+    payment_claim: Mapped[str | None] = mapped_column(String(300))
+    payment_claimed_until: Mapped[datetime | None]
     items: Mapped[list[OrderItem]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="OrderItem.position"
     )
@@ -53,19 +60,3 @@ class OrderItem(UUIDPrimaryKey, Base):
     name: Mapped[str] = mapped_column(String(200))
     unit_price: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int]
-
-
-class Payment(UUIDPrimaryKey, Base):
-    """What a successful charge leaves behind: never the card number or the CVC."""
-
-    __tablename__ = "payments"
-
-    order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("orders.id", ondelete="RESTRICT"), unique=True
-    )
-    transaction_id: Mapped[str] = mapped_column(String(100))
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    brand: Mapped[str] = mapped_column(String(20))
-    last4: Mapped[str] = mapped_column(String(4))
-    paid_at: Mapped[datetime]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.features.orders.models import Order, OrderStatus
@@ -27,14 +29,71 @@ def for_user(user_id: uuid.UUID | None) -> Select[Order]:
     return statement
 
 
-async def move_status(
-    session: AsyncSession, order_id: uuid.UUID, expected: OrderStatus, new: OrderStatus
+def _claim_free(now: datetime) -> Any:
+    return or_(Order.payment_claimed_until.is_(None), Order.payment_claimed_until <= now)
+
+
+async def claim_payment(
+    session: AsyncSession, order_id: uuid.UUID, claim: str, until: datetime, now: datetime
 ) -> bool:
-    """Change the status only if it still is `expected`; False if another request won."""
+    """Claim a pending order for one payer until `until`; False if another live claim holds it.
+
+    The same claim may be renewed (a retry with the same gateway key cannot charge twice).
+    One conditional UPDATE: on PostgreSQL a concurrent claimer waits for the row lock and then
+    re-checks the condition against the committed claim; SQLite serialises writers.
+    """
+    return await _update(
+        session,
+        order_id,
+        Order.status == OrderStatus.PENDING.value,
+        or_(_claim_free(now), Order.payment_claim == claim),
+        payment_claim=claim,
+        payment_claimed_until=until,
+    )
+
+
+async def release_payment_claim(session: AsyncSession, order_id: uuid.UUID, claim: str) -> None:
+    await _update(
+        session,
+        order_id,
+        Order.payment_claim == claim,
+        payment_claim=None,
+        payment_claimed_until=None,
+    )
+
+
+async def mark_paid(session: AsyncSession, order_id: uuid.UUID, claim: str) -> bool:
+    """Pending -> paid, only for the holder of the claim; False if the order was cancelled or
+    its expired claim was taken by another payer meanwhile."""
+    return await _update(
+        session,
+        order_id,
+        Order.status == OrderStatus.PENDING.value,
+        Order.payment_claim == claim,
+        status=OrderStatus.PAID.value,
+        payment_claim=None,
+        payment_claimed_until=None,
+    )
+
+
+async def cancel(session: AsyncSession, order_id: uuid.UUID, now: datetime) -> bool:
+    """Pending -> cancelled, unless a live payment claim holds the order."""
+    return await _update(
+        session,
+        order_id,
+        Order.status == OrderStatus.PENDING.value,
+        _claim_free(now),
+        status=OrderStatus.CANCELLED.value,
+    )
+
+
+async def _update(
+    session: AsyncSession, order_id: uuid.UUID, *conditions: Any, **values: Any
+) -> bool:
     result = await session.execute(
         update(Order)
-        .where(Order.id == order_id, Order.status == expected.value)
-        .values(status=new.value)
+        .where(Order.id == order_id, *conditions)
+        .values(**values)
         .execution_options(synchronize_session="fetch")
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
-from keel.core.dependencies import Cache, DbSession, Events, Gateway, Idempotency
+from keel.core.dependencies import Cache, DbSession, Events, Gateway
+from keel.core.idempotency import IdempotentCall
 from keel.core.pagination import Page, Pagination
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.orders import service
@@ -43,17 +43,18 @@ async def read_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession)
 async def pay_order(
     order_id: uuid.UUID,
     body: PayRequest,
-    idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
+    idempotent: IdempotentCall,
     user: CurrentUser,
     session: DbSession,
     gateway: Gateway,
-    idempotency: Idempotency,
     events: Events,
 ) -> JSONResponse:
-    status_code, content = await service.pay_order(
-        session, gateway, idempotency, events, user, order_id, idempotency_key, body.card
+    return await idempotent.run(
+        user.id,
+        lambda: service.pay_order(
+            session, gateway, events, user, order_id, body.card, idempotent.key
+        ),
     )
-    return JSONResponse(content, status_code=status_code)
 
 
 @router.post("/{order_id}/cancel", summary="Cancel a pending order (releases its stock)")

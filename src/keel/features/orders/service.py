@@ -1,21 +1,20 @@
 """Order rules: stock reserved in the order's own transaction, released on cancellation.
 
 Only the owner and admins see an order; anyone else gets 404, as for an order that does not
-exist. State changes are conditional updates, so two racing cancellations release stock once.
+exist. State changes are conditional updates, so two racing cancellations release stock once,
+and a payment claims the order before its charge (one charge per order; see `pay_order`).
 Events are published after the transaction commits, never for a rolled-back change.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.cache import ReadCache
 from keel.core.database import after_commit
 from keel.core.errors import (
-    BadGatewayError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
@@ -23,25 +22,16 @@ from keel.core.errors import (
     ValidationFailedError,
 )
 from keel.core.events import Event, EventHub
-from keel.core.exception_handlers import error_body
-from keel.core.idempotency import IdempotencyStore
-from keel.core.logging import get_logger
 from keel.core.models import utcnow
 from keel.core.pagination import Page, PageParams, paginate
-from keel.core.payments import (
-    ChargeDeclinedError,
-    ChargeRequest,
-    GatewayUnavailableError,
-    PaymentGateway,
-)
+from keel.core.payments import PaymentGateway, claim_lease
 from keel.features.catalog import service as catalog
 from keel.features.orders import repository
-from keel.features.orders.models import Order, OrderItem, OrderStatus, Payment
+from keel.features.orders.models import Order, OrderItem, OrderStatus
 from keel.features.orders.schemas import OrderCreate, OrderResponse
+from keel.features.payments import service as payments
 from keel.features.payments.cards import Card
 from keel.features.users.models import Role, User
-
-log = get_logger(__name__)
 
 
 def _not_found() -> NotFoundError:
@@ -113,17 +103,30 @@ async def list_orders(
     )
 
 
+def _require_pending(order: Order, action: str) -> None:
+    if order.status != OrderStatus.PENDING.value:
+        raise ConflictError(
+            f"Only pending orders can be {action}; this one is {order.status}",
+            details={"status": order.status},
+        )
+
+
+def _payment_in_progress(message: str) -> ConflictError:
+    return ConflictError(
+        message, details={"status": OrderStatus.PENDING.value, "reason": "payment_in_progress"}
+    )
+
+
 async def cancel_order(
     session: AsyncSession, cache: ReadCache, events: EventHub, actor: User, order_id: uuid.UUID
 ) -> OrderResponse:
+    """Cancel a pending order. A payment in flight wins: while its claim is live, 409."""
     order = await _visible_order(session, actor, order_id)
-    if not await repository.move_status(
-        session, order.id, OrderStatus.PENDING, OrderStatus.CANCELLED
-    ):
+    if not await repository.cancel(session, order.id, utcnow()):
         await session.refresh(order)
-        raise ConflictError(
-            f"Only pending orders can be cancelled; this one is {order.status}",
-            details={"status": order.status},
+        _require_pending(order, "cancelled")
+        raise _payment_in_progress(
+            "A payment of this order is in progress; cancel once it has finished"
         )
     await catalog.release_stock(
         session, cache, [(item.product_id, item.quantity) for item in order.items]
@@ -142,78 +145,62 @@ async def cancel_order(
 async def pay_order(
     session: AsyncSession,
     gateway: PaymentGateway,
-    idempotency: IdempotencyStore,
     events: EventHub,
     actor: User,
     order_id: uuid.UUID,
-    key: str,
     card: Card,
-) -> tuple[int, dict[str, Any]]:
-    """Charge a pending order's total once per Idempotency-Key; (status, body) to answer.
+    idempotency_key: str,
+) -> OrderResponse:
+    """Charge a pending order's total once, whoever pays and with whatever key.
 
-    The key is claimed (and committed) before the gateway is called. A decline is stored under
-    the key like a success, so a retry replays it; a gateway failure (timeout, 5xx) forgets
-    the key, so the client may simply try again. The card number and CVC are used for the
-    charge only: the payment record keeps the brand and the last four digits.
+    The order is claimed for this payer (committed) before the gateway is called, so a second
+    payer gets 409 without a gateway call, and so does a cancel. The claim is the gateway
+    idempotency key (`<user id>:<Idempotency-Key>`), which lets the same request retry after
+    a lost answer; it expires after the gateway's whole retry budget plus a margin, so a
+    crashed holder cannot block the order for good. A charge that succeeds when the claim
+    has nevertheless been lost (expired, then the order was cancelled or paid by another
+    payer) is refunded through the gateway and recorded, and the request answers 409.
     """
-    fingerprint = idempotency.fingerprint(
-        str(order_id),
-        card.digits,
-        card.cvc.get_secret_value(),
-        str(card.exp_month),
-        str(card.exp_year),
-        card.holder,
+    order = await _visible_order(session, actor, order_id)
+    _require_pending(order, "paid")
+    bill = payments.Bill(
+        order_id=order.id,
+        amount=order.total_amount,
+        currency=order.currency,
+        gateway_key=f"{actor.id}:{idempotency_key}",
     )
-    replay = await idempotency.claim(session, actor.id, key, fingerprint)
-    if replay is not None:
-        return replay.status_code, replay.body
+    now = utcnow()
+    until = now + claim_lease(gateway)
+    if not await repository.claim_payment(session, order.id, bill.gateway_key, until, now):
+        await session.refresh(order)
+        _require_pending(order, "paid")
+        raise _payment_in_progress(
+            "Another payment of this order is in progress; nothing was charged"
+        )
+    await session.commit()  # every other payer and canceller sees the claim from here on
     try:
-        order = await _visible_order(session, actor, order_id)
-        if order.status != OrderStatus.PENDING.value:
-            raise ConflictError(
-                f"Only pending orders can be paid; this one is {order.status}",
-                details={"status": order.status},
-            )
-        charge = await gateway.charge(
-            ChargeRequest(
-                amount=order.total_amount,
-                currency=order.currency,
-                card=card.details(),
-                reference=str(order.id),
-                idempotency_key=f"{actor.id}:{key}",
-            )
-        )
-    except ChargeDeclinedError as declined:
-        error = PaymentDeclinedError(details={"reason": declined.reason})
-        await idempotency.complete(session, actor.id, key, error.status_code, error_body(error))
+        charge = await payments.charge(gateway, bill, card)
+    except (PaymentDeclinedError, payments.ChargeNotMadeError):
+        # Nothing was charged: the order is free for the next attempt at once. (On a
+        # ChargeUnknownError the claim stays until it expires or this key retries.)
+        await repository.release_payment_claim(session, order.id, bill.gateway_key)
         await session.commit()
-        raise error from None
-    except GatewayUnavailableError:
-        await idempotency.release(session, actor.id, key)
-        raise BadGatewayError("The payment gateway did not answer; nothing was charged") from None
-    except BaseException:
-        await idempotency.release(session, actor.id, key)
         raise
-    if not await repository.move_status(session, order.id, OrderStatus.PENDING, OrderStatus.PAID):
-        log.error("charged_order_no_longer_pending", order_id=str(order.id))
-        raise ConflictError("The order changed while it was being paid")
-    session.add(
-        Payment(
-            order_id=order.id,
-            transaction_id=charge.transaction_id,
-            amount=order.total_amount,
-            currency=order.currency,
-            brand=card.brand,
-            last4=card.last4,
-            paid_at=utcnow(),
+    if not await repository.mark_paid(session, order.id, bill.gateway_key):
+        await session.refresh(order)
+        reason = "order_cancelled" if order.status == OrderStatus.CANCELLED else "claim_lost"
+        refund = await payments.refund_late_charge(session, gateway, bill, charge, reason)
+        await session.commit()  # the refund record survives the error below
+        refunded = "was refunded" if refund.refund_id else "will be refunded"
+        raise ConflictError(
+            f"The order changed while it was being paid; the charge {refunded}",
+            details={"status": order.status, "reason": reason},
         )
-    )
+    payments.record_payment(session, bill, charge, card)
     await session.flush()
     await session.refresh(order)
-    body = OrderResponse.model_validate(order).model_dump(mode="json")
-    await idempotency.complete(session, actor.id, key, 200, body)
     event = Event(
         type="order.paid", id=str(order.id), user_id=order.user_id, data={"status": "paid"}
     )
     after_commit(session, lambda: events.publish(event))
-    return 200, body
+    return OrderResponse.model_validate(order)

@@ -1,1 +1,1 @@
-"""Card checks done before any gateway call (the gateway client itself is in core)."""
+"""Cards, charges and what they leave behind (the gateway client itself is in core)."""

@@ -1,0 +1,175 @@
+"""Races around one order's payment, through the real app on its own pool (real commits).
+
+A loopback gateway answers slowly, so the requests really overlap: parallel payers with
+different Idempotency-Keys, a cancel during a payment, a retry of a key still in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from keel.core.config import Settings
+from keel.core.models import utcnow
+from keel.main import create_app
+from tests.features.orders.test_payments import DECLINED, ORDERS, card, pay, placed_order
+from tests.support.accounts import Account, make_admin, signed_up
+from tests.support.app import serve
+from tests.support.assertions import assert_error_body
+from tests.support.databases import opened
+from tests.support.gateway import GatewayScript, running_gateway
+
+SLOW_SECONDS = 1.0
+PAST = utcnow() - timedelta(hours=1)
+
+
+@dataclass
+class Shop:
+    http: httpx.AsyncClient
+    settings: Settings
+    script: GatewayScript
+    admin: Account
+    buyer: Account
+
+
+@pytest.fixture
+def slow_gateway() -> Iterator[tuple[str, GatewayScript]]:
+    with running_gateway() as (url, script):
+        script.delay_seconds = SLOW_SECONDS
+        yield url, script
+
+
+@pytest.fixture
+async def shop(
+    live_settings: Settings, slow_gateway: tuple[str, GatewayScript]
+) -> AsyncIterator[Shop]:
+    url, script = slow_gateway
+    settings = live_settings.model_copy(
+        update={"payment_gateway": "http", "payment_gateway_url": url, "db_pool_size": 12}
+    )
+    async with serve(create_app(settings)) as http:
+        admin = await signed_up(http)
+        async with opened(settings.database_url) as database, database.engine.begin() as conn:
+            await make_admin(conn, admin)
+        yield Shop(http, settings, script, admin, await signed_up(http))
+
+
+async def order_of(shop: Shop) -> dict[str, Any]:
+    return await placed_order(shop.http, shop.admin, shop.buyer)
+
+
+async def test_parallel_pays_with_different_keys_charge_once(shop: Shop) -> None:
+    order = await order_of(shop)
+    responses = await asyncio.gather(
+        *(pay(shop.http, shop.buyer, order["id"], card(), f"k{n}") for n in range(1, 11))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    charges = len(shop.script.requests)
+    assert charges == 1, f"{charges} charges reached the gateway for one order"
+    assert statuses == [200] + [409] * 9, [r.text for r in responses]
+    state = (await shop.http.get(f"{ORDERS}/{order['id']}", headers=shop.buyer.headers)).json()
+    assert state["status"] == "paid"
+
+
+async def charge_in_flight(shop: Shop, count: int = 1) -> None:
+    """Wait until `count` charges have reached the (slow) gateway and are waiting there."""
+    async with asyncio.timeout(10):
+        # The gateway runs on another thread's event loop: poll what it has recorded.
+        while len(shop.script.requests) < count:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def set_on_orders(shop: Shop, sql: str, **values: Any) -> None:
+    async with opened(shop.settings.database_url) as database, database.engine.begin() as conn:
+        await conn.execute(text(sql), values)
+
+
+async def test_cancel_during_a_payment_is_409_and_the_payment_wins(shop: Shop) -> None:
+    order = await order_of(shop)
+    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "pay-1"))
+    await charge_in_flight(shop)
+    cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
+    error = assert_error_body(cancel, 409, "CONFLICT")
+    assert error["details"] == {"status": "pending", "reason": "payment_in_progress"}
+    paid = await paying
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "paid"
+    assert shop.script.refunds == {}
+
+
+async def test_a_charge_landing_after_a_cancel_is_refunded_and_recorded(shop: Shop) -> None:
+    order = await order_of(shop)
+    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late-1"))
+    await charge_in_flight(shop)
+    # The payer's claim runs out while it is still at the gateway (as after a stall longer
+    # than the lease): a cancel is allowed, and the charge then lands on a cancelled order.
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
+    assert cancel.status_code == 200, cancel.text
+    late = await paying
+    error = assert_error_body(late, 409, "CONFLICT")
+    assert error["details"] == {"status": "cancelled", "reason": "order_cancelled"}
+    assert "refunded" in error["message"]
+    (charged,) = shop.script.charges.values()
+    assert shop.script.refunded_charges == {charged}
+    async with opened(shop.settings.database_url) as database, database.engine.connect() as c:
+        query = text("SELECT transaction_id, amount, reason FROM refunds")
+        refunds = (await c.execute(query)).all()
+        payments = (await c.execute(text("SELECT count(*) FROM payments"))).scalar_one()
+    assert [tuple(row) for row in refunds] == [(charged, 5000, "order_cancelled")]
+    assert payments == 0
+    state = (await shop.http.get(f"{ORDERS}/{order['id']}", headers=shop.buyer.headers)).json()
+    assert state["status"] == "cancelled"
+    assert state["payment"] is None
+
+
+async def test_a_charge_after_its_claim_was_taken_over_is_refunded(shop: Shop) -> None:
+    order = await order_of(shop)
+    first = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "slow-1"))
+    await charge_in_flight(shop)
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    second = await pay(shop.http, shop.buyer, order["id"], card(), "slow-2")
+    late = await first
+    assert second.status_code == 200, second.text
+    error = assert_error_body(late, 409, "CONFLICT")
+    # Whichever finishes first, the order keeps the charge of the live claim only.
+    assert error["details"]["reason"] == "claim_lost"
+    kept = second.json()["payment"]["transaction_id"]
+    assert shop.script.refunded_charges == set(shop.script.charges.values()) - {kept}
+    assert len(shop.script.refunds) == 1
+
+
+async def test_a_retry_of_a_key_in_flight_is_409_at_once(shop: Shop) -> None:
+    order = await order_of(shop)
+    first = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "busy-key"))
+    await charge_in_flight(shop)
+    started = time.monotonic()
+    retry = await pay(shop.http, shop.buyer, order["id"], card(), "busy-key")
+    elapsed = time.monotonic() - started
+    error = assert_error_body(retry, 409, "CONFLICT")
+    assert error["details"] == {"reason": "idempotency_key_in_use"}
+    assert "in progress" in error["message"]
+    assert elapsed < SLOW_SECONDS / 2, f"the retry waited {elapsed:.2f}s"
+    assert (await first).status_code == 200
+    assert len(shop.script.requests) == 1
+
+
+async def test_a_key_refused_with_409_is_released(shop: Shop) -> None:
+    """A payer turned away because another payment is in flight may retry the same key."""
+    order = await order_of(shop)
+    first = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(DECLINED), "d-1"))
+    await charge_in_flight(shop)
+    refused = await pay(shop.http, shop.buyer, order["id"], card(), "second-key")
+    assert_error_body(refused, 409, "CONFLICT")
+    assert (await first).status_code == 402  # nothing charged: the order is free again
+    retried = await pay(shop.http, shop.buyer, order["id"], card(), "second-key")
+    assert retried.status_code == 200, retried.text
+    assert "idempotent-replayed" not in retried.headers
