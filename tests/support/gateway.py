@@ -25,6 +25,7 @@ class GatewayScript:
     always_fail: bool = False
     delay_seconds: float = 0.0  # a slow gateway: each charge answers this late
     garbled: bool = False  # answer 200 with a body that is not JSON
+    refunds_fail: bool = False  # answer 500 to every refund
     charges: dict[str, str] = field(default_factory=dict)  # idempotency key -> transaction id
     requests: list[dict[str, Any]] = field(default_factory=list)  # every charge request
     refunds: dict[str, str] = field(default_factory=dict)  # idempotency key -> charge refunded
@@ -54,6 +55,8 @@ def gateway_app(script: GatewayScript) -> Starlette:
     async def refunds(request: Request) -> JSONResponse:
         body = await request.json()
         key = request.headers.get("idempotency-key", "")
+        if script.refunds_fail:
+            return JSONResponse({"error": "boom"}, status_code=500)
         if body["charge"] not in script.charges.values():
             return JSONResponse({"error": "no such charge"}, status_code=404)
         script.refunds.setdefault(key, body["charge"])

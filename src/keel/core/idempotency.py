@@ -125,7 +125,9 @@ class IdempotencyStore:
             if found is None:
                 raise in_flight()  # ... and was released in between: a retry will run
         if found.state != COMPLETED or found.status_code is None:
-            if found.locked_until is not None and found.locked_until <= now:
+            # Rows claimed before leases existed have none: their lease counts from creation.
+            lease_ends = found.locked_until or found.created_at + self.lease
+            if lease_ends <= now:
                 return await self._take_over(session, found, fingerprint, now)
             raise in_flight()
         if found.fingerprint != fingerprint:

@@ -173,3 +173,24 @@ async def test_a_key_refused_with_409_is_released(shop: Shop) -> None:
     retried = await pay(shop.http, shop.buyer, order["id"], card(), "second-key")
     assert retried.status_code == 200, retried.text
     assert "idempotent-replayed" not in retried.headers
+
+
+async def test_a_late_charge_whose_refund_fails_is_recorded_for_an_operator(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    order = await order_of(shop)
+    shop.script.refunds_fail = True
+    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late-2"))
+    await charge_in_flight(shop)
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
+    assert cancel.status_code == 200, cancel.text
+    late = await paying
+    error = assert_error_body(late, 409, "CONFLICT")
+    assert "will be refunded" in error["message"]
+    async with opened(shop.settings.database_url) as database, database.engine.connect() as c:
+        query = text("SELECT transaction_id, refund_id FROM refunds")
+        refunds = (await c.execute(query)).all()
+    (charged,) = shop.script.charges.values()
+    assert [tuple(row) for row in refunds] == [(charged, None)]
+    assert "late_charge_refund_failed" in caplog.text

@@ -431,3 +431,15 @@ async def test_an_error_replay_is_marked_and_keeps_the_first_request_id(
     assert second.headers["idempotent-replayed"] == "true"
     assert second.json()["error"]["request_id"] == first.headers["x-request-id"]
     assert second.headers["x-request-id"] != first.headers["x-request-id"]
+
+
+async def test_a_key_claimed_before_leases_existed_expires_after_one_lease(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], db_connection: AsyncConnection
+) -> None:
+    await hold_key(db_connection, buyer, "legacy-key", locked_for=timedelta(minutes=1))
+    await db_connection.execute(
+        text("UPDATE idempotency_keys SET locked_until = NULL, holder = NULL, created_at = :old"),
+        {"old": utcnow() - timedelta(hours=1)},
+    )
+    paid = await pay(client, buyer, order["id"], card(), "legacy-key")
+    assert paid.status_code == 200, paid.text
