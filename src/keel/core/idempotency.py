@@ -52,6 +52,13 @@ log = get_logger(__name__)
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 REPLAYED_HEADER = "Idempotent-Replayed"
+REPLAY_HEADERS: dict[str, Any] = {  # for a route's OpenAPI responses
+    REPLAYED_HEADER: {
+        "description": "Sent as `true` when this is the stored answer of an earlier request "
+        "with the same Idempotency-Key (status and body as first sent)",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 # Answers that say something about the moment rather than the request: never replayed.
 MOMENTARY_STATUSES = frozenset({409, 429})
 

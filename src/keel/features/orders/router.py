@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
-from keel.core.idempotency import IdempotentCall
+from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import Page, Pagination
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.orders import service
@@ -37,7 +37,7 @@ async def read_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession)
 @router.post(
     "/{order_id}/pay",
     summary="Pay a pending order by card (idempotent per Idempotency-Key)",
-    responses={200: {"model": OrderResponse}},
+    responses={200: {"model": OrderResponse, "headers": REPLAY_HEADERS}},
     response_model=OrderResponse,
 )
 async def pay_order(
