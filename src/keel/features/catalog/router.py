@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from keel.core.dependencies import Cache, DbSession
 from keel.core.errors import ValidationFailedError
 from keel.core.pagination import Page, Pagination
+from keel.core.types import MinorUnits, Text
 from keel.features.auth.dependencies import AdminUser, OptionalUser
 from keel.features.catalog import service
 from keel.features.catalog.schemas import (
@@ -33,9 +34,9 @@ async def list_products(
     cache: Cache,
     pagination: Pagination,
     user: OptionalUser,
-    q: Annotated[str | None, Query(max_length=200, description="Name or SKU contains")] = None,
-    min_price: Annotated[int | None, Query(ge=0)] = None,
-    max_price: Annotated[int | None, Query(ge=0)] = None,
+    q: Annotated[Text | None, Query(max_length=200, description="Name or SKU contains")] = None,
+    min_price: Annotated[MinorUnits | None, Query()] = None,
+    max_price: Annotated[MinorUnits | None, Query()] = None,
     in_stock: bool | None = None,
     sort: ProductSort = ProductSort.NAME,
 ) -> Response:

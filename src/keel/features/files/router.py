@@ -9,6 +9,7 @@ from starlette.requests import ClientDisconnect
 
 from keel.core.dependencies import AppSettings, DbSession, Store
 from keel.core.errors import BadRequestError
+from keel.core.types import Text
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.files import service
 from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
@@ -68,7 +69,7 @@ async def create_upload_url(
 )
 async def receive_direct_upload(
     file_id: uuid.UUID,
-    token: Annotated[str, Query(max_length=2000)],
+    token: Annotated[Text, Query(max_length=2000)],
     request: Request,
     session: DbSession,
     storage: Store,
@@ -106,7 +107,7 @@ async def download_file(
     user: CurrentUser,
     session: DbSession,
     storage: Store,
-    range_: Annotated[str | None, Header(alias="range")] = None,
+    range_: Annotated[Text | None, Header(alias="range")] = None,
 ) -> StreamingResponse:
     found = await service.download(session, storage, user, file_id, range_)
     headers = {

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway, Idempotency
 from keel.core.pagination import Page, Pagination
+from keel.core.types import Text
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderResponse, PayRequest
@@ -43,7 +44,7 @@ async def read_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession)
 async def pay_order(
     order_id: uuid.UUID,
     body: PayRequest,
-    idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
+    idempotency_key: Annotated[Text, Header(min_length=1, max_length=255)],
     user: CurrentUser,
     session: DbSession,
     gateway: Gateway,
