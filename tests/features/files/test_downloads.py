@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.features.files.helpers import PNG, stored_keys, upload
@@ -60,6 +61,32 @@ async def test_a_range_past_the_end_is_416(client: httpx.AsyncClient) -> None:
     )
     assert_error_body(response, 416, "RANGE_NOT_SATISFIABLE")
     assert response.headers["content-range"] == f"bytes */{len(PNG)}"
+
+
+HUGE = "9" * 4400  # past Python's 4,300-digit int limit: int() raised, a 500
+
+
+@pytest.mark.parametrize(
+    ("range_", "status", "body"),
+    [
+        (f"bytes={HUGE}-", 416, None),  # starts past the end
+        (f"bytes=100-{HUGE}", 206, PNG[100:]),  # the rest of the file
+        (f"bytes=-{HUGE}", 206, PNG),  # a tail longer than the file: all of it
+        (f"bytes={'0' * 4400}1-2", 206, PNG[1:3]),  # leading zeros are still small numbers
+    ],
+)
+async def test_positions_with_thousands_of_digits_are_answered_by_their_value(
+    client: httpx.AsyncClient, range_: str, status: int, body: bytes | None
+) -> None:
+    account, file_id = await _uploaded(client)
+    response = await client.get(
+        f"/api/v1/files/{file_id}/content", headers={**account.headers, "Range": range_}
+    )
+    assert response.status_code == status, response.text
+    if body is None:
+        assert_error_body(response, 416, "RANGE_NOT_SATISFIABLE")
+    else:
+        assert response.content == body
 
 
 async def test_a_range_request_is_never_compressed(client: httpx.AsyncClient) -> None:
