@@ -57,10 +57,13 @@ class _Checked:
     """Passes chunks through while enforcing the size limit, sniffing the type from the
     first bytes and hashing everything: one pass, nothing held but the first 4 KiB."""
 
-    def __init__(self, declared_type: str | None, limit: int, allowed: list[str]) -> None:
+    def __init__(
+        self, declared_type: str | None, limit: int, allowed: list[str], *, any_text: bool
+    ) -> None:
         self.declared_type = declared_type
         self.limit = limit
         self.allowed = allowed
+        self.any_text = any_text
         self.size = 0
         self.content_type: str | None = None
         self.digest = hashlib.sha256()
@@ -76,20 +79,36 @@ class _Checked:
                 head += chunk
                 if len(head) < SNIFF_BYTES:
                     continue
-                self.content_type = accepted_type(self.declared_type, head, self.allowed)
+                self.content_type = self._accepted(head)
                 chunk, head = head, b""
             yield chunk
         if self.content_type is None:
-            self.content_type = accepted_type(self.declared_type, head, self.allowed)
+            self.content_type = self._accepted(head)
             yield head
+
+    def _accepted(self, head: bytes) -> str:
+        return accepted_type(self.declared_type, head, self.allowed, any_text=self.any_text)
 
 
 async def upload(
-    session: AsyncSession, storage: Storage, settings: Settings, owner: User, part: FilePart
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    owner: User,
+    part: FilePart,
+    *,
+    any_text: bool = False,
 ) -> StoredFile:
+    """Store the part. `any_text`: text in any encoding, NUL bytes included, passes the type
+    check (for a caller that checks the text itself; see `sniffing.detect`)."""
     file_id = uuid.uuid4()
     key = storage_key(file_id)
-    checked = _Checked(part.content_type, settings.max_upload_bytes, settings.upload_allowed_types)
+    checked = _Checked(
+        part.content_type,
+        settings.max_upload_bytes,
+        settings.upload_allowed_types,
+        any_text=any_text,
+    )
     await storage.write(key, checked.chunks(part.chunks))
     after_rollback(session, lambda: storage.discard(key))
     assert checked.content_type is not None
