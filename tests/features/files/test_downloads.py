@@ -171,6 +171,45 @@ async def test_a_product_image_must_be_an_uploaded_image(
     assert cleared.json()["image_file_id"] is None
 
 
+async def test_a_product_image_is_as_public_as_its_product(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """The image id was public but the bytes were only the uploading admin's to read."""
+    created = await client.post(
+        "/api/v1/products",
+        headers=admin.headers,
+        json={"sku": "IMG-2", "name": "Shown", "price": {"amount": 100, "currency": "EUR"}},
+    )
+    product_id = created.json()["id"]
+    path = f"/api/v1/products/{product_id}/image"
+    assert_error_body(await client.get(path), 404, "NOT_FOUND")  # no image yet
+    image = (await upload(client, admin)).json()["id"]
+    await client.put(path, headers=admin.headers, json={"file_id": image})
+
+    anonymous = await client.get(path)
+    assert anonymous.status_code == 200, anonymous.text
+    assert anonymous.content == PNG
+    assert anonymous.headers["content-type"] == "image/png"
+    assert anonymous.headers["cache-control"] == "public, no-cache"
+    part = await client.get(path, headers={"Range": "bytes=0-7"})
+    assert (part.status_code, part.content) == (206, PNG[:8])
+    customer = await signed_up(client)
+    assert (await client.get(path, headers=customer.headers)).content == PNG
+    # The file itself stays its owner's: only the product publishes it.
+    files_path = f"/api/v1/files/{image}/content"
+    assert_error_body(await client.get(files_path, headers=customer.headers), 404, "NOT_FOUND")
+
+    hidden = await client.patch(
+        f"/api/v1/products/{product_id}", headers=admin.headers, json={"is_active": False}
+    )
+    assert hidden.status_code == 200
+    assert_error_body(await client.get(path), 404, "NOT_FOUND")
+    assert_error_body(await client.get(path, headers=customer.headers), 404, "NOT_FOUND")
+    as_admin = await client.get(path, headers=admin.headers)
+    assert (as_admin.status_code, as_admin.content) == (200, PNG)
+    assert as_admin.headers["cache-control"] == "private, no-cache"
+
+
 async def test_only_admins_set_product_images(client: httpx.AsyncClient, admin: Account) -> None:
     product = await client.post(
         "/api/v1/products",
