@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from keel.core.logging import get_logger
-from keel.core.models import utcnow
+from keel.core.models import timestamp, utcnow
 
 log = get_logger(__name__)
 
@@ -42,7 +42,7 @@ class Event:
 
     def message(self) -> dict[str, Any]:
         """The SPEC's realtime message (who it is for is not part of it)."""
-        return {"type": self.type, "id": self.id, "at": self.at.isoformat(), "data": self.data}
+        return {"type": self.type, "id": self.id, "at": timestamp(self.at), "data": self.data}
 
     def encode(self) -> str:
         user = None if self.user_id is None else str(self.user_id)

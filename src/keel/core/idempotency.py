@@ -46,6 +46,7 @@ from keel.core.exception_handlers import error_body
 from keel.core.logging import get_logger
 from keel.core.models import Base, UUIDPrimaryKey, utcnow
 from keel.core.state import from_state
+from keel.core.types import Text
 
 log = get_logger(__name__)
 
@@ -292,7 +293,7 @@ async def idempotent_request(
     request: Request,
     session: DbSession,
     store: Annotated[IdempotencyStore, Depends(from_state("idempotency", IdempotencyStore))],
-    idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
+    idempotency_key: Annotated[Text, Header(min_length=1, max_length=255)],
 ) -> IdempotentRequest:
     return IdempotentRequest(store, session, request, idempotency_key)
 

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from pydantic import TypeAdapter
 from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -25,6 +26,17 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_TIMESTAMP = TypeAdapter(datetime)
+
+
+def timestamp(value: datetime) -> str:
+    """A timestamp as the REST API writes it (pydantic: `2026-12-01T21:56:28.073494Z`), for
+    messages built by hand (WebSocket events), so clients parse one format everywhere;
+    `datetime.isoformat()` would end in `+00:00`."""
+    text: str = _TIMESTAMP.dump_python(value, mode="json")
+    return text
 
 
 class UTCDateTime(TypeDecorator[datetime]):

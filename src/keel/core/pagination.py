@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.types import PageNumber, PageSize
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -25,8 +27,8 @@ class PageParams(BaseModel):
 
 
 async def page_params(  # async: a `def` dependency would cost a thread hop
-    page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
-    page_size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
+    page: Annotated[PageNumber, Query()] = 1,
+    page_size: Annotated[PageSize, Query()] = 20,
 ) -> PageParams:
     return PageParams(page=page, page_size=page_size)
 

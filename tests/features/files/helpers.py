@@ -19,9 +19,10 @@ async def upload(
     *,
     filename: str = "picture.png",
     content_type: str = "image/png",
+    path: str = "/api/v1/files",
 ) -> httpx.Response:
     return await client.post(
-        "/api/v1/files",
+        path,
         headers=account.headers,
         files={"file": (filename, content, content_type)},
     )

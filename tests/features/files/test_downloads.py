@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.features.files.helpers import PNG, stored_keys, upload
@@ -60,6 +61,32 @@ async def test_a_range_past_the_end_is_416(client: httpx.AsyncClient) -> None:
     )
     assert_error_body(response, 416, "RANGE_NOT_SATISFIABLE")
     assert response.headers["content-range"] == f"bytes */{len(PNG)}"
+
+
+HUGE = "9" * 4400  # past Python's 4,300-digit int limit: int() raised, a 500
+
+
+@pytest.mark.parametrize(
+    ("range_", "status", "body"),
+    [
+        (f"bytes={HUGE}-", 416, None),  # starts past the end
+        (f"bytes=100-{HUGE}", 206, PNG[100:]),  # the rest of the file
+        (f"bytes=-{HUGE}", 206, PNG),  # a tail longer than the file: all of it
+        (f"bytes={'0' * 4400}1-2", 206, PNG[1:3]),  # leading zeros are still small numbers
+    ],
+)
+async def test_positions_with_thousands_of_digits_are_answered_by_their_value(
+    client: httpx.AsyncClient, range_: str, status: int, body: bytes | None
+) -> None:
+    account, file_id = await _uploaded(client)
+    response = await client.get(
+        f"/api/v1/files/{file_id}/content", headers={**account.headers, "Range": range_}
+    )
+    assert response.status_code == status, response.text
+    if body is None:
+        assert_error_body(response, 416, "RANGE_NOT_SATISFIABLE")
+    else:
+        assert response.content == body
 
 
 async def test_a_range_request_is_never_compressed(client: httpx.AsyncClient) -> None:
@@ -142,6 +169,45 @@ async def test_a_product_image_must_be_an_uploaded_image(
 
     cleared = await client.put(path, headers=admin.headers, json={"file_id": None})
     assert cleared.json()["image_file_id"] is None
+
+
+async def test_a_product_image_is_as_public_as_its_product(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """The image id was public but the bytes were only the uploading admin's to read."""
+    created = await client.post(
+        "/api/v1/products",
+        headers=admin.headers,
+        json={"sku": "IMG-2", "name": "Shown", "price": {"amount": 100, "currency": "EUR"}},
+    )
+    product_id = created.json()["id"]
+    path = f"/api/v1/products/{product_id}/image"
+    assert_error_body(await client.get(path), 404, "NOT_FOUND")  # no image yet
+    image = (await upload(client, admin)).json()["id"]
+    await client.put(path, headers=admin.headers, json={"file_id": image})
+
+    anonymous = await client.get(path)
+    assert anonymous.status_code == 200, anonymous.text
+    assert anonymous.content == PNG
+    assert anonymous.headers["content-type"] == "image/png"
+    assert anonymous.headers["cache-control"] == "public, no-cache"
+    part = await client.get(path, headers={"Range": "bytes=0-7"})
+    assert (part.status_code, part.content) == (206, PNG[:8])
+    customer = await signed_up(client)
+    assert (await client.get(path, headers=customer.headers)).content == PNG
+    # The file itself stays its owner's: only the product publishes it.
+    files_path = f"/api/v1/files/{image}/content"
+    assert_error_body(await client.get(files_path, headers=customer.headers), 404, "NOT_FOUND")
+
+    hidden = await client.patch(
+        f"/api/v1/products/{product_id}", headers=admin.headers, json={"is_active": False}
+    )
+    assert hidden.status_code == 200
+    assert_error_body(await client.get(path), 404, "NOT_FOUND")
+    assert_error_body(await client.get(path, headers=customer.headers), 404, "NOT_FOUND")
+    as_admin = await client.get(path, headers=admin.headers)
+    assert (as_admin.status_code, as_admin.content) == (200, PNG)
+    assert as_admin.headers["cache-control"] == "private, no-cache"
 
 
 async def test_only_admins_set_product_images(client: httpx.AsyncClient, admin: Account) -> None:

@@ -158,8 +158,42 @@ async def test_a_chunked_file_over_the_limit_is_cut_off(
             },
             content=body(),
         )
-        assert_error_body(response, 413, "PAYLOAD_TOO_LARGE")
+        error = assert_error_body(response, 413, "PAYLOAD_TOO_LARGE")
+        # The setting, not the setting plus the envelope allowance the body limit adds to it.
+        assert error["details"] == {"max_bytes": 8192}
+        assert error["message"] == "The file exceeds 8192 bytes"
         assert await stored_keys(http) == []
+
+
+async def test_a_declared_length_over_the_limit_quotes_the_setting(
+    make_settings: MakeSettings, db_connection: Any
+) -> None:
+    settings = make_settings(max_upload_bytes=8192)
+    async with serve(app_with(settings, db_connection)) as http:
+        account = await signed_up(http)
+        for path in ("/api/v1/files", "/api/v1/imports/products"):
+            response = await upload(http, account, PNG + b"\x00" * 200_000, path=path)
+            error = assert_error_body(response, 413, "PAYLOAD_TOO_LARGE")
+            assert error["details"] == {"max_bytes": 8192}, path
+            assert error["message"] == "The file exceeds 8192 bytes"
+
+
+async def test_a_boundary_longer_than_rfc_2046_allows_is_400(client: httpx.AsyncClient) -> None:
+    """python-multipart refuses boundaries over 256 characters with an exception (a 500)."""
+    account = await signed_up(client)
+    for length in (71, 5000):
+        boundary = "b" * length
+        response = await client.post(
+            "/api/v1/files",
+            headers={
+                **account.headers,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+            content=f"--{boundary}\r\n".encode(),
+        )
+        error = assert_error_body(response, 400, "BAD_REQUEST")
+        assert "boundary" in str(error["message"])
+    assert await stored_keys(client) == []
 
 
 async def test_a_file_of_exactly_the_limit_is_accepted(

@@ -50,3 +50,30 @@ async def test_an_unclosed_quote_is_an_error_record_not_a_crash() -> None:
     assert records[0].fields == ["sku", "name"]
     assert records[1].error is not None
     assert records[1].fields == []
+
+
+@pytest.mark.parametrize("size", [7, 4096])
+async def test_a_refused_record_takes_all_its_lines_and_no_more(size: int) -> None:
+    long_field = "y" * 140_000  # over the csv module's field size limit
+    data = f'sku,desc\nA,"{long_field}\n,"")\nmore, lines"\nB,"b"\nC,c\n'.encode()
+    records = await _records(data, size)
+    assert [(r.number, r.fields, r.error is None) for r in records] == [
+        (1, ["sku", "desc"], True),
+        (2, [], False),
+        (3, ["B", "b"], True),
+        (4, ["C", "c"], True),
+    ]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4096])
+@pytest.mark.parametrize(
+    "data",
+    [b"sku,name\nA,caf\xe9\n", "\ufeffsku,é\n".encode() + b"\xff", "sku\né".encode()[:-1]],
+    ids=["latin-1", "after-a-bom-and-a-two-byte-character", "ends-inside-a-character"],
+)
+async def test_the_error_names_the_offset_of_the_first_bad_byte(data: bytes, size: int) -> None:
+    with pytest.raises(UnicodeDecodeError) as found:
+        data.decode("utf-8")  # a BOM is valid UTF-8, so its offsets are the file's
+    bad = found.value.start
+    with pytest.raises(NotUtf8Error, match=rf"invalid byte at offset {bad}\)$"):
+        await _records(data, size)

@@ -140,8 +140,76 @@ async def test_a_file_that_is_not_utf8_fails_and_changes_nothing(settings_fast: 
         job = await imported(http, admin, data)
         stored = await products(settings_fast)
     assert job["status"] == "failed"
-    assert "not UTF-8" in job["error"]
+    offset = data.index(b"\xe9")
+    assert job["error"] == f"The file is not UTF-8 text (an invalid byte at offset {offset})"
     assert stored == {}
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/octet-stream"])
+async def test_a_latin1_upload_is_a_failed_job_not_a_415(
+    settings_fast: Settings, content_type: str
+) -> None:
+    """The upload's type sniffing used to refuse it (no UTF-8 in its first 4 KiB)."""
+    data = csv_file("LATIN-1,Café crème,Déjà vu,100,EUR,1,true").decode().encode("latin-1")
+    async with jobs_client(settings_fast) as http:
+        admin = await live_admin(http, settings_fast)
+        response = await start_import(http, admin, data, content_type)
+        assert response.status_code == 202, response.text
+        job = await wait_for_job(http, admin, response.json()["id"])
+        stored = await products(settings_fast)
+    assert job["status"] == "failed"
+    assert job["attempts"] == 1  # a malformed file is not retried
+    offset = data.index(b"\xe9")  # the é of Café, in the first row after the header
+    assert job["error"] == f"The file is not UTF-8 text (an invalid byte at offset {offset})"
+    assert stored == {}
+
+
+@pytest.mark.parametrize("row", [4, 180])  # inside the upload's sniffed 4 KiB, and past it
+async def test_a_nul_byte_is_an_error_of_its_row_only(settings_fast: Settings, row: int) -> None:
+    """Past the sniffed head, PostgreSQL refused the batch and the job failed after five
+    attempts with nothing imported; inside it, the upload was a 415."""
+    rows = [f"OK-{n},Fine,,100,EUR,1,true" for n in range(200)]
+    rows.insert(row - 2, "NUL-1,Bad\x00name,,100,EUR,1,true")
+    async with jobs_client(settings_fast) as http:
+        admin = await live_admin(http, settings_fast)
+        job = await imported(http, admin, csv_file(*rows))
+        stored = await products(settings_fast)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1
+    result = job["result"]
+    assert (result["created"], result["failed"]) == (200, 1)
+    assert [(e["row"], e["column"]) for e in result["errors"]] == [(row, "name")]
+    assert "NUL" in result["errors"][0]["message"]
+    assert len(stored) == 200
+    assert "NUL-1" not in stored
+
+
+async def test_the_rows_after_an_over_long_quoted_field_are_read(settings_fast: Settings) -> None:
+    """The csv module stops inside a field over its size limit; the rest of that record used
+    to be read as the next record, so later rows were misnumbered, misread or swallowed."""
+    too_long = "y" * 200_000  # over csv.field_size_limit() (131,072)
+    async with jobs_client(settings_fast) as http:
+        admin = await live_admin(http, settings_fast)
+        job = await imported(
+            http,
+            admin,
+            csv_file(
+                "A-1,First,,100,EUR,1,true",
+                f'LONG-1,Long,"{too_long}\nsecond line, with ""a quote"" and a comma",1,EUR,1,',
+                "A-2,After,,100,EUR,1,true",
+                'A-3,Quoted,"a ""quoted"" description",100,EUR,1,true',
+                "BAD-1,Bad price,,abc,EUR,1,true",
+                "A-4,Last,,100,EUR,1,true",
+            ),
+        )
+        stored = await products(settings_fast)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert (result["created"], result["failed"]) == (4, 2)
+    assert [(e["row"], e["column"]) for e in result["errors"]] == [(3, None), (6, "price")]
+    assert "field larger than field limit" in result["errors"][0]["message"]
+    assert sorted(stored) == ["A-1", "A-2", "A-3", "A-4"]
+    assert stored["A-3"].description == 'a "quoted" description'
 
 
 async def test_an_empty_file_fails(settings_fast: Settings) -> None:

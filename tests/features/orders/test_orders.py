@@ -70,6 +70,19 @@ async def test_not_enough_stock_is_409_and_takes_nothing(
     assert await stock_of(client, admin, scarce["id"]) == 1
 
 
+async def test_a_total_beyond_the_money_range_is_422_and_reserves_nothing(
+    client: httpx.AsyncClient, admin: Account, alice: Account
+) -> None:
+    """Two of the dearest product allowed used to overflow the response's Money (a 500)."""
+    dear = await create_product(client, admin, price={"amount": 10**12, "currency": "EUR"}, stock=5)
+    response = await order(client, alice, (dear["id"], 2))
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    assert "exceeds the maximum amount" in error["message"]
+    assert [e["loc"] for e in error["details"]["errors"]] == [["body", "items"]]
+    assert await stock_of(client, admin, dear["id"]) == 5
+    assert (await order(client, alice, (dear["id"], 1))).status_code == 201  # the limit itself
+
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,6 +24,8 @@ from tests.support import routes
 from tests.support.accounts import Account, signed_up
 from tests.support.jobs import live_admin
 from tests.support.servers import uvicorn_server
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
 
 Socket = websockets.ClientConnection
 
@@ -80,8 +83,12 @@ async def test_a_user_receives_their_own_events_and_no_one_elses(ws_settings: Se
                 await publish(http, bob.id)
                 mine = await publish(http, alice.id)
                 message = await receive(ws)
+            rest_stamp = (await http.get("/api/v1/users/me", headers=alice.headers)).json()
     assert message["id"] == mine  # bob's event never arrived
     assert set(message) == {"type", "id", "at", "data"}
+    # One timestamp format on every channel: the REST API's, ending in Z (was +00:00 here).
+    assert TIMESTAMP.fullmatch(rest_stamp["created_at"]), rest_stamp
+    assert TIMESTAMP.fullmatch(message["at"]), message
     assert message["type"] == "order.paid"
     assert message["data"] == {"n": 1}
 
@@ -182,6 +189,7 @@ async def test_heartbeats_keep_coming(live_settings: Settings) -> None:
                 await receive(ws)
                 beats = [await receive(ws) for _ in range(3)]
     assert [beat["type"] for beat in beats] == ["heartbeat"] * 3
+    assert all(TIMESTAMP.fullmatch(beat["at"]) for beat in beats), beats
 
 
 async def test_shutdown_closes_sockets_with_1001(ws_settings: Settings) -> None:

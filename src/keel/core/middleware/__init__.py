@@ -8,7 +8,7 @@ from starlette.middleware.cors import CORSMiddleware
 from keel.core.config import Settings
 from keel.core.docs import DOCS_PATH, STATIC_PREFIX
 from keel.core.metrics import HttpMetrics
-from keel.core.middleware.body_limit import BodySizeLimitMiddleware
+from keel.core.middleware.body_limit import BodySizeLimitMiddleware, UploadLimit
 from keel.core.middleware.gzip import GZipMiddleware
 from keel.core.middleware.request_context import RequestContextMiddleware
 from keel.core.middleware.trusted_hosts import TrustedHostMiddleware
@@ -38,7 +38,7 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | 
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_bytes,
         overrides=dict.fromkeys(
-            UPLOAD_PREFIXES, settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+            UPLOAD_PREFIXES, UploadLimit(settings.max_upload_bytes, MULTIPART_OVERHEAD_BYTES)
         ),
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)

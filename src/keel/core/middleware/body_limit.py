@@ -3,17 +3,40 @@
 A declared `Content-Length` above the limit is answered 413 before a byte of the body is read;
 a declared length within it passes untouched (the server enforces it). A chunked body is
 counted as it streams in and cut off the moment it crosses the limit, so the app never buffers
-more than the limit. Upload routes get their own (larger) limit by prefix.
+more than the limit. Upload routes get their own (larger) limit by prefix: the file limit a
+client is told about, plus room for the multipart envelope around it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.core.errors import PayloadTooLargeError
 from keel.core.exception_handlers import error_response
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimit:
+    """A route's file limit (the setting, which is what the client is told) and the room the
+    multipart envelope around such a file needs (enforced on top, never quoted)."""
+
+    file_bytes: int
+    envelope_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    enforced: int
+    subject: str
+    quoted: int
+
+    def error(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"{self.subject} exceeds {self.quoted} bytes", details={"max_bytes": self.quoted}
+        )
 
 
 class BodySizeLimitMiddleware:
@@ -22,18 +45,21 @@ class BodySizeLimitMiddleware:
         app: ASGIApp,
         *,
         max_bytes: int,
-        overrides: Mapping[str, int] | None = None,
+        overrides: Mapping[str, UploadLimit] | None = None,
     ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default = _Limit(max_bytes, "Request body", max_bytes)
         # Longest prefix first, so /api/v1/files/x beats /api/v1.
-        self.overrides = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+        self.overrides = [
+            (prefix, _Limit(u.file_bytes + u.envelope_bytes, "The file", u.file_bytes))
+            for prefix, u in sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+        ]
 
-    def limit_for(self, path: str) -> int:
+    def limit_for(self, path: str) -> _Limit:
         for prefix, limit in self.overrides:
             if path.startswith(prefix):
                 return limit
-        return self.max_bytes
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,8 +67,8 @@ class BodySizeLimitMiddleware:
             return
         limit = self.limit_for(scope["path"])
         declared, chunked = _body_framing(scope)
-        if declared is not None and declared > limit:
-            response = error_response(_too_large(limit))
+        if declared is not None and declared > limit.enforced:
+            response = error_response(limit.error())
             await response(scope, receive, send)
             return
         if not chunked:
@@ -59,9 +85,9 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
+                if received > limit.enforced:
                     exceeded = True
-                    raise _too_large(limit)
+                    raise limit.error()
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -72,13 +98,9 @@ class BodySizeLimitMiddleware:
                 await send(message)
             elif not replaced and message["type"] == "http.response.start":
                 replaced = True
-                await error_response(_too_large(limit))(scope, receive, send)
+                await error_response(limit.error())(scope, receive, send)
 
         await self.app(scope, counting_receive, guarded_send)
-
-
-def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(f"Request body exceeds {limit} bytes", details={"max_bytes": limit})
 
 
 def _body_framing(scope: Scope) -> tuple[int | None, bool]:

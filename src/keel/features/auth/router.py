@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, status
 from pydantic import ValidationError
 
 from keel.core.dependencies import DbSession, Hasher, Limiter, Mailer, Tokens, rate_limit
@@ -11,7 +10,7 @@ from keel.core.errors import ValidationFailedError
 from keel.core.ratelimit import Limit
 from keel.features.auth import service
 from keel.features.auth.emails import send_welcome_email
-from keel.features.auth.schemas import LoginRequest, RefreshRequest, TokenPair
+from keel.features.auth.schemas import LoginRequest, RefreshRequest, TokenForm, TokenPair
 from keel.features.users import service as users
 from keel.features.users.schemas import UserCreate, UserResponse
 
@@ -48,7 +47,7 @@ async def login(
     dependencies=[Depends(rate_limit(Limit.LOGIN_IP))],
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[TokenForm, Form()],
     session: DbSession,
     hasher: Hasher,
     tokens: Tokens,

@@ -1,18 +1,31 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from keel.core.types import RequestModel
 from keel.features.users.schemas import Email
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     email: Email
     password: str = Field(min_length=1, max_length=128)
 
 
-class RefreshRequest(BaseModel):
+class TokenForm(RequestModel):
+    """The OAuth2 password form that /docs' Authorize button posts, field for field as
+    FastAPI's `OAuth2PasswordRequestForm` declares it, but a `RequestModel`: no NUL anywhere."""
+
+    grant_type: Annotated[str | None, Field(pattern=r"^password$")] = None
+    username: str
+    password: str = Field(json_schema_extra={"format": "password"})
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, json_schema_extra={"format": "password"})
+
+
+class RefreshRequest(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 
-from keel.core.dependencies import Cache, DbSession
+from keel.core.dependencies import Cache, DbSession, Store
 from keel.core.errors import ValidationFailedError
 from keel.core.pagination import Page, Pagination
+from keel.core.types import MinorUnits, Text
 from keel.features.auth.dependencies import AdminUser, OptionalUser
 from keel.features.catalog import service
 from keel.features.catalog.schemas import (
@@ -33,9 +35,9 @@ async def list_products(
     cache: Cache,
     pagination: Pagination,
     user: OptionalUser,
-    q: Annotated[str | None, Query(max_length=200, description="Name or SKU contains")] = None,
-    min_price: Annotated[int | None, Query(ge=0)] = None,
-    max_price: Annotated[int | None, Query(ge=0)] = None,
+    q: Annotated[Text | None, Query(max_length=200, description="Name or SKU contains")] = None,
+    min_price: Annotated[MinorUnits | None, Query()] = None,
+    max_price: Annotated[MinorUnits | None, Query()] = None,
     in_stock: bool | None = None,
     sort: ProductSort = ProductSort.NAME,
 ) -> Response:
@@ -68,6 +70,29 @@ async def read_product(
     admin = user is not None and user.has_role(Role.ADMIN)
     body = await service.get_product(session, cache, product_id, include_inactive=admin)
     return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/{product_id}/image",
+    summary="Read a product's image (public, as the product is; a single `Range` gives 206)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/*": {}}}, 206: {"description": "Part"}},
+)
+async def read_product_image(
+    product_id: uuid.UUID,
+    session: DbSession,
+    storage: Store,
+    user: OptionalUser,
+    range_: Annotated[Text | None, Header(alias="range")] = None,
+) -> StreamingResponse:
+    admin = user is not None and user.has_role(Role.ADMIN)
+    found = await service.product_image(
+        session, storage, product_id, include_inactive=admin, range_header=range_
+    )
+    # Revalidated every time (the image can be replaced). What a non-admin is shown is an
+    # active product's image, which shared caches may keep; an admin may be looking at an
+    # inactive product's.
+    return found.response(cache_control="private, no-cache" if admin else "public, no-cache")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a product (admin)")

@@ -7,14 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from keel.core.types import MinorUnits, RequestModel
+
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
 Stock = Annotated[int, Field(ge=0, le=1_000_000_000)]
 
 
-class Money(BaseModel):
-    amount: int = Field(ge=0, le=10**12, description="Integer minor units (cents).")
+class Money(RequestModel):
+    amount: MinorUnits
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR.")
 
 
@@ -27,7 +29,7 @@ class ProductSort(StrEnum):
     CREATED_AT_DESC = "-created_at"
 
 
-class ProductCreate(BaseModel):
+class ProductCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
@@ -38,7 +40,7 @@ class ProductCreate(BaseModel):
     is_active: bool = True
 
 
-class ProductUpdate(BaseModel):
+class ProductUpdate(RequestModel):
     """PATCH: only the fields sent change; none of them may be null."""
 
     model_config = ConfigDict(extra="forbid")
@@ -51,7 +53,7 @@ class ProductUpdate(BaseModel):
     is_active: bool | None = None
 
 
-class ProductImage(BaseModel):
+class ProductImage(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     file_id: uuid.UUID | None = Field(description="An uploaded image file; null removes it.")
@@ -82,8 +84,8 @@ class ProductResponse(BaseModel):
 
 class ProductFilters(BaseModel):
     q: str | None = None
-    min_price: int | None = None
-    max_price: int | None = None
+    min_price: MinorUnits | None = None
+    max_price: MinorUnits | None = None
     in_stock: bool | None = None
     sort: ProductSort = ProductSort.NAME
     include_inactive: bool = False

@@ -19,6 +19,7 @@ from keel.core.database import after_commit
 from keel.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from keel.core.pagination import PageParams, paginate
 from keel.core.patching import sent_fields
+from keel.core.storage import Storage
 from keel.features.catalog import repository
 from keel.features.catalog.models import Product
 from keel.features.catalog.schemas import (
@@ -140,6 +141,26 @@ async def set_image(
     await session.flush()
     _invalidate_after_commit(session, cache)
     return ProductResponse.model_validate(product)
+
+
+async def product_image(
+    session: AsyncSession,
+    storage: Storage,
+    product_id: uuid.UUID,
+    *,
+    include_inactive: bool,
+    range_header: str | None,
+) -> files_service.Download:
+    """The image of a product, for whoever may see the product (the public, for an active
+    one): the file's own endpoint is for its owner, an admin, not for the shop's visitors."""
+    product = await repository.get(session, product_id)
+    if product is None or not (product.is_active or include_inactive):
+        raise _not_found()
+    if product.image_file_id is None:
+        raise NotFoundError("This product has no image")
+    return await files_service.download_published(
+        session, storage, product.image_file_id, range_header
+    )
 
 
 async def delete_product(session: AsyncSession, cache: ReadCache, product_id: uuid.UUID) -> None:

@@ -28,6 +28,10 @@ FILE_FIELD_SCHEMA: dict[str, Any] = {
 file picker."""
 
 
+MAX_BOUNDARY_LENGTH = 70
+"""RFC 2046 §5.1.1: a boundary is 1 to 70 characters."""
+
+
 @dataclass(frozen=True, slots=True)
 class FilePart:
     filename: str
@@ -79,6 +83,11 @@ async def read_file_part(request: Request, field: str = "file") -> FilePart:
     if media_type != b"multipart/form-data" or not params.get(b"boundary"):
         raise UnsupportedMediaTypeError(
             "Send the file as multipart/form-data", details={"allowed": ["multipart/form-data"]}
+        )
+    if len(params[b"boundary"]) > MAX_BOUNDARY_LENGTH:
+        # python-multipart raises for boundaries past its own limit (256) as it is built.
+        raise BadRequestError(
+            f"The multipart boundary must be at most {MAX_BOUNDARY_LENGTH} characters (RFC 2046)"
         )
     events = _Events()
     parser = MultipartParser(params[b"boundary"], events.callbacks())  # type: ignore[arg-type]

@@ -9,10 +9,10 @@ from starlette.requests import ClientDisconnect
 
 from keel.core.dependencies import AppSettings, DbSession, Store
 from keel.core.errors import BadRequestError
+from keel.core.types import Text
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.files import service
 from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
-from keel.features.files.naming import content_disposition
 from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
 
 router = APIRouter(prefix="/files", tags=["files"])
@@ -68,7 +68,7 @@ async def create_upload_url(
 )
 async def receive_direct_upload(
     file_id: uuid.UUID,
-    token: Annotated[str, Query(max_length=2000)],
+    token: Annotated[Text, Query(max_length=2000)],
     request: Request,
     session: DbSession,
     storage: Store,
@@ -106,24 +106,10 @@ async def download_file(
     user: CurrentUser,
     session: DbSession,
     storage: Store,
-    range_: Annotated[str | None, Header(alias="range")] = None,
+    range_: Annotated[Text | None, Header(alias="range")] = None,
 ) -> StreamingResponse:
     found = await service.download(session, storage, user, file_id, range_)
-    headers = {
-        "Content-Length": str(found.end - found.start),
-        "Content-Disposition": content_disposition(found.file.filename),
-        "Accept-Ranges": "bytes",
-        "ETag": f'"{found.file.sha256}"',
-        "Cache-Control": "private, no-cache",
-    }
-    if found.partial:
-        headers["Content-Range"] = f"bytes {found.start}-{found.end - 1}/{found.file.size}"
-    return StreamingResponse(
-        found.chunks,
-        status_code=status.HTTP_206_PARTIAL_CONTENT if found.partial else status.HTTP_200_OK,
-        media_type=found.file.content_type,
-        headers=headers,
-    )
+    return found.response()
 
 
 @router.delete(

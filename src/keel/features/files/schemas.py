@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from keel.core.types import FileSize, RequestModel
 
 
 class FileResponse(BaseModel):
@@ -18,12 +20,12 @@ class FileResponse(BaseModel):
     created_at: datetime
 
 
-class UploadUrlRequest(BaseModel):
+class UploadUrlRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     filename: str = Field(min_length=1, max_length=1000)
     content_type: str = Field(min_length=3, max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")
-    size: int = Field(ge=1, description="Exact size in bytes; checked when completing.")
+    size: Annotated[FileSize, Field(description="Exact size in bytes; checked when completing.")]
 
 
 class UploadUrlResponse(BaseModel):

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from fastapi import status
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.config import Settings
@@ -31,7 +33,7 @@ from keel.core.storage import Storage
 from keel.features.files import repository
 from keel.features.files.models import FileStatus, StoredFile
 from keel.features.files.multipart import FilePart
-from keel.features.files.naming import sanitize_filename
+from keel.features.files.naming import content_disposition, sanitize_filename
 from keel.features.files.ranges import parse_range
 from keel.features.files.schemas import UploadUrlRequest, UploadUrlResponse
 from keel.features.files.signing import sign_upload, verify_upload
@@ -57,10 +59,13 @@ class _Checked:
     """Passes chunks through while enforcing the size limit, sniffing the type from the
     first bytes and hashing everything: one pass, nothing held but the first 4 KiB."""
 
-    def __init__(self, declared_type: str | None, limit: int, allowed: list[str]) -> None:
+    def __init__(
+        self, declared_type: str | None, limit: int, allowed: list[str], *, any_text: bool
+    ) -> None:
         self.declared_type = declared_type
         self.limit = limit
         self.allowed = allowed
+        self.any_text = any_text
         self.size = 0
         self.content_type: str | None = None
         self.digest = hashlib.sha256()
@@ -76,20 +81,36 @@ class _Checked:
                 head += chunk
                 if len(head) < SNIFF_BYTES:
                     continue
-                self.content_type = accepted_type(self.declared_type, head, self.allowed)
+                self.content_type = self._accepted(head)
                 chunk, head = head, b""
             yield chunk
         if self.content_type is None:
-            self.content_type = accepted_type(self.declared_type, head, self.allowed)
+            self.content_type = self._accepted(head)
             yield head
+
+    def _accepted(self, head: bytes) -> str:
+        return accepted_type(self.declared_type, head, self.allowed, any_text=self.any_text)
 
 
 async def upload(
-    session: AsyncSession, storage: Storage, settings: Settings, owner: User, part: FilePart
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    owner: User,
+    part: FilePart,
+    *,
+    any_text: bool = False,
 ) -> StoredFile:
+    """Store the part. `any_text`: text in any encoding, NUL bytes included, passes the type
+    check (for a caller that checks the text itself; see `sniffing.detect`)."""
     file_id = uuid.uuid4()
     key = storage_key(file_id)
-    checked = _Checked(part.content_type, settings.max_upload_bytes, settings.upload_allowed_types)
+    checked = _Checked(
+        part.content_type,
+        settings.max_upload_bytes,
+        settings.upload_allowed_types,
+        any_text=any_text,
+    )
     await storage.write(key, checked.chunks(part.chunks))
     after_rollback(session, lambda: storage.discard(key))
     assert checked.content_type is not None
@@ -128,6 +149,31 @@ class Download:
     partial: bool
     chunks: AsyncIterator[bytes]
 
+    def response(self, *, cache_control: str = "private, no-cache") -> StreamingResponse:
+        """The streamed answer, the same for every route that serves a file's bytes."""
+        headers = {
+            "Content-Length": str(self.end - self.start),
+            "Content-Disposition": content_disposition(self.file.filename),
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{self.file.sha256}"',
+            "Cache-Control": cache_control,
+        }
+        if self.partial:
+            headers["Content-Range"] = f"bytes {self.start}-{self.end - 1}/{self.file.size}"
+        return StreamingResponse(
+            self.chunks,
+            status_code=status.HTTP_206_PARTIAL_CONTENT if self.partial else status.HTTP_200_OK,
+            media_type=self.file.content_type,
+            headers=headers,
+        )
+
+
+async def _download(storage: Storage, stored: StoredFile, range_header: str | None) -> Download:
+    requested = parse_range(range_header, stored.size)
+    start, end = requested or (0, stored.size)
+    chunks = await storage.read(stored.storage_key, start, end if requested else None)
+    return Download(stored, start, end, requested is not None, chunks)
+
 
 async def download(
     session: AsyncSession,
@@ -136,11 +182,18 @@ async def download(
     file_id: uuid.UUID,
     range_header: str | None,
 ) -> Download:
-    stored = await get_for(session, user, file_id)
-    requested = parse_range(range_header, stored.size)
-    start, end = requested or (0, stored.size)
-    chunks = await storage.read(stored.storage_key, start, end if requested else None)
-    return Download(stored, start, end, requested is not None, chunks)
+    return await _download(storage, await get_for(session, user, file_id), range_header)
+
+
+async def download_published(
+    session: AsyncSession, storage: Storage, file_id: uuid.UUID, range_header: str | None
+) -> Download:
+    """A file another feature publishes (a product's image): that feature decides who may
+    read it, so there is no owner check here; only an active file is served."""
+    stored = await repository.get(session, file_id)
+    if stored is None or stored.status != FileStatus.ACTIVE:
+        raise _not_found()
+    return await _download(storage, stored, range_header)
 
 
 async def delete(session: AsyncSession, storage: Storage, user: User, file_id: uuid.UUID) -> None:

@@ -2,8 +2,11 @@
 
 The csv module wants a synchronous iterator of lines, and a quoted field may span lines; so
 lines are grouped into whole records here first (a record ends at a newline outside quotes,
-i.e. after an even number of `"`), and the parser is only asked for a record once all of
-its lines are in. Nothing but the current record is held in memory.
+i.e. after an even number of `"`), and the parser is given one record's lines at a time. A
+record the parser refuses (bad quoting, a field over the csv module's size limit) is an error
+record and the rest of its lines are dropped with it, so the records after it are read from
+their own first line, never from the middle of the broken one. Nothing but the current record
+is held in memory.
 """
 
 from __future__ import annotations
@@ -14,9 +17,84 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 
+BOM = codecs.BOM_UTF8
+
 
 class NotUtf8Error(ValueError):
     """The bytes are not UTF-8 text."""
+
+
+class Utf8Stream:
+    """Decodes chunks of UTF-8 (a leading byte order mark dropped) and, on the first invalid
+    byte, raises NotUtf8Error naming its offset from the start of the file."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._consumed = 0  # bytes handed to decode() so far
+        self._bom_pending = True  # the first bytes may still turn out to be a BOM
+        self._head = b""
+
+    def decode(self, chunk: bytes, *, final: bool = False) -> str:
+        start = self._consumed  # the file offset of chunk[0]
+        self._consumed += len(chunk)
+        if self._bom_pending:
+            self._head += chunk
+            if len(self._head) < len(BOM) and BOM.startswith(self._head) and not final:
+                return ""
+            chunk, start, self._head, self._bom_pending = self._head, 0, b"", False
+            if chunk.startswith(BOM):
+                chunk, start = chunk[len(BOM) :], len(BOM)
+        buffered = len(self._decoder.getstate()[0])  # an unfinished character's first bytes
+        try:
+            return self._decoder.decode(chunk, final=final)
+        except UnicodeDecodeError as exc:
+            offset = start - buffered + exc.start
+            raise NotUtf8Error(
+                f"The file is not UTF-8 text (an invalid byte at offset {offset})"
+            ) from None
+
+
+class _Lines(Iterator[str]):
+    """Whole records of lines; the csv reader reads only the lines of the current record."""
+
+    def __init__(self) -> None:
+        self.records: deque[list[str]] = deque()  # complete records, waiting
+        self._current: deque[str] = deque()  # the record the reader is parsing
+        self._assembling: list[str] = []
+        self._carry = ""
+        self._quotes = 0  # quote characters in the lines of the record being assembled
+
+    def __next__(self) -> str:
+        if not self._current:
+            raise StopIteration
+        return self._current.popleft()
+
+    def next_record(self) -> bool:
+        """Hand the next complete record to the reader (dropping what is left of the last)."""
+        if not self.records:
+            return False
+        self._current = deque(self.records.popleft())
+        return True
+
+    def take(self, text: str) -> None:
+        parts = (self._carry + text).split("\n")
+        self._carry = parts.pop()
+        for part in parts:
+            self._assembling.append(part + "\n")
+            self._quotes += part.count('"')
+            if self._quotes % 2 == 0:
+                self.records.append(self._assembling)
+                self._assembling = []
+                self._quotes = 0
+
+    def finish(self) -> None:
+        """The last record may lack a newline, or (malformed) its closing quote."""
+        if self._carry:
+            self._assembling.append(self._carry)
+            self._carry = ""
+        if self._assembling:
+            self.records.append(self._assembling)
+            self._assembling = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,40 +105,9 @@ class Record:
     consumed: int  # bytes of the file read so far
 
 
-class _Lines(Iterator[str]):
-    def __init__(self) -> None:
-        self.pending: deque[str] = deque()
-        self.complete = 0  # whole records waiting in `pending`
-        self._carry = ""
-        self._quotes = 0  # quote characters in the lines of the record being assembled
-
-    def __next__(self) -> str:
-        if not self.pending:
-            raise StopIteration
-        return self.pending.popleft()
-
-    def take(self, text: str) -> None:
-        parts = (self._carry + text).split("\n")
-        self._carry = parts.pop()
-        for part in parts:
-            self.pending.append(part + "\n")
-            self._quotes += part.count('"')
-            if self._quotes % 2 == 0:
-                self.complete += 1
-                self._quotes = 0
-
-    def finish(self) -> None:
-        """The last record may lack a newline, or (malformed) its closing quote."""
-        if self._carry:
-            self.pending.append(self._carry)
-            self._carry = ""
-        if self.pending:
-            self.complete += 1
-
-
 async def csv_records(chunks: AsyncIterable[bytes]) -> AsyncIterator[Record]:
     """Every non-blank record in order; raises NotUtf8Error on bytes that are not UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    text = Utf8Stream()
     lines = _Lines()
     reader = csv.reader(lines, strict=True)
     consumed = 0
@@ -68,32 +115,24 @@ async def csv_records(chunks: AsyncIterable[bytes]) -> AsyncIterator[Record]:
 
     def parsed() -> Iterator[Record]:
         nonlocal number
-        while lines.complete:
-            lines.complete -= 1
+        while lines.next_record():
             number += 1
             try:
                 fields = next(reader)
             except csv.Error as exc:
                 yield Record(number, [], f"not valid CSV: {exc}", consumed)
                 continue
-            except StopIteration:
-                return
+            except StopIteration:  # pragma: no cover - a record always has a line
+                continue
             if fields:
                 yield Record(number, fields, None, consumed)
 
     async for chunk in chunks:
-        try:
-            lines.take(decoder.decode(chunk))
-        except UnicodeDecodeError as exc:
-            offset = consumed + exc.start
-            raise NotUtf8Error(f"The file is not UTF-8 text (invalid byte at {offset})") from None
+        lines.take(text.decode(chunk))
         consumed += len(chunk)
         for record in parsed():
             yield record
-    try:
-        lines.take(decoder.decode(b"", final=True))
-    except UnicodeDecodeError:
-        raise NotUtf8Error("The file is not UTF-8 text (it ends inside a character)") from None
+    lines.take(text.decode(b"", final=True))
     lines.finish()
     for record in parsed():
         yield record

@@ -10,7 +10,6 @@ products. Rows that fail validation are skipped and reported (row, column, messa
 
 from __future__ import annotations
 
-import codecs
 import csv
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from keel.core.cache import ReadCache
 from keel.core.database import Database
 from keel.features.catalog import service as catalog
 from keel.features.catalog.schemas import ProductCreate
-from keel.features.imports.csv_records import NotUtf8Error, Record, csv_records
+from keel.features.imports.csv_records import NotUtf8Error, Record, Utf8Stream, csv_records
 
 COLUMNS = ("sku", "name", "description", "price", "currency", "stock", "is_active")
 
@@ -70,23 +69,19 @@ def _header(fields: list[str]) -> dict[str, int]:
 
 async def check_file(chunks: AsyncIterable[bytes]) -> None:
     """Raise MalformedFileError unless the whole file is UTF-8 with a complete header."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    text = Utf8Stream()
     first_line: str | None = None
     head = ""
-    offset = 0
     try:
         async for chunk in chunks:
-            text = decoder.decode(chunk)
-            offset += len(chunk)
+            decoded = text.decode(chunk)
             if first_line is None:
-                head += text
+                head += decoded
                 if "\n" in head:
                     first_line = head.split("\n", 1)[0]
-        head += decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise MalformedFileError(
-            f"The file is not UTF-8 text (an invalid byte within its first {offset} bytes)"
-        ) from None
+        head += text.decode(b"", final=True)
+    except NotUtf8Error as exc:
+        raise MalformedFileError(str(exc)) from None
     line = head if first_line is None else first_line
     if not line.strip():
         raise MalformedFileError("The file is empty; it needs a header row")

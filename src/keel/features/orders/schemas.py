@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from keel.core.types import RequestModel
 from keel.features.catalog.schemas import Money
 from keel.features.orders.models import OrderStatus
 from keel.features.payments.cards import Card
@@ -13,14 +14,14 @@ from keel.features.payments.cards import Card
 MAX_LINES = 100
 
 
-class OrderLineCreate(BaseModel):
+class OrderLineCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: uuid.UUID
     quantity: int = Field(ge=1, le=1000)
 
 
-class OrderCreate(BaseModel):
+class OrderCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     items: Annotated[list[OrderLineCreate], Field(min_length=1, max_length=MAX_LINES)]
@@ -41,7 +42,7 @@ class Payment(BaseModel):
     paid_at: datetime
 
 
-class PayRequest(BaseModel):
+class PayRequest(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     card: Card

@@ -25,6 +25,7 @@ from keel.core.events import Event, EventHub
 from keel.core.models import utcnow
 from keel.core.pagination import Page, PageParams, paginate
 from keel.core.payments import PaymentGateway, claim_lease
+from keel.core.types import MAX_MINOR_UNITS
 from keel.features.catalog import service as catalog
 from keel.features.orders import repository
 from keel.features.orders.models import Order, OrderItem, OrderStatus
@@ -57,11 +58,25 @@ async def create_order(
     if duplicates:
         raise ValidationFailedError("Duplicate order lines", errors=duplicates)
     reserved = await catalog.reserve_stock(session, cache, lines)
+    total = sum(line.unit_price * line.quantity for line in reserved)
+    if total > MAX_MINOR_UNITS:
+        # Money is 0..10**12 everywhere (what the schema promises and a gateway charges); the
+        # error rolls the stock reservation back with the transaction.
+        raise ValidationFailedError(
+            f"The order total {total} exceeds the maximum amount of {MAX_MINOR_UNITS}",
+            errors=[
+                {
+                    "loc": ["body", "items"],
+                    "msg": f"order total must not exceed {MAX_MINOR_UNITS} minor units",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
     order = Order(
         user_id=customer.id,
         status=OrderStatus.PENDING.value,
         currency=reserved[0].currency,
-        total_amount=sum(line.unit_price * line.quantity for line in reserved),
+        total_amount=total,
         payment=None,  # known to be none yet: no lazy load when the response reads it
         items=[
             OrderItem(

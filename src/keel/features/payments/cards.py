@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from keel.core.payments import CardDetails
+from keel.core.types import RequestModel
 
 
 def luhn_valid(digits: str) -> bool:
@@ -34,7 +35,7 @@ def brand_of(digits: str) -> str:
     return "unknown"
 
 
-class Card(BaseModel):
+class Card(RequestModel):
     """A payment card as the client sends it. `number` and `cvc` are secrets: never logged,
     never stored, never echoed."""
 

@@ -21,7 +21,7 @@ from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.errors import UnauthorizedError
 from keel.core.logging import get_logger
-from keel.core.models import utcnow
+from keel.core.models import timestamp, utcnow
 from keel.core.realtime import Close, Mailbox, Realtime
 from keel.core.security.tokens import TokenService
 from keel.features.auth import service as auth
@@ -94,7 +94,7 @@ class _Connection:
         while True:
             item, dropped = await self.mailbox.get()
             if dropped:
-                await self.send({"type": "lagged", "dropped": dropped, "at": utcnow().isoformat()})
+                await self.send({"type": "lagged", "dropped": dropped, "at": timestamp(utcnow())})
             if isinstance(item, Close):
                 await self.close(item.code, item.reason)
                 return
@@ -103,7 +103,7 @@ class _Connection:
     async def heartbeat(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            await self.send({"type": "heartbeat", "at": utcnow().isoformat()})
+            await self.send({"type": "heartbeat", "at": timestamp(utcnow())})
 
     async def expire(self, principal: Principal) -> None:
         await asyncio.sleep(max((principal.expires_at - utcnow()).total_seconds(), 0))

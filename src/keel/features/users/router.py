@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 
 from keel.core.dependencies import DbSession, Hasher
 from keel.core.pagination import Page, Pagination
+from keel.core.types import Text
 from keel.features.auth import service as auth
 from keel.features.auth.dependencies import AdminUser, CurrentPrincipal, CurrentUser
 from keel.features.users import service
@@ -37,7 +38,7 @@ async def list_users(
     _: AdminUser,
     session: DbSession,
     pagination: Pagination,
-    email: Annotated[str | None, Query(max_length=320, description="Email contains")] = None,
+    email: Annotated[Text | None, Query(max_length=320, description="Email contains")] = None,
     role: Role | None = None,
     is_active: bool | None = None,
 ) -> Page[UserResponse]:

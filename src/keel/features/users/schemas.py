@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from keel.core.types import RequestModel
 from keel.features.users.models import Role
 
 PASSWORD_MIN = 8
@@ -49,7 +50,7 @@ class UserResponse(BaseModel):
     updated_at: datetime
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     email: Email
     password: Password
     full_name: FullName
@@ -60,7 +61,7 @@ class UserCreate(BaseModel):
         return password_differs_from_email(value, info.data.get("email"))
 
 
-class MeUpdate(BaseModel):
+class MeUpdate(RequestModel):
     """PATCH /users/me: only the fields sent change; none of them may be null."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +74,7 @@ class MeUpdate(BaseModel):
     )
 
 
-class AdminUserUpdate(BaseModel):
+class AdminUserUpdate(RequestModel):
     """PATCH /users/{id} (admin): roles, activation and name; only the fields sent change."""
 
     model_config = ConfigDict(extra="forbid")
