@@ -53,11 +53,18 @@ async def login(
     email: str,
     password: str,
 ) -> TokenPair:
-    """Same 401, and about the same time, for an unknown email and a wrong password."""
-    await limiter.hit(Limit.LOGIN_ACCOUNT, email.lower())
+    """Same 401, and about the same time, for an unknown email and a wrong password.
+
+    The per-account limit counts failed attempts only: it exists against password guessing,
+    and a client that logs in often with the right password is not guessing. Once an account
+    has used up its failures, even the right password waits (the guesser cannot tell).
+    """
+    account_key = users.normalise_email(email)
+    await limiter.check(Limit.LOGIN_ACCOUNT, account_key)
     user = await users.get_by_email(session, email)
     valid, upgraded_hash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active:
+        await limiter.hit(Limit.LOGIN_ACCOUNT, account_key)
         raise UnauthorizedError(BAD_CREDENTIALS)
     if upgraded_hash is not None:
         await users.replace_password_hash(session, user, upgraded_hash)
