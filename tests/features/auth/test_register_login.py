@@ -53,7 +53,7 @@ async def test_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClie
 
 
 def fullwidth(text: str) -> str:
-    """`norm` as `ｎｏｒｍ`: the compatibility look-alike NFKC folds back."""
+    """`norm` in fullwidth letters (U+FF4E...): the look-alike NFKC folds back."""
     return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
 
 
