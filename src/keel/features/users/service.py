@@ -14,9 +14,12 @@ from enum import StrEnum
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.database import after_commit
 from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+from keel.core.events import EventHub
 from keel.core.pagination import Page, PageParams, paginate
 from keel.core.patching import sent_fields
+from keel.core.realtime import sessions_ended
 from keel.core.security.passwords import PasswordHasher
 from keel.features.users import repository
 from keel.features.users.models import Role, User
@@ -180,8 +183,14 @@ async def get_for(
 
 
 async def admin_update(
-    session: AsyncSession, actor: User, user_id: uuid.UUID, changes: AdminUserUpdate
+    session: AsyncSession,
+    events: EventHub,
+    actor: User,
+    user_id: uuid.UUID,
+    changes: AdminUserUpdate,
 ) -> User:
+    """A deactivation ends the account's open sockets (its tokens already stop working); so
+    does a change of roles, so that an admin's `scope=all` socket does not outlive the role."""
     user = await get_for(session, actor, user_id, Access.MANAGE)
     sent = sent_fields(changes)
     if user.id == actor.id and (
@@ -190,15 +199,31 @@ async def admin_update(
         raise ConflictError("Admins cannot deactivate or demote their own account")
     if changes.full_name is not None:
         user.full_name = changes.full_name
+    ended: str | None = None
+    if changes.roles is not None and set(changes.roles) != set(user.roles):
+        ended = "roles_changed"
     if changes.roles is not None:
         user.set_roles(set(changes.roles))
+    if changes.is_active is False and user.is_active:
+        ended = "deactivated"
     if changes.is_active is not None:
         user.is_active = changes.is_active
     await session.flush()
+    if ended is not None:
+        _close_sockets_after_commit(session, events, user.id, ended)
     return user
 
 
-async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) -> None:
+def _close_sockets_after_commit(
+    session: AsyncSession, events: EventHub, user_id: uuid.UUID, reason: str
+) -> None:
+    event = sessions_ended(user_id, reason)
+    after_commit(session, lambda: events.publish(event))
+
+
+async def delete_user(
+    session: AsyncSession, events: EventHub, actor: User, user_id: uuid.UUID
+) -> None:
     user = await get_for(session, actor, user_id, Access.MANAGE)
     if user.id == actor.id:
         raise ConflictError("Admins cannot delete their own account")
@@ -209,3 +234,4 @@ async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) ->
         raise ConflictError(
             "This account has records that must be kept; deactivate it instead"
         ) from None
+    _close_sockets_after_commit(session, events, user_id, "deleted")
