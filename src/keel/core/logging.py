@@ -175,6 +175,12 @@ def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: boo
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # SQLAlchemy logs statements at INFO and result rows (password hashes) at DEBUG whenever
+    # its logger is enabled, which KEEL_LOG_LEVEL=DEBUG on the root would do, and aiosqlite
+    # logs every call with its parameters at DEBUG. SQL is seen through KEEL_DB_ECHO only
+    # (which sets its own logger's level), never by accident.
+    for name in ("sqlalchemy", "aiosqlite"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
