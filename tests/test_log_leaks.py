@@ -18,10 +18,13 @@ import websockets
 
 from keel.core.config import Settings
 from keel.core.logging import configure_logging, get_logger
+from keel.core.security.passwords import PasswordHasher
+from keel.core.security.tokens import TokenService
 from keel.main import create_app
+from tests.conftest import TEST_JWT_SECRET
 from tests.support import routes
 from tests.support.accounts import signed_up
-from tests.support.leak_scan import LeakScanner
+from tests.support.leak_scan import LeakScanner, instrument
 from tests.support.servers import uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,3 +175,20 @@ async def test_no_secret_reaches_the_log_even_at_debug(
     # The database layers' own DEBUG lines carry statements, parameters and rows.
     for driver in ('"logger": "aiosqlite"', '"logger": "sqlalchemy.engine'):
         assert scanner.lines_containing(driver) == []
+
+
+async def test_the_secrets_are_recorded_where_they_are_made(settings: Settings) -> None:
+    scanner = LeakScanner()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        instrument(scanner, monkeypatch)
+        issued = TokenService(settings).issue(
+            "access", subject=uuid.uuid4(), session_id=uuid.uuid4()
+        )
+        TokenService(settings).issue("refresh", subject=uuid.uuid4(), session_id=uuid.uuid4())
+        hashed = await PasswordHasher(time_cost=1, memory_kib=1024).hash("correct-horse-1")
+    recorded = scanner.recorded()
+    assert len(recorded) == 5  # two tokens, the JWT secret once, a password and its hash
+    assert recorded[issued.token] == "token"
+    assert recorded[hashed] == "hash"
+    assert recorded["correct-horse-1"] == "password"
+    assert recorded[TEST_JWT_SECRET] == "jwt_secret"

@@ -1,7 +1,8 @@
 """A pytest plugin: no secret the suite creates may appear in any log line the suite writes.
 
-While the run lasts, every access and refresh token Keel issues, every password it hashes
-and every hash it makes, and every card number a gateway is asked to charge, is recorded
+While the run lasts, every access and refresh token Keel issues (and the JWT secret that
+signed it), every password it hashes and every hash it makes, and every card number a
+gateway is asked to charge, is recorded
 (by wrapping `TokenService.issue`, `PasswordHasher.hash` and the gateways' `charge`; what
 they return is untouched). A handler on the root logger renders every record exactly as
 Keel's own handler writes it (same formatter, so the redaction that matters is the one
@@ -60,7 +61,7 @@ class LeakScanner(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.NOTSET)
         self.set_name("keel-leak-scan")
-        self._secrets: dict[str, list[tuple[str, str]]] = {}
+        self._secrets: dict[str, dict[str, str]] = {}  # last characters -> {secret: kind}
         self._lines: list[str] = []
         self._guard = threading.Lock()
 
@@ -68,11 +69,18 @@ class LeakScanner(logging.Handler):
         if len(value) < MIN_SECRET_LENGTH:
             return
         with self._guard:
-            self._secrets.setdefault(value[-KEY_LENGTH:], []).append((kind, value))
+            self._secrets.setdefault(value[-KEY_LENGTH:], {}).setdefault(value, kind)
 
     @property
     def secrets(self) -> int:
         return sum(len(found) for found in self._secrets.values())
+
+    def recorded(self) -> dict[str, str]:
+        """Every secret recorded, and its kind."""
+        with self._guard:
+            return {
+                secret: kind for found in self._secrets.values() for secret, kind in found.items()
+            }
 
     @property
     def lines(self) -> int:
@@ -103,7 +111,8 @@ class LeakScanner(logging.Handler):
         seen: set[tuple[str, int]] = set()
         for number, line in enumerate(lines):
             for start in range(len(line) - KEY_LENGTH + 1):
-                for kind, secret in secrets.get(line[start : start + KEY_LENGTH], ()):
+                candidates = secrets.get(line[start : start + KEY_LENGTH], {})
+                for secret, kind in candidates.items():
                     if (secret, number) not in seen and secret in line:
                         seen.add((secret, number))
                         found.append(Leak(kind, secret, line))
@@ -138,6 +147,12 @@ def instrument(scanner: LeakScanner, monkeypatch: pytest.MonkeyPatch) -> None:
     def token(_: Any, __: Any, issued: Any) -> None:
         scanner.record_secret("token", issued.token)
 
+    original_issue = TokenService.issue
+
+    def issue(self: TokenService, *args: Any, **kwargs: Any) -> Any:
+        scanner.record_secret("jwt_secret", self._secret)
+        return original_issue(self, *args, **kwargs)
+
     def password(args: Any, kwargs: Any, hashed: str) -> None:
         scanner.record_secret("password", args[0] if args else kwargs["password"])
         scanner.record_secret("hash", hashed)
@@ -146,7 +161,7 @@ def instrument(scanner: LeakScanner, monkeypatch: pytest.MonkeyPatch) -> None:
         request = args[0] if args else kwargs["request"]
         scanner.record_secret("card", request.card.number)
 
-    monkeypatch.setattr(TokenService, "issue", _recording(scanner, TokenService.issue, token))
+    monkeypatch.setattr(TokenService, "issue", _recording(scanner, issue, token))
     monkeypatch.setattr(PasswordHasher, "hash", _recording(scanner, PasswordHasher.hash, password))
     for gateway in (SandboxGateway, HttpGateway):
         monkeypatch.setattr(gateway, "charge", _recording(scanner, gateway.charge, card))
