@@ -179,7 +179,11 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_default: str = "300/minute"
     rate_limit_login_ip: str = "20/minute"
-    rate_limit_login_account: str = "5/minute"
+    rate_limit_login_account: str = Field(
+        default="5/minute",
+        description="Failed logins per account (successful ones do not count); then even the "
+        "right password waits.",
+    )
     rate_limit_register_ip: str = "10/minute"
     rate_limit_refresh_ip: str = "30/minute"
     rate_limit_key_prefix: str = "keel"
