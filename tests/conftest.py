@@ -33,6 +33,10 @@ from tests.support.databases import (
     provision_database,
 )
 
+# The leak scan checks every log line of the session against every secret it created;
+# pytester lets its own test run an inner session with a planted leak.
+pytest_plugins = ["tests.support.leak_scan", "pytester"]
+
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 MakeSettings = Callable[..., Settings]
 

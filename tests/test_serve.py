@@ -81,5 +81,6 @@ def test_workers_answer_docs_and_errors(server: str) -> None:
         docs = http.get("/docs")
         missing = http.get("/api/v1/missing")
     assert docs.status_code == 200
+    assert "server" not in docs.headers  # uvicorn's `server: uvicorn` is not advertised
     assert missing.status_code == 404
     assert missing.json()["error"]["request_id"] == missing.headers["x-request-id"]

@@ -117,6 +117,7 @@ def serve(
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         lifespan="on",
         ws=PROTOCOL,
+        server_header=False,  # no `server: uvicorn`: nothing to gain from advertising it
     )
 
 

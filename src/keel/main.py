@@ -41,8 +41,8 @@ def create_app(
         )
 
     registry = CollectorRegistry(auto_describe=True)
-    pool_metrics = PoolMetrics(registry) if settings.metrics_enabled else None
-    http_metrics = HttpMetrics(registry) if settings.metrics_enabled else None
+    pool_metrics = PoolMetrics(registry) if settings.metrics_served else None
+    http_metrics = HttpMetrics(registry) if settings.metrics_served else None
     app = FastAPI(
         title=settings.app_name,
         version=__version__,
@@ -51,17 +51,18 @@ def create_app(
         ),
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_served else None,
         responses=ERROR_RESPONSES,
     )
     register_exception_handlers(app)
     install_middleware(app, settings, http_metrics)
-    if settings.metrics_enabled:
-        install_metrics_endpoint(app, registry)
+    if settings.metrics_served:
+        token = settings.metrics_token
+        install_metrics_endpoint(app, registry, token.get_secret_value() if token else None)
 
     app.include_router(health_router)
     app.include_router(api_router)
-    if settings.docs_enabled:
+    if settings.docs_served:
         install_docs(app)
     instrument_app(app, settings)  # nothing at all unless KEEL_OTEL_ENABLED
     return app

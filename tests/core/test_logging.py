@@ -7,7 +7,13 @@ import logging
 
 import pytest
 
-from keel.core.logging import REDACTED, configure_logging, get_logger, redact_secrets
+from keel.core.logging import (
+    REDACTED,
+    configure_logging,
+    get_logger,
+    redact_secrets,
+    scrub_rendered,
+)
 
 
 def test_sensitive_keys_are_redacted_also_one_level_down() -> None:
@@ -76,3 +82,50 @@ def test_tracebacks_never_show_local_variables(
     assert "the gateway said no" in output  # the traceback itself is still there
     assert "4000" + "0000" * 3 not in output
     assert "hunter2-" + "secret" not in output
+
+
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            '127.0.0.1:5 - "WebSocket /api/v1/ws?token=abc.def&scope=all" [accepted]',
+            f'127.0.0.1:5 - "WebSocket /api/v1/ws?token={REDACTED}&scope={REDACTED}" [accepted]',
+        ),
+        (f"Authorization: Bearer {TOKEN} rest", "Authorization: Bearer [redacted-token] rest"),
+        (f"stored {HASH}, done", "stored [redacted-hash], done"),
+        (
+            'null value in column "email"\nDETAIL:  Failing row contains (1, x, secret).\n[SQL',
+            f'null value in column "email"\nDETAIL:  {REDACTED}\n[SQL',
+        ),
+        ("is this a question? yes; WHERE id = ? AND (?, ?)", None),  # prose and SQL untouched
+    ],
+)
+def test_secrets_inside_text_are_masked_in_the_rendered_line(
+    line: str, expected: str | None
+) -> None:
+    assert scrub_rendered(None, "info", line) == (line if expected is None else expected)
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_uvicorns_websocket_line_never_shows_the_token(
+    capsys: pytest.CaptureFixture[str], json_lines: bool
+) -> None:
+    """uvicorn logs every WebSocket handshake with its URL, `?token=` included."""
+    configure_logging(level="INFO", json=json_lines)
+    try:
+        logging.getLogger("uvicorn.error").info(
+            '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/api/v1/ws?token={TOKEN}"
+        )
+        get_logger("keel.test").info("stored", note=f"hash {HASH}", detail="a\nDETAIL:  row (x)")
+    finally:
+        configure_logging(level="INFO", json=False)
+    output = capsys.readouterr().out
+    assert "WebSocket /api/v1/ws?token=" in output
+    for secret in (TOKEN, HASH, "row (x)"):
+        assert secret not in output
+    if json_lines:
+        assert all(json.loads(line) for line in output.splitlines() if line)

@@ -37,6 +37,23 @@ async def test_brute_force_on_one_account_reaches_429(
     assert other.status_code == 401  # the limit is per account
 
 
+async def test_successful_logins_do_not_count_against_the_account(
+    make_settings: MakeSettings, db_connection: AsyncConnection
+) -> None:
+    """The per-account limit is against guessing: a client that logs in often is not."""
+    application = isolated_app(make_settings(rate_limit_login_account="3/minute"), db_connection)
+    async with serve(application) as http:
+        user, password = await register(http)
+        right = {"email": user["email"], "password": password}
+        successes = [(await http.post(LOGIN, json=right)).status_code for _ in range(6)]
+        wrong = {"email": user["email"], "password": "wrong-guess"}
+        failures = [(await http.post(LOGIN, json=wrong)).status_code for _ in range(4)]
+        after = await http.post(LOGIN, json=right)
+    assert successes == [200] * 6
+    assert failures == [401, 401, 401, 429]
+    assert_error_body(after, 429, "RATE_LIMITED")  # the guesser cannot tell a right guess
+
+
 async def test_login_is_limited_per_ip_across_accounts(make_settings: MakeSettings) -> None:
     async with serve(create_app(make_settings(rate_limit_login_ip="2/minute"))) as http:
         statuses = [

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 from keel.core.events import Event, EventHub
-from keel.core.realtime import Close, Realtime
+from keel.core.realtime import Close, Realtime, sessions_ended
 
 
 def event(user_id: uuid.UUID | None, n: int = 0) -> Event:
@@ -67,3 +67,26 @@ def test_events_survive_the_wire() -> None:
     assert Event.decode(original.encode()) == original
     anonymous = Event(type="job.progress", id="j", user_id=None, data={})
     assert Event.decode(anonymous.encode().encode()) == anonymous
+
+
+async def test_ended_sessions_close_only_their_sockets_and_reach_no_client() -> None:
+    hub = EventHub()
+    realtime = Realtime(hub, mailbox_size=10)
+    alice, admin = uuid.uuid4(), uuid.uuid4()
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    boxes = {s: realtime.connect(alice, session_id=s) for s in (first, second, third)}
+    watcher = realtime.connect(admin, session_id=uuid.uuid4(), everyone=True)
+
+    await hub.publish(sessions_ended(alice, "logout", only=first))
+    closed, _ = await boxes[first].get()
+    assert closed == Close(1008, "session ended (logout)")
+    assert not boxes[second].has_items()
+    assert not boxes[third].has_items()
+
+    await hub.publish(sessions_ended(alice, "password_changed", keep=second))
+    assert (await boxes[third].get())[0] == Close(1008, "session ended (password_changed)")
+    assert not boxes[second].has_items()
+
+    await hub.publish(sessions_ended(alice, "deactivated"))
+    assert isinstance((await boxes[second].get())[0], Close)
+    assert not watcher.has_items()  # admins watching everyone are not sent internal events

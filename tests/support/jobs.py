@@ -15,6 +15,7 @@ import httpx
 from keel.core.config import Settings
 from keel.core.jobs.handlers import JobContext, JobHandlers, PermanentJobError
 from keel.core.jobs.models import Job
+from keel.features.users.models import User
 from keel.jobs import HANDLERS
 from keel.main import create_app
 from tests.support import routes
@@ -38,6 +39,16 @@ async def broken(ctx: JobContext) -> None:
     raise PermanentJobError("the input can never work")
 
 
+async def bad_sql(ctx: JobContext) -> None:
+    """Fails inside the database with `secret` bound (and, on PostgreSQL, quoted back in the
+    error's DETAIL): a NOT NULL violation on a user row carrying it as the password hash."""
+    async with ctx.resources.database.transaction() as session:
+        session.add(
+            User(email=None, full_name="x", password_hash=ctx.payload["secret"], is_active=True)
+        )
+        await session.flush()
+
+
 async def slow(ctx: JobContext) -> dict[str, Any]:
     steps = int(ctx.payload.get("steps", 50))
     for step in range(1, steps + 1):
@@ -52,6 +63,7 @@ TEST_HANDLERS: JobHandlers = {
     "test.flaky": flaky,
     "test.broken": broken,
     "test.slow": slow,
+    "test.bad_sql": bad_sql,
 }
 
 

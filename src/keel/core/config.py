@@ -27,6 +27,7 @@ from keel.core.errors import ConfigError
 Environment = Literal["development", "test", "production"]
 
 MIN_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_BYTES = 16
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/keel.db"
 
 
@@ -74,7 +75,10 @@ class Settings(BaseSettings):
         default=1024 * 1024, ge=1024, description="Largest request body outside uploads."
     )
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
-    docs_enabled: bool = True
+    docs_enabled: bool | None = Field(
+        default=None,
+        description="Serve /docs and /openapi.json; defaults to on outside production only.",
+    )
 
     # Database
     database_url: str = DEFAULT_SQLITE_URL
@@ -175,7 +179,11 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_default: str = "300/minute"
     rate_limit_login_ip: str = "20/minute"
-    rate_limit_login_account: str = "5/minute"
+    rate_limit_login_account: str = Field(
+        default="5/minute",
+        description="Failed logins per account (successful ones do not count); then even the "
+        "right password waits.",
+    )
     rate_limit_register_ip: str = "10/minute"
     rate_limit_refresh_ip: str = "30/minute"
     rate_limit_key_prefix: str = "keel"
@@ -234,7 +242,16 @@ class Settings(BaseSettings):
     )
 
     # Operations
-    metrics_enabled: bool = True
+    metrics_enabled: bool | None = Field(
+        default=None,
+        description="Serve /metrics; defaults to on outside production, and in production "
+        "only when KEEL_METRICS_TOKEN is set.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers only `Authorization: Bearer <token>` "
+        "(Prometheus' `authorization.credentials`); required for /metrics in production.",
+    )
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     _secret_generated: bool = PrivateAttr(default=False)
@@ -313,6 +330,18 @@ class Settings(BaseSettings):
         return self.is_production if self.log_json is None else self.log_json
 
     @property
+    def docs_served(self) -> bool:
+        """Production does not publish its schema unless asked to (KEEL_DOCS_ENABLED=true)."""
+        return (not self.is_production) if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def metrics_served(self) -> bool:
+        """In production /metrics exists by default only behind its token."""
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return not self.is_production or self.metrics_token is not None
+
+    @property
     def should_auto_migrate(self) -> bool:
         return (not self.is_production) if self.auto_migrate is None else self.auto_migrate
 
@@ -326,6 +355,13 @@ class Settings(BaseSettings):
             found.append("KEEL_JWT_SECRET is not set")
         elif len(secret.encode()) < MIN_SECRET_BYTES:
             found.append(f"KEEL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+        metrics_token = self.metrics_token.get_secret_value() if self.metrics_token else ""
+        if self.metrics_served and not metrics_token:
+            found.append(
+                "KEEL_METRICS_ENABLED is on without KEEL_METRICS_TOKEN (anonymous /metrics)"
+            )
+        elif metrics_token and len(metrics_token.encode()) < MIN_METRICS_TOKEN_BYTES:
+            found.append(f"KEEL_METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN_BYTES} bytes")
         if self.is_sqlite:
             found.append("KEEL_DATABASE_URL points at SQLite; use postgresql+asyncpg://")
         if "*" in self.cors_origins and self.cors_allow_credentials:

@@ -47,7 +47,9 @@ def _sqlite_file(url: URL) -> Path | None:
 def build_engine(settings: Settings) -> AsyncEngine:
     """An engine tuned for the configured backend; SQLite gets WAL, FKs and a busy timeout."""
     url = make_url(settings.database_url)
-    options: dict[str, Any] = {"echo": settings.db_echo}
+    # hide_parameters: a failed statement's exception text (logged, traced) names the SQL but
+    # never the bound values (password hashes, tokens' digests, personal data).
+    options: dict[str, Any] = {"echo": settings.db_echo, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         path = _sqlite_file(url)
         if path is None:

@@ -8,6 +8,7 @@ no matter who wrote the line.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -61,6 +62,35 @@ def redact_secrets(_: Any, __: str, event_dict: EventDict) -> EventDict:
 
 def _redact_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (REDACTED if str(k).lower() in SENSITIVE_KEYS else v) for k, v in value.items()}
+
+
+def _mask_query(match: re.Match[str]) -> str:
+    pairs = match.group(1).split("&")
+    return "?" + "&".join(f"{pair.partition('=')[0]}={REDACTED}" for pair in pairs)
+
+
+# What the key-based redaction cannot see, because it sits inside text: a URL's query string
+# (uvicorn logs `WebSocket /api/v1/ws?token=...`), a JWT or an Argon2 hash anywhere, and the
+# DETAIL line PostgreSQL adds to an error (it quotes the failing row or key). Applied to the
+# finished line, so it covers every logger, tracebacks included, in both renderings (the
+# patterns stop at a quote or backslash, so a JSON line stays valid JSON).
+_SCRUBS: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r"(?<=[\w/])\?([^\s\"'\\<>#]+)"), _mask_query),
+    (re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]+"), "[redacted-token]"),
+    (
+        re.compile(r"\$argon2(?:id|i|d)\$(?:v=\d+\$)?[\w=,]+\$[\w+/.-]+\$[\w+/.-]+"),
+        "[redacted-hash]",
+    ),
+    (re.compile(r"(DETAIL: +)(?:[^\n\\\"]|\\[^n])*"), rf"\1{REDACTED}"),
+)
+
+
+def scrub_rendered(_: Any, __: str, line: Any) -> Any:
+    """The last step of every handler's chain: mask secrets in the rendered line itself."""
+    if isinstance(line, str):
+        for pattern, replacement in _SCRUBS:
+            line = pattern.sub(replacement, line)
+    return line
 
 
 def drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
@@ -127,6 +157,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: boo
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *correlation,
             *renderer,
+            scrub_rendered,
         ],
     )
     handler = logging.StreamHandler(sys.stdout)
@@ -144,6 +175,12 @@ def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: boo
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # SQLAlchemy logs statements at INFO and result rows (password hashes) at DEBUG whenever
+    # its logger is enabled, which KEEL_LOG_LEVEL=DEBUG on the root would do, and aiosqlite
+    # logs every call with its parameters at DEBUG. SQL is seen through KEEL_DB_ECHO only
+    # (which sets its own logger's level), never by accident.
+    for name in ("sqlalchemy", "aiosqlite"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -7,10 +7,11 @@ Each app instance gets its own registry so tests can build many apps in one proc
 
 from __future__ import annotations
 
+import hmac
 import os
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,6 +24,8 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
+
+from keel.core.errors import UnauthorizedError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
@@ -104,11 +107,22 @@ class HttpMetrics:
         self.latency.labels(route, method).observe(duration_seconds)
 
 
-def install_metrics_endpoint(app: FastAPI, registry: CollectorRegistry) -> None:
-    """`/metrics` in Prometheus text format (requests are recorded by the telemetry layer)."""
+def install_metrics_endpoint(
+    app: FastAPI, registry: CollectorRegistry, token: str | None = None
+) -> None:
+    """`/metrics` in Prometheus text format (requests are recorded by the telemetry layer).
+
+    With a `token` (`KEEL_METRICS_TOKEN`) only `Authorization: Bearer <token>` is answered:
+    route names, traffic and pool sizes are a map of the service for whoever can read them.
+    """
+    expected = f"Bearer {token}".encode() if token else None
 
     @app.get(METRICS_PATH, include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        if expected is not None and not hmac.compare_digest(
+            (authorization or "").encode(), expected
+        ):
+            raise UnauthorizedError("Metrics need the metrics token")
         return Response(generate_latest(_scrape_registry(registry)), media_type=CONTENT_TYPE_LATEST)
 
 

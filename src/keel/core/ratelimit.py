@@ -76,11 +76,22 @@ class RateLimiter:
 
     async def hit(self, limit: Limit, key: str) -> None:
         """Count one request for `key`; raise 429 (or 503 when failing closed) if over."""
+        await self._apply(limit, key, count=True)
+
+    async def check(self, limit: Limit, key: str) -> None:
+        """Raise as `hit` would, without counting: for limits that count only some outcomes
+        (failed logins), checked before the attempt and hit once it has failed."""
+        await self._apply(limit, key, count=False)
+
+    async def _apply(self, limit: Limit, key: str, *, count: bool) -> None:
         if not self.enabled:
             return
         item = self._items[limit]
         try:
-            allowed = await self._strategy.hit(item, limit.value, key)
+            if count:
+                allowed = await self._strategy.hit(item, limit.value, key)
+            else:
+                allowed = await self._strategy.test(item, limit.value, key)
             if allowed:
                 return
             stats = await self._strategy.get_window_stats(item, limit.value, key)

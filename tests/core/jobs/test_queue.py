@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from keel.core.config import Settings
@@ -63,7 +64,9 @@ async def test_a_job_that_keeps_failing_fails_after_its_last_attempt(
         job = await wait_for_job(http, account, job_id)
     assert job["status"] == "failed"
     assert job["attempts"] == 2
-    assert job["error"] == "RuntimeError: transient failure on attempt 2"
+    assert job["error"] == (
+        "The job stopped on an internal error (RuntimeError); it is in the server log"
+    )
 
 
 async def test_a_permanent_failure_is_not_retried(fast_jobs_settings: Settings) -> None:
@@ -74,6 +77,26 @@ async def test_a_permanent_failure_is_not_retried(fast_jobs_settings: Settings) 
     assert job["status"] == "failed"
     assert job["attempts"] == 1
     assert job["error"] == "the input can never work"
+
+
+async def test_a_database_error_reaches_neither_the_client_nor_the_log_with_its_values(
+    fast_jobs_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job's owner reads `error`: a short message, no SQL and no bound values. The log
+    keeps the statement for operators, without the values or PostgreSQL's DETAIL row."""
+    secret = f"hash-{uuid.uuid4().hex}"
+    async with jobs_client(fast_jobs_settings) as http:
+        account = await signed_up(http)
+        job_id = await enqueue(http, account, "test.bad_sql", secret=secret, max_attempts=2)
+        job = await wait_for_job(http, account, job_id)
+    assert job["status"] == "failed"
+    assert job["error"] == (
+        "The job stopped on an internal error (IntegrityError); it is in the server log"
+    )
+    output = capsys.readouterr().out
+    assert "job_failed" in output
+    assert "INSERT INTO users" in output  # what failed is still there for operators
+    assert secret not in output
 
 
 async def test_an_unknown_kind_fails_without_retrying(fast_jobs_settings: Settings) -> None:
@@ -100,7 +123,9 @@ async def test_a_retry_waits_for_its_backoff(live_settings: Settings) -> None:
         delay = (row.next_attempt_at - utcnow()).total_seconds()
     assert job["status"] == "queued"
     assert job["attempts"] == 1
-    assert job["error"] == "RuntimeError: transient failure on attempt 1"
+    assert job["error"] == (
+        "The job stopped on an internal error (RuntimeError); it is in the server log"
+    )
     assert 25 < delay <= 90  # 60 s ± 50 % jitter, less the time since
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+import uuid
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.factories import UserCreateFactory
-from tests.support.accounts import login, register
+from tests.support.accounts import Account, login, register
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
 
@@ -49,6 +50,27 @@ async def test_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClie
     )
     error = assert_error_body(again, 409, "CONFLICT")
     assert error["details"] == {"field": "email"}
+
+
+def fullwidth(text: str) -> str:
+    """`norm` in fullwidth letters (U+FF4E...): the look-alike NFKC folds back."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+async def test_a_fullwidth_look_alike_is_the_same_account(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    user, password = await register(client, email="norm@example.com")
+    look_alike = {"email": f"{fullwidth('norm')}@example.com", "password": "another-pass-1"}
+    again = await client.post(REGISTER, json={**look_alike, "full_name": "Mallory"})
+    assert_error_body(again, 409, "CONFLICT")
+    # A fullwidth at sign too, and in the other places an address is looked up.
+    spelled = f"{fullwidth('Norm@')}example.com"
+    assert (await client.post(LOGIN, json={"email": spelled, "password": password})).is_success
+    found = await client.get(
+        "/api/v1/users", params={"email": fullwidth("norm")}, headers=admin.headers
+    )
+    assert [u["id"] for u in found.json()["items"]] == [user["id"]]
 
 
 @pytest.mark.parametrize(
@@ -135,6 +157,28 @@ async def test_wrong_password_and_unknown_email_take_about_the_same_time(
         unknown = [await timed("ghost@example.com") for _ in range(5)]
     ratio = statistics.median(unknown) / statistics.median(known)
     assert 0.5 < ratio < 2.0, (known, unknown)
+
+
+async def test_a_taken_email_and_a_new_one_take_about_the_same_time(
+    make_settings: MakeSettings,
+) -> None:
+    """The 409 stays (people need to know), but it must not come back early: the password is
+    hashed either way, so timing tells no more than the answer does (under the limit)."""
+    settings = make_settings(password_hash_time_cost=2, password_hash_memory_kib=32768)
+    async with serve(create_app(settings)) as http:
+        taken, _ = await register(http)
+
+        async def timed(email: str, expected: int) -> float:
+            payload = UserCreateFactory.build(email=email).model_dump()
+            started = time.perf_counter()
+            response = await http.post(REGISTER, json=payload)
+            assert response.status_code == expected, response.text
+            return time.perf_counter() - started
+
+        new = [await timed(f"new-{uuid.uuid4().hex}@example.com", 201) for _ in range(5)]
+        duplicate = [await timed(taken["email"], 409) for _ in range(5)]
+    ratio = statistics.median(duplicate) / statistics.median(new)
+    assert 0.5 < ratio < 2.0, (new, duplicate)
 
 
 async def test_parallel_duplicate_registrations_give_one_201_and_one_409(

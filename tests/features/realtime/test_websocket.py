@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from pydantic import SecretStr
 
 from keel.core.config import Settings
 from keel.core.models import utcnow
@@ -21,7 +23,8 @@ from keel.core.security.tokens import TokenService
 from keel.core.serving import PROTOCOL
 from keel.main import create_app
 from tests.support import routes
-from tests.support.accounts import Account, signed_up
+from tests.support.accounts import Account, login, signed_up
+from tests.support.databases import REDIS_URL
 from tests.support.jobs import live_admin
 from tests.support.servers import uvicorn_server
 
@@ -204,3 +207,87 @@ async def test_shutdown_closes_sockets_with_1001(ws_settings: Settings) -> None:
         await asyncio.sleep(0.1)
     # Leaving `served` stopped the server the way SIGTERM does.
     assert await waiting == (1001, "server shutting down")
+
+
+async def test_logout_closes_that_logins_sockets_and_only_those(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            elsewhere = await login(http, alice.email, alice.password)
+            async with (
+                connected(base, f"?token={alice.access_token}") as leaving,
+                connected(base, f"?token={elsewhere['access_token']}") as staying,
+            ):
+                for ws in (leaving, staying):
+                    assert (await receive(ws))["type"] == "subscribed"
+                logout = await http.post(
+                    "/api/v1/auth/logout", json={"refresh_token": alice.refresh_token}
+                )
+                assert logout.status_code == 204
+                assert await closed_with(leaving) == (1008, "session ended (logout)")
+                event_id = await publish(http, alice.id)
+                assert (await receive(staying))["id"] == event_id  # the other login is open
+
+
+async def test_password_change_and_deactivation_close_sockets(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            admin = await live_admin(http, ws_settings)
+            alice = await signed_up(http)
+            other = await login(http, alice.email, alice.password)
+            async with (
+                connected(base, f"?token={alice.access_token}") as changer,
+                connected(base, f"?token={other['access_token']}") as other_login,
+            ):
+                for ws in (changer, other_login):
+                    assert (await receive(ws))["type"] == "subscribed"
+                changed = await http.patch(
+                    "/api/v1/users/me",
+                    headers=alice.headers,
+                    json={"password": "brand-new-pass-1", "current_password": alice.password},
+                )
+                assert changed.status_code == 200, changed.text
+                assert await closed_with(other_login) == (
+                    1008,
+                    "session ended (password_changed)",
+                )
+                deactivated = await http.patch(
+                    f"/api/v1/users/{alice.id}", headers=admin.headers, json={"is_active": False}
+                )
+                assert deactivated.status_code == 200, deactivated.text
+                assert await closed_with(changer) == (1008, "session ended (deactivated)")
+
+
+@pytest.mark.skipif(REDIS_URL is None, reason="needs KEEL_TEST_REDIS_URL")
+async def test_a_logout_on_one_process_closes_the_socket_on_another(
+    ws_settings: Settings,
+) -> None:
+    """Two API processes (two apps, two servers) sharing the database and Redis."""
+    shared = ws_settings.model_copy(
+        update={"redis_url": SecretStr(str(REDIS_URL)), "events_channel": f"t:{uuid.uuid4()}"}
+    )
+    with served(shared) as first, served(shared) as second:
+        async with (
+            httpx.AsyncClient(base_url=first) as one,
+            httpx.AsyncClient(base_url=second) as two,
+        ):
+            await wait_until_subscribed(one)
+            await wait_until_subscribed(two)
+            alice = await signed_up(one)
+            async with connected(first, f"?token={alice.access_token}") as ws:
+                assert (await receive(ws))["type"] == "subscribed"
+                logout = await two.post(
+                    "/api/v1/auth/logout", json={"refresh_token": alice.refresh_token}
+                )
+                assert logout.status_code == 204
+                assert await closed_with(ws) == (1008, "session ended (logout)")
+
+
+async def wait_until_subscribed(http: httpx.AsyncClient, within: float = 10.0) -> None:
+    """/ready answers 200 once the process holds its event subscription."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if (await http.get("/ready")).status_code == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not subscribed to events within {within} s")

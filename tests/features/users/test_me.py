@@ -57,13 +57,48 @@ async def test_privileged_fields_cannot_be_patched(
 
 async def test_email_change_must_stay_unique(client: httpx.AsyncClient, account: Account) -> None:
     other = await signed_up(client)
-    response = await patch(client, account, {"email": other.email.upper()})
+    response = await patch(
+        client, account, {"email": other.email.upper(), "current_password": account.password}
+    )
+    assert_error_body(response, 409, "CONFLICT")
+
+
+async def test_email_change_to_a_look_alike_of_a_taken_address_is_409(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    other = await signed_up(client)
+    local, domain = other.email.split("@")
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in local)
+    response = await patch(
+        client, account, {"email": f"{fullwidth}@{domain}", "current_password": account.password}
+    )
     assert_error_body(response, 409, "CONFLICT")
 
 
 async def test_email_change_is_normalised(client: httpx.AsyncClient, account: Account) -> None:
-    response = await patch(client, account, {"email": "Moved@Example.COM"})
+    response = await patch(
+        client, account, {"email": "Moved@Example.COM", "current_password": account.password}
+    )
     assert response.json()["email"] == "moved@example.com"
+
+
+async def test_email_change_needs_the_current_password(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    """An access token alone (stolen from a log, a browser) must not move the account."""
+    missing = await patch(client, account, {"email": "taken-over@example.com"})
+    wrong = await patch(
+        client, account, {"email": "taken-over@example.com", "current_password": "nope-nope"}
+    )
+    for response in (missing, wrong):
+        error = assert_error_body(response, 422, "VALIDATION_ERROR")
+        assert error["details"]["errors"][0]["loc"] == ["body", "current_password"]  # type: ignore[index]
+    assert (await client.get(ME, headers=account.headers)).json()["email"] == account.email
+    # Sending the address it already has changes nothing and needs nothing.
+    same = await patch(client, account, {"email": account.email})
+    assert same.status_code == 200, same.text
+    only_current = await patch(client, account, {"current_password": account.password})
+    assert_error_body(only_current, 422, "VALIDATION_ERROR")
 
 
 async def test_password_change_needs_the_current_password(

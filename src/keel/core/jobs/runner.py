@@ -42,6 +42,16 @@ def backoff_seconds(attempt: int, base: float, ceiling: float) -> float:
     return delay * jitter
 
 
+def client_message(exc: Exception) -> str:
+    """What a job's owner is told about an unexpected failure: what kind, never its text.
+
+    An exception's text is for operators: a database error's carries the statement and the
+    server's detail (which can quote the row, password hash included), an HTTP client's the
+    URL. Messages meant for the owner come from `PermanentJobError` and are shown as written.
+    """
+    return f"The job stopped on an internal error ({type(exc).__name__}); it is in the server log"
+
+
 class JobRunner:
     def __init__(self, resources: JobResources, handlers: JobHandlers) -> None:
         self.resources = resources
@@ -123,9 +133,14 @@ class JobRunner:
             await self._finish(job, attempt, JobStatus.SUCCEEDED, result=result or {})
 
     async def _failed(self, job: Job, attempt: int, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        error = client_message(exc)
+        # The log has the exception itself (its SQL, never its bound values: see the engine);
+        # the job's `error`, which its owner reads through the API, only the short message.
+        detail = f"{type(exc).__name__}: {exc}"[:2000]
         if attempt >= job.max_attempts:
-            log.error("job_failed", job_id=str(job.id), kind=job.kind, attempt=attempt, error=error)
+            log.error(
+                "job_failed", job_id=str(job.id), kind=job.kind, attempt=attempt, error=detail
+            )
             await self._finish(job, attempt, JobStatus.FAILED, error=error)
             return
         settings = self.resources.settings
@@ -137,7 +152,7 @@ class JobRunner:
             job_id=str(job.id),
             attempt=attempt,
             delay_seconds=round(delay, 2),
-            error=error,
+            error=detail,
         )
         record_job_outcome(self.resources.tracing, "retry_scheduled", error)
         async with self.resources.database.transaction() as session:

@@ -7,11 +7,12 @@ from starlette.middleware.cors import CORSMiddleware
 
 from keel.core.config import Settings
 from keel.core.docs import DOCS_PATH, STATIC_PREFIX
-from keel.core.metrics import HttpMetrics
+from keel.core.metrics import METRICS_PATH, HttpMetrics
 from keel.core.middleware.body_limit import BodySizeLimitMiddleware, UploadLimit
 from keel.core.middleware.gzip import GZipMiddleware
 from keel.core.middleware.request_context import RequestContextMiddleware
 from keel.core.middleware.trusted_hosts import TrustedHostMiddleware
+from keel.core.operations import PROBE_PATHS
 from keel.core.ratelimit import DefaultRateLimitMiddleware
 from keel.core.request_id import REQUEST_ID_HEADER
 
@@ -52,7 +53,12 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | 
             expose_headers=[REQUEST_ID_HEADER, "Retry-After", "Location"],
         )
     app.add_middleware(DefaultRateLimitMiddleware)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    scrape = {METRICS_PATH} if settings.metrics_token is not None else set()
+    app.add_middleware(
+        TrustedHostMiddleware,
+        allowed_hosts=settings.allowed_hosts,
+        exempt_paths=PROBE_PATHS | scrape,
+    )
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, docs_prefixes=(DOCS_PATH, STATIC_PREFIX)
     )

@@ -13,12 +13,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keel.core.errors import BadRequestError
 from keel.core.exception_handlers import error_response
-from keel.core.operations import OPERATIONS_PATHS
+from keel.core.operations import PROBE_PATHS
 
 
 class TrustedHostMiddleware:
-    def __init__(self, app: ASGIApp, *, allowed_hosts: Sequence[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: Sequence[str],
+        exempt_paths: frozenset[str] = PROBE_PATHS,
+    ) -> None:
         self.app = app
+        self.exempt_paths = exempt_paths
         self.exact = {h.lower() for h in allowed_hosts if not h.startswith("*.")}
         self.suffixes = tuple(h[1:].lower() for h in allowed_hosts if h.startswith("*."))
         self.allow_any = "*" in self.exact
@@ -30,7 +37,7 @@ class TrustedHostMiddleware:
         if (
             scope["type"] not in ("http", "websocket")
             or self.allow_any
-            or scope["path"] in OPERATIONS_PATHS
+            or scope["path"] in self.exempt_paths
         ):
             await self.app(scope, receive, send)
             return

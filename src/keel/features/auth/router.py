@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, status
 from pydantic import ValidationError
 
-from keel.core.dependencies import DbSession, Hasher, Limiter, Mailer, Tokens, rate_limit
+from keel.core.dependencies import DbSession, Events, Hasher, Limiter, Mailer, Tokens, rate_limit
 from keel.core.errors import ValidationFailedError
 from keel.core.ratelimit import Limit
 from keel.features.auth import service
@@ -71,8 +71,10 @@ async def token(
 
 
 @router.post("/refresh", dependencies=[Depends(rate_limit(Limit.REFRESH_IP))])
-async def refresh(body: RefreshRequest, session: DbSession, tokens: Tokens) -> TokenPair:
-    return await service.refresh(session, tokens, body.refresh_token)
+async def refresh(
+    body: RefreshRequest, session: DbSession, tokens: Tokens, events: Events
+) -> TokenPair:
+    return await service.refresh(session, tokens, events, body.refresh_token)
 
 
 @router.post(
@@ -80,5 +82,5 @@ async def refresh(body: RefreshRequest, session: DbSession, tokens: Tokens) -> T
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Depends(rate_limit(Limit.REFRESH_IP))],
 )
-async def logout(body: RefreshRequest, session: DbSession, tokens: Tokens) -> None:
-    await service.logout(session, tokens, body.refresh_token)
+async def logout(body: RefreshRequest, session: DbSession, tokens: Tokens, events: Events) -> None:
+    await service.logout(session, tokens, events, body.refresh_token)

@@ -15,10 +15,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.database import after_commit
 from keel.core.errors import UnauthorizedError
+from keel.core.events import EventHub
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
 from keel.core.ratelimit import Limit, RateLimiter
+from keel.core.realtime import sessions_ended
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import InvalidTokenError, TokenService
 from keel.features.auth import repository
@@ -53,11 +56,18 @@ async def login(
     email: str,
     password: str,
 ) -> TokenPair:
-    """Same 401, and about the same time, for an unknown email and a wrong password."""
-    await limiter.hit(Limit.LOGIN_ACCOUNT, email.lower())
+    """Same 401, and about the same time, for an unknown email and a wrong password.
+
+    The per-account limit counts failed attempts only: it exists against password guessing,
+    and a client that logs in often with the right password is not guessing. Once an account
+    has used up its failures, even the right password waits (the guesser cannot tell).
+    """
+    account_key = users.normalise_email(email)
+    await limiter.check(Limit.LOGIN_ACCOUNT, account_key)
     user = await users.get_by_email(session, email)
     valid, upgraded_hash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active:
+        await limiter.hit(Limit.LOGIN_ACCOUNT, account_key)
         raise UnauthorizedError(BAD_CREDENTIALS)
     if upgraded_hash is not None:
         await users.replace_password_hash(session, user, upgraded_hash)
@@ -94,14 +104,16 @@ async def _issue_pair(
     )
 
 
-async def refresh(session: AsyncSession, tokens: TokenService, refresh_token: str) -> TokenPair:
+async def refresh(
+    session: AsyncSession, tokens: TokenService, events: EventHub, refresh_token: str
+) -> TokenPair:
     claims = tokens.decode(refresh_token, "refresh")
     stored = await repository.get_refresh_token(session, _digest(refresh_token))
     if stored is None or stored.session_id != claims.session_id:
         raise InvalidTokenError()
     now = utcnow()
     if not await repository.spend(session, stored.id, now):
-        await _revoke_family_for_reuse(session, claims.subject, claims.session_id)
+        await _revoke_family_for_reuse(session, events, claims.subject, claims.session_id)
         raise InvalidTokenError("Refresh token already used; the session has been revoked")
     family = await repository.get_session(session, claims.session_id)
     user = await users.get_active(session, claims.subject)
@@ -113,15 +125,19 @@ async def refresh(session: AsyncSession, tokens: TokenService, refresh_token: st
 
 
 async def _revoke_family_for_reuse(
-    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+    session: AsyncSession, events: EventHub, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> None:
     await repository.revoke_sessions(session, user_id, utcnow(), "refresh_reuse", only=session_id)
+    _close_sockets_after_commit(session, events, user_id, "refresh_reuse", only=session_id)
     await session.commit()  # must outlive the 401 that follows (which rolls back the rest)
     log.warning("refresh_token_reuse", user_id=str(user_id), session_id=str(session_id))
 
 
-async def logout(session: AsyncSession, tokens: TokenService, refresh_token: str) -> None:
-    """Revoke the token's whole session. Idempotent for a token that was already spent."""
+async def logout(
+    session: AsyncSession, tokens: TokenService, events: EventHub, refresh_token: str
+) -> None:
+    """Revoke the token's whole session (its WebSockets close, in every process).
+    Idempotent for a token that was already spent."""
     claims = tokens.decode(refresh_token, "refresh")
     stored = await repository.get_refresh_token(session, _digest(refresh_token))
     if stored is None:
@@ -129,10 +145,29 @@ async def logout(session: AsyncSession, tokens: TokenService, refresh_token: str
     await repository.revoke_sessions(
         session, claims.subject, utcnow(), "logout", only=claims.session_id
     )
+    _close_sockets_after_commit(session, events, claims.subject, "logout", only=claims.session_id)
 
 
-async def revoke_other_sessions(session: AsyncSession, user_id: uuid.UUID, keep: uuid.UUID) -> None:
+async def revoke_other_sessions(
+    session: AsyncSession, events: EventHub, user_id: uuid.UUID, keep: uuid.UUID
+) -> None:
     await repository.revoke_sessions(session, user_id, utcnow(), "password_changed", keep=keep)
+    _close_sockets_after_commit(session, events, user_id, "password_changed", keep=keep)
+
+
+def _close_sockets_after_commit(
+    session: AsyncSession,
+    events: EventHub,
+    user_id: uuid.UUID,
+    reason: str,
+    *,
+    only: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+) -> None:
+    """A revoked session's access tokens stop at once; so must its open sockets, which
+    authenticated only when they connected."""
+    event = sessions_ended(user_id, reason, only=only, keep=keep)
+    after_commit(session, lambda: events.publish(event))
 
 
 async def authenticate(session: AsyncSession, tokens: TokenService, access_token: str) -> Principal:

@@ -22,15 +22,13 @@ from keel.core.database import Database
 from keel.core.errors import UnauthorizedError
 from keel.core.logging import get_logger
 from keel.core.models import timestamp, utcnow
-from keel.core.realtime import Close, Mailbox, Realtime
+from keel.core.realtime import POLICY_VIOLATION, Close, Mailbox, Realtime
 from keel.core.security.tokens import TokenService
 from keel.features.auth import service as auth
 from keel.features.auth.service import Principal
 from keel.features.users.models import Role
 
 log = get_logger(__name__)
-
-POLICY_VIOLATION = 1008
 
 
 class RefusedError(Exception):
@@ -133,7 +131,9 @@ async def serve(
         return
     except WebSocketDisconnect:
         return
-    mailbox = realtime.connect(principal.user.id, everyone=everyone)
+    mailbox = realtime.connect(
+        principal.user.id, session_id=principal.session_id, everyone=everyone
+    )
     connection = _Connection(websocket, mailbox)
     tasks = [
         asyncio.create_task(connection.deliver()),

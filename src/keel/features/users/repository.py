@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.sql import LIKE_ESCAPE, contains_pattern
 from keel.features.users.models import User, UserRole
-from keel.features.users.schemas import UserFilters
+from keel.features.users.schemas import UserFilters, normalise_email
 
 
 async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -17,14 +17,14 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(select(User).where(User.email == email.lower()))
+    result = await session.execute(select(User).where(User.email == normalise_email(email)))
     return result.unique().scalar_one_or_none()
 
 
 def filtered(filters: UserFilters) -> Select[User]:
     statement = select(User).order_by(User.created_at, User.id)
     if filters.email:
-        pattern = contains_pattern(filters.email)
+        pattern = contains_pattern(normalise_email(filters.email))
         statement = statement.where(User.email.like(pattern, escape=LIKE_ESCAPE))
     if filters.role is not None:
         statement = statement.where(

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from keel.core.dependencies import DbSession, Hasher
+from keel.core.dependencies import DbSession, Events, Hasher
 from keel.core.pagination import Page, Pagination
 from keel.core.types import Text
 from keel.features.auth import service as auth
@@ -24,10 +24,16 @@ async def read_me(user: CurrentUser) -> UserResponse:
 
 @router.patch("/me")
 async def update_me(
-    changes: MeUpdate, principal: CurrentPrincipal, session: DbSession, hasher: Hasher
+    changes: MeUpdate,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    hasher: Hasher,
+    events: Events,
 ) -> UserResponse:
     async def revoke_other_sessions() -> None:
-        await auth.revoke_other_sessions(session, principal.user.id, keep=principal.session_id)
+        await auth.revoke_other_sessions(
+            session, events, principal.user.id, keep=principal.session_id
+        )
 
     user = await service.update_me(session, hasher, principal.user, changes, revoke_other_sessions)
     return UserResponse.model_validate(user)
@@ -53,13 +59,20 @@ async def read_user(user_id: uuid.UUID, actor: CurrentUser, session: DbSession) 
 
 @router.patch("/{user_id}", summary="Change a user's roles, activation or name (admin)")
 async def update_user(
-    user_id: uuid.UUID, changes: AdminUserUpdate, actor: CurrentUser, session: DbSession
+    user_id: uuid.UUID,
+    changes: AdminUserUpdate,
+    actor: CurrentUser,
+    session: DbSession,
+    events: Events,
 ) -> UserResponse:
-    return UserResponse.model_validate(await service.admin_update(session, actor, user_id, changes))
+    user = await service.admin_update(session, events, actor, user_id, changes)
+    return UserResponse.model_validate(user)
 
 
 @router.delete(
     "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a user (admin)"
 )
-async def delete_user(user_id: uuid.UUID, actor: CurrentUser, session: DbSession) -> None:
-    await service.delete_user(session, actor, user_id)
+async def delete_user(
+    user_id: uuid.UUID, actor: CurrentUser, session: DbSession, events: Events
+) -> None:
+    await service.delete_user(session, events, actor, user_id)

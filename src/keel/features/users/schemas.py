@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -7,6 +8,7 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -21,11 +23,23 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 
 
-def _normalise_email(value: str) -> str:
-    return value.strip().lower()
+def normalise_email(value: str) -> str:
+    """The one spelling of an address that uniqueness and lookups compare.
+
+    NFKC folds compatibility look-alikes (fullwidth letters, ligatures, a fullwidth at sign)
+    into the characters they stand for, so they cannot register a second account that reads
+    the same;
+    lower-casing is what Keel always did (existing rows are stored that way).
+    """
+    return unicodedata.normalize("NFKC", value).strip().lower()
 
 
-Email = Annotated[EmailStr, AfterValidator(_normalise_email)]
+def _normalise_input(value: object) -> object:
+    return normalise_email(value) if isinstance(value, str) else value
+
+
+# Normalised before validation too, so a fullwidth at sign is read as the `@` it stands for.
+Email = Annotated[EmailStr, BeforeValidator(_normalise_input), AfterValidator(normalise_email)]
 Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 FullName = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -66,11 +80,17 @@ class MeUpdate(RequestModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Email | None = None
+    email: Email | None = Field(
+        default=None, description="The new email address; needs `current_password`."
+    )
     full_name: FullName | None = None
-    password: Password | None = Field(default=None, description="The new password.")
+    password: Password | None = Field(
+        default=None, description="The new password; needs `current_password`."
+    )
     current_password: str | None = Field(
-        default=None, max_length=PASSWORD_MAX, description="Required to change the password."
+        default=None,
+        max_length=PASSWORD_MAX,
+        description="Required to change the email address or the password.",
     )
 
 

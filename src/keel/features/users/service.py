@@ -14,9 +14,12 @@ from enum import StrEnum
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.database import after_commit
 from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
+from keel.core.events import EventHub
 from keel.core.pagination import Page, PageParams, paginate
 from keel.core.patching import sent_fields
+from keel.core.realtime import sessions_ended
 from keel.core.security.passwords import PasswordHasher
 from keel.features.users import repository
 from keel.features.users.models import Role, User
@@ -28,6 +31,7 @@ from keel.features.users.schemas import (
     UserResponse,
     password_differs_from_email,
 )
+from keel.features.users.schemas import normalise_email as _normalise_email
 
 OnPasswordChanged = Callable[[], Awaitable[None]]
 
@@ -47,12 +51,16 @@ async def create_user(
     data: UserCreate,
     roles: set[Role] | None = None,
 ) -> User:
+    """The 409 for a taken address stays (people need to know why they cannot register), but
+    the password is hashed first either way, so a 409 takes as long as a 201 and the timing
+    does not tell an enumerator more than the answer does to a rate-limited one."""
+    password_hash = await hasher.hash(data.password)
     if await repository.get_by_email(session, data.email) is not None:
         raise _email_taken()
     user = User(
         email=data.email,
         full_name=data.full_name,
-        password_hash=await hasher.hash(data.password),
+        password_hash=password_hash,
         is_active=True,
     )
     user.set_roles(roles or {Role.CUSTOMER})
@@ -63,6 +71,11 @@ async def create_user(
     except IntegrityError:
         raise _email_taken() from None
     return user
+
+
+def normalise_email(email: str) -> str:
+    """The spelling of an address that lookups compare (other features key limits on it)."""
+    return _normalise_email(email)
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -88,18 +101,22 @@ async def update_me(
     on_password_changed: OnPasswordChanged,
 ) -> User:
     sent = sent_fields(changes)
-    if "email" in sent and changes.email != user.email:
+    changing_email = "email" in sent and changes.email != user.email
+    if "current_password" in sent and not changing_email and "password" not in sent:
+        raise ValidationFailedError(
+            errors=[{"loc": ["body", "password"], "msg": "missing new password", "type": "missing"}]
+        )
+    if changing_email or "password" in sent:
+        # A stolen access token alone must not be enough to take the account over.
+        await _check_current_password(hasher, user, changes.current_password)
+    if changing_email:
         if await repository.get_by_email(session, str(changes.email)) is not None:
             raise _email_taken()
         user.email = str(changes.email)
     if "full_name" in sent:
         user.full_name = str(changes.full_name)
-    if "current_password" in sent and "password" not in sent:
-        raise ValidationFailedError(
-            errors=[{"loc": ["body", "password"], "msg": "missing new password", "type": "missing"}]
-        )
     if "password" in sent:
-        await _change_password(hasher, user, changes)
+        await _change_password(hasher, user, str(changes.password))
     try:
         async with session.begin_nested():
             await session.flush()
@@ -110,14 +127,15 @@ async def update_me(
     return user
 
 
-async def _change_password(hasher: PasswordHasher, user: User, changes: MeUpdate) -> None:
-    new_password = str(changes.password)
-    if not changes.current_password:
+async def _check_current_password(
+    hasher: PasswordHasher, user: User, current_password: str | None
+) -> None:
+    if not current_password:
         raise ValidationFailedError(
-            "The current password is required to set a new one",
+            "The current password is required to change the email address or the password",
             errors=[{"loc": ["body", "current_password"], "msg": "required", "type": "missing"}],
         )
-    valid, _ = await hasher.verify(changes.current_password, user.password_hash)
+    valid, _ = await hasher.verify(current_password, user.password_hash)
     if not valid:
         raise ValidationFailedError(
             "The current password is wrong",
@@ -129,6 +147,9 @@ async def _change_password(hasher: PasswordHasher, user: User, changes: MeUpdate
                 }
             ],
         )
+
+
+async def _change_password(hasher: PasswordHasher, user: User, new_password: str) -> None:
     try:
         password_differs_from_email(new_password, user.email)
     except ValueError as exc:
@@ -162,8 +183,14 @@ async def get_for(
 
 
 async def admin_update(
-    session: AsyncSession, actor: User, user_id: uuid.UUID, changes: AdminUserUpdate
+    session: AsyncSession,
+    events: EventHub,
+    actor: User,
+    user_id: uuid.UUID,
+    changes: AdminUserUpdate,
 ) -> User:
+    """A deactivation ends the account's open sockets (its tokens already stop working); so
+    does a change of roles, so that an admin's `scope=all` socket does not outlive the role."""
     user = await get_for(session, actor, user_id, Access.MANAGE)
     sent = sent_fields(changes)
     if user.id == actor.id and (
@@ -172,15 +199,31 @@ async def admin_update(
         raise ConflictError("Admins cannot deactivate or demote their own account")
     if changes.full_name is not None:
         user.full_name = changes.full_name
+    ended: str | None = None
+    if changes.roles is not None and set(changes.roles) != set(user.roles):
+        ended = "roles_changed"
     if changes.roles is not None:
         user.set_roles(set(changes.roles))
+    if changes.is_active is False and user.is_active:
+        ended = "deactivated"
     if changes.is_active is not None:
         user.is_active = changes.is_active
     await session.flush()
+    if ended is not None:
+        _close_sockets_after_commit(session, events, user.id, ended)
     return user
 
 
-async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) -> None:
+def _close_sockets_after_commit(
+    session: AsyncSession, events: EventHub, user_id: uuid.UUID, reason: str
+) -> None:
+    event = sessions_ended(user_id, reason)
+    after_commit(session, lambda: events.publish(event))
+
+
+async def delete_user(
+    session: AsyncSession, events: EventHub, actor: User, user_id: uuid.UUID
+) -> None:
     user = await get_for(session, actor, user_id, Access.MANAGE)
     if user.id == actor.id:
         raise ConflictError("Admins cannot delete their own account")
@@ -191,3 +234,4 @@ async def delete_user(session: AsyncSession, actor: User, user_id: uuid.UUID) ->
         raise ConflictError(
             "This account has records that must be kept; deactivate it instead"
         ) from None
+    _close_sockets_after_commit(session, events, user_id, "deleted")
