@@ -15,8 +15,10 @@ from keel.core.lifespan import build_lifespan
 from keel.core.logging import configure_logging, get_logger
 from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
 from keel.core.middleware import install_middleware
+from keel.core.openapi import adjust_openapi
 from keel.core.schemas import ERROR_RESPONSES
 from keel.core.tracing import instrument_app
+from keel.features.files.openapi import document_limits
 from keel.features.health.router import router as health_router
 from keel.jobs import HANDLERS
 
@@ -61,6 +63,7 @@ def create_app(
 
     app.include_router(health_router)
     app.include_router(api_router)
+    adjust_openapi(app, document_limits(settings))
     if settings.docs_enabled:
         install_docs(app)
     instrument_app(app, settings)  # nothing at all unless KEEL_OTEL_ENABLED

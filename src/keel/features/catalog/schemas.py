@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from keel.core.patching import PatchModel
+
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
@@ -38,10 +40,8 @@ class ProductCreate(BaseModel):
     is_active: bool = True
 
 
-class ProductUpdate(BaseModel):
+class ProductUpdate(PatchModel):
     """PATCH: only the fields sent change; none of them may be null."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sku: Sku | None = None
     name: Name | None = None

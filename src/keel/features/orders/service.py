@@ -156,6 +156,9 @@ async def pay_order(
     the key, so the client may simply try again. The card number and CVC are used for the
     charge only: the payment record keeps the brand and the last four digits.
     """
+    reason = card.decline_reason()
+    if reason is not None:  # any network declines it: no key to claim, no gateway call
+        raise PaymentDeclinedError(details={"reason": reason})
     fingerprint = idempotency.fingerprint(
         str(order_id),
         card.digits,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from keel.core.patching import PatchModel
 from keel.features.users.models import Role
 
 PASSWORD_MIN = 8
@@ -60,23 +61,28 @@ class UserCreate(BaseModel):
         return password_differs_from_email(value, info.data.get("email"))
 
 
-class MeUpdate(BaseModel):
-    """PATCH /users/me: only the fields sent change; none of them may be null."""
+class MeUpdate(PatchModel):
+    """PATCH /users/me: only the fields sent change; none of them may be null. A new password
+    comes with the current one (and the current one only with a new one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    dependent_required: ClassVar[dict[str, tuple[str, ...]]] = {
+        "password": ("current_password",),
+        "current_password": ("password",),
+    }
 
     email: Email | None = None
     full_name: FullName | None = None
     password: Password | None = Field(default=None, description="The new password.")
     current_password: str | None = Field(
-        default=None, max_length=PASSWORD_MAX, description="Required to change the password."
+        default=None,
+        min_length=1,
+        max_length=PASSWORD_MAX,
+        description="Required with `password`: a wrong one is a 403.",
     )
 
 
-class AdminUserUpdate(BaseModel):
+class AdminUserUpdate(PatchModel):
     """PATCH /users/{id} (admin): roles, activation and name; only the fields sent change."""
-
-    model_config = ConfigDict(extra="forbid")
 
     full_name: FullName | None = None
     roles: Annotated[list[Role], Field(min_length=1)] | None = None

@@ -94,10 +94,6 @@ async def update_me(
         user.email = str(changes.email)
     if "full_name" in sent:
         user.full_name = str(changes.full_name)
-    if "current_password" in sent and "password" not in sent:
-        raise ValidationFailedError(
-            errors=[{"loc": ["body", "password"], "msg": "missing new password", "type": "missing"}]
-        )
     if "password" in sent:
         await _change_password(hasher, user, changes)
     try:
@@ -111,23 +107,14 @@ async def update_me(
 
 
 async def _change_password(hasher: PasswordHasher, user: User, changes: MeUpdate) -> None:
+    """`sent_fields` has made sure the current password came with the new one. A wrong one is
+    a 403, not a 422: the body is well formed (as its schema promises), the proof is refused."""
     new_password = str(changes.password)
-    if not changes.current_password:
-        raise ValidationFailedError(
-            "The current password is required to set a new one",
-            errors=[{"loc": ["body", "current_password"], "msg": "required", "type": "missing"}],
-        )
-    valid, _ = await hasher.verify(changes.current_password, user.password_hash)
+    valid, _ = await hasher.verify(str(changes.current_password), user.password_hash)
     if not valid:
-        raise ValidationFailedError(
+        raise ForbiddenError(
             "The current password is wrong",
-            errors=[
-                {
-                    "loc": ["body", "current_password"],
-                    "msg": "does not match",
-                    "type": "wrong_password",
-                }
-            ],
+            details={"field": "current_password"},
         )
     try:
         password_differs_from_email(new_password, user.email)
