@@ -20,7 +20,7 @@ from keel.core.schemas import ERROR_RESPONSES
 from keel.core.tracing import instrument_app
 from keel.features.files.openapi import document_limits
 from keel.features.health.router import router as health_router
-from keel.jobs import HANDLERS
+from keel.jobs import HANDLERS, MAINTENANCE
 
 log = get_logger(__name__)
 
@@ -49,7 +49,10 @@ def create_app(
         title=settings.app_name,
         version=__version__,
         lifespan=build_lifespan(
-            settings, pool_metrics, HANDLERS if job_handlers is None else job_handlers
+            settings,
+            pool_metrics,
+            HANDLERS if job_handlers is None else job_handlers,
+            MAINTENANCE,
         ),
         docs_url=None,
         redoc_url=None,

@@ -212,9 +212,24 @@ class JobQueue:
         log.info("jobs_resumed", count=resumed)
         return resumed
 
+    async def maintain(self) -> int:
+        """Run every feature's periodic upkeep once (each on its own: one failing does not
+        stop the others); how many things they cleaned up."""
+        if self.runner is None:
+            return 0
+        cleaned = 0
+        for task in self.runner.maintenance:
+            try:
+                cleaned += await task(self.runner.resources)
+            except Exception:
+                log.exception("maintenance_failed", task=getattr(task, "__name__", repr(task)))
+        return cleaned
+
     async def _sweep_forever(self) -> None:
         """Background: start-up must neither wait for nor fail on the database."""
         pending_resume = self.settings.jobs_embedded
+        loop = asyncio.get_running_loop()
+        next_maintenance = loop.time()
         while True:
             try:
                 if pending_resume:
@@ -224,6 +239,9 @@ class JobQueue:
                 await asyncio.sleep(self.settings.job_sweep_seconds)
                 await self.sweep()
                 await self.trim_stream()
+                if loop.time() >= next_maintenance:
+                    next_maintenance = loop.time() + self.settings.maintenance_seconds
+                    await self.maintain()
             except Exception:
                 log.exception("job_sweep_failed")
                 await asyncio.sleep(self.settings.job_sweep_seconds)
