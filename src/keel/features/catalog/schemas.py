@@ -13,6 +13,9 @@ Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
 Stock = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Flag = Annotated[bool, Field(strict=True)]
+"""A JSON boolean, as the schema says: `0`, `1` or `"yes"` are refused (lax mode took them).
+Callers that parse text (the CSV import) validate with `strict=False`."""
 
 
 class Money(BaseModel):
@@ -37,7 +40,7 @@ class ProductCreate(BaseModel):
     description: Description = ""
     price: Money
     stock: Stock = 0
-    is_active: bool = True
+    is_active: Flag = True
 
 
 class ProductUpdate(PatchModel):
@@ -48,7 +51,7 @@ class ProductUpdate(PatchModel):
     description: Description | None = None
     price: Money | None = None
     stock: Stock | None = None
-    is_active: bool | None = None
+    is_active: Flag | None = None
 
 
 class ProductImage(BaseModel):

@@ -16,8 +16,6 @@ from keel.features.files.naming import content_disposition
 from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
 
 router = APIRouter(prefix="/files", tags=["files"])
-"""File ids are matched as UUIDs in the path (`{file_id:uuid}`), so `/files/upload-url` is
-never taken for a file id: a GET there is the 405 it is, not a 422 about a malformed id."""
 
 MULTIPART_BODY: dict[str, Any] = {
     "requestBody": {

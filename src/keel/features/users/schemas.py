@@ -86,7 +86,7 @@ class AdminUserUpdate(PatchModel):
 
     full_name: FullName | None = None
     roles: Annotated[list[Role], Field(min_length=1)] | None = None
-    is_active: bool | None = None
+    is_active: Annotated[bool, Field(strict=True)] | None = None
 
 
 class UserFilters(BaseModel):
