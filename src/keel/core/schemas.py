@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 
 class ErrorDetail(BaseModel):
@@ -26,3 +26,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """Declared on the app so every operation documents the error body (and FastAPI does not
 advertise its own 422 shape, which Keel replaces)."""
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("Input should be an integer, not a boolean")
+    return value
+
+
+NOT_A_BOOLEAN = BeforeValidator(_not_a_boolean)
+"""For the integer fields of JSON bodies, after their constraints
+(`Annotated[int, Field(ge=0), NOT_A_BOOLEAN]`; placed before them, pydantic would publish
+`ge`/`le` instead of `minimum`/`maximum`). Lax parsing takes `true` for 1, which the schema
+(`integer`) does not allow; `5.0` stays accepted, as JSON Schema counts it an integer."""

@@ -8,18 +8,21 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keel.core.patching import PatchModel
+from keel.core.schemas import NOT_A_BOOLEAN
 
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
-Stock = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Stock = Annotated[int, Field(ge=0, le=1_000_000_000), NOT_A_BOOLEAN]
 Flag = Annotated[bool, Field(strict=True)]
 """A JSON boolean, as the schema says: `0`, `1` or `"yes"` are refused (lax mode took them).
 Callers that parse text (the CSV import) validate with `strict=False`."""
 
 
 class Money(BaseModel):
-    amount: int = Field(ge=0, le=10**12, description="Integer minor units (cents).")
+    amount: Annotated[
+        int, Field(ge=0, le=10**12, description="Integer minor units (cents)."), NOT_A_BOOLEAN
+    ]
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR.")
 
 

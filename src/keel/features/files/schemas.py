@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from keel.core.schemas import NOT_A_BOOLEAN
 
 
 class FileResponse(BaseModel):
@@ -23,7 +25,11 @@ class UploadUrlRequest(BaseModel):
 
     filename: str = Field(min_length=1, max_length=1000)
     content_type: str = Field(min_length=3, max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")
-    size: int = Field(ge=1, description="Exact size in bytes; checked when completing.")
+    size: Annotated[
+        int,
+        Field(ge=1, description="Exact size in bytes; checked when completing."),
+        NOT_A_BOOLEAN,
+    ]
 
 
 class UploadUrlResponse(BaseModel):

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from keel.core.payments import CardDetails
+from keel.core.schemas import NOT_A_BOOLEAN
 
 
 def luhn_valid(digits: str) -> bool:
@@ -58,8 +59,8 @@ class Card(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     number: Annotated[SecretStr, Field(json_schema_extra={"pattern": NUMBER_PATTERN})]
-    exp_month: Annotated[int, Field(ge=1, le=12)]
-    exp_year: Annotated[int, Field(ge=2000, le=2100)]
+    exp_month: Annotated[int, Field(ge=1, le=12), NOT_A_BOOLEAN]
+    exp_year: Annotated[int, Field(ge=2000, le=2100), NOT_A_BOOLEAN]
     cvc: Annotated[SecretStr, Field(json_schema_extra={"pattern": CVC_PATTERN})]
     holder: Annotated[str, Field(min_length=1, max_length=100)]
 
