@@ -15,10 +15,12 @@ from keel.core.lifespan import build_lifespan
 from keel.core.logging import configure_logging, get_logger
 from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
 from keel.core.middleware import install_middleware
+from keel.core.openapi import adjust_openapi
 from keel.core.schemas import ERROR_RESPONSES
 from keel.core.tracing import instrument_app
+from keel.features.files.openapi import document_limits
 from keel.features.health.router import router as health_router
-from keel.jobs import HANDLERS
+from keel.jobs import HANDLERS, MAINTENANCE
 
 log = get_logger(__name__)
 
@@ -47,7 +49,10 @@ def create_app(
         title=settings.app_name,
         version=__version__,
         lifespan=build_lifespan(
-            settings, pool_metrics, HANDLERS if job_handlers is None else job_handlers
+            settings,
+            pool_metrics,
+            HANDLERS if job_handlers is None else job_handlers,
+            MAINTENANCE,
         ),
         docs_url=None,
         redoc_url=None,
@@ -62,6 +67,7 @@ def create_app(
 
     app.include_router(health_router)
     app.include_router(api_router)
+    adjust_openapi(app, document_limits(settings))
     if settings.docs_served:
         install_docs(app)
     instrument_app(app, settings)  # nothing at all unless KEEL_OTEL_ENABLED

@@ -15,7 +15,7 @@ from keel.core.jobs.handlers import JobHandlers
 from keel.core.lifespan import open_state
 from keel.core.logging import get_logger
 from keel.core.tracing import setup_tracing, tracing_config
-from keel.jobs import HANDLERS
+from keel.jobs import HANDLERS, MAINTENANCE
 
 log = get_logger(__name__)
 
@@ -27,7 +27,9 @@ async def run_worker(settings: Settings, handlers: JobHandlers = HANDLERS) -> No
         loop.add_signal_handler(signum, stop.set)
     tracing = setup_tracing(tracing_config(settings))
     try:
-        async with open_state(settings, handlers, consume_jobs=True, tracing=tracing):
+        async with open_state(
+            settings, handlers, consume_jobs=True, maintenance=MAINTENANCE, tracing=tracing
+        ):
             log.info(
                 "worker_ready", queue=settings.job_queue_name, concurrency=settings.job_concurrency
             )

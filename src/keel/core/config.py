@@ -137,6 +137,20 @@ class Settings(BaseSettings):
     upload_url_ttl_seconds: int = Field(
         default=900, ge=30, le=7 * 86400, description="Life of a direct-upload URL."
     )
+    upload_abandon_grace_seconds: float = Field(
+        default=3600,
+        ge=0,
+        le=7 * 86400,
+        description="How long after its URL expired a never-completed direct upload is "
+        "deleted (row and object); an upload started just before expiry may still be running.",
+    )
+    maintenance_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=86400,
+        description="How often each job-consuming process runs periodic upkeep "
+        "(sweeping abandoned uploads).",
+    )
 
     # Background jobs: in-process (embedded), or Redis Streams and `keel worker` processes
     job_broker: Literal["embedded", "redis"] | None = Field(

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -136,12 +137,29 @@ async def _request_validation(_: Request, exc: Exception) -> Response:
     return error_response(ValidationFailedError(errors=validation_errors(exc.errors())))
 
 
-async def _http_exception(_: Request, exc: Exception) -> Response:
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path answers to. The router's 405 names only the methods of
+    the first route whose path matched, so `/orders` (POST and GET, two routes) would say
+    `Allow: POST`; RFC 9110 asks for the full list."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]  # routes match the path below the mount point
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            methods.update(route.methods or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     error_class = STATUS_CODES.get(exc.status_code)
     status = HTTPStatus(exc.status_code)
     message: str | None = exc.detail if isinstance(exc.detail, str) else None
     headers: Mapping[str, str] = exc.headers or {}
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED and "Allow" in headers:
+        headers = {**headers, "Allow": allowed_methods(request) or headers["Allow"]}
     if error_class is None:  # a status outside the SPEC table, e.g. 416 from a file response
         return render_error(status.value, status.name, message or status.phrase, headers=headers)
     if message == status.phrase:

@@ -8,7 +8,7 @@ globals, so two app instances in one process (tests do this) never share a conne
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any, TypedDict
@@ -23,7 +23,7 @@ from keel.core.email import EmailSender, build_email_sender
 from keel.core.errors import ConfigError
 from keel.core.events import EventHub, RedisEventHub
 from keel.core.idempotency import IdempotencyStore
-from keel.core.jobs.handlers import JobHandlers, JobResources
+from keel.core.jobs.handlers import JobHandlers, JobResources, Maintenance
 from keel.core.jobs.queue import JobQueue
 from keel.core.jobs.runner import JobRunner
 from keel.core.logging import get_logger
@@ -79,6 +79,7 @@ async def open_state(
     job_handlers: JobHandlers,
     *,
     consume_jobs: bool,
+    maintenance: Sequence[Maintenance] = (),
     pool_metrics: PoolMetrics | None = None,
     tracing: Tracing | None = None,
 ) -> AsyncIterator[AppState]:
@@ -95,7 +96,9 @@ async def open_state(
     realtime = Realtime(event_hub, settings.ws_queue_size)
     runner = (
         JobRunner(
-            JobResources(settings, database, storage, read_cache, event_hub, tracing), job_handlers
+            JobResources(settings, database, storage, read_cache, event_hub, tracing),
+            job_handlers,
+            maintenance,
         )
         if consume_jobs
         else None
@@ -161,7 +164,10 @@ async def open_state(
 
 
 def build_lifespan(
-    settings: Settings, pool_metrics: PoolMetrics | None, job_handlers: JobHandlers
+    settings: Settings,
+    pool_metrics: PoolMetrics | None,
+    job_handlers: JobHandlers,
+    maintenance: Sequence[Maintenance] = (),
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
     """The API process runs jobs itself only in embedded mode; otherwise it just enqueues."""
 
@@ -171,6 +177,7 @@ def build_lifespan(
             settings,
             job_handlers,
             consume_jobs=settings.jobs_embedded,
+            maintenance=maintenance,
             pool_metrics=pool_metrics,
             tracing=tracing_of(app),  # flushed by instrument_app's wrapper after this closes
         ) as state:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 SAFE_INT_MAX = 2**53 - 1
@@ -73,11 +73,25 @@ class RequestModel(BaseModel):
         return value
 
 
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("Input should be an integer, not a boolean")
+    return value
+
+
+NOT_A_BOOLEAN = BeforeValidator(_not_a_boolean)
+"""For the integer fields of JSON bodies, after their constraints
+(`Annotated[int, Field(ge=0), NOT_A_BOOLEAN]`; placed before them, pydantic would publish
+`ge`/`le` instead of `minimum`/`maximum`). Lax parsing takes `true` for 1, which the schema
+(`integer`) does not allow; `5.0` stays accepted, as JSON Schema counts it an integer."""
+
 MinorUnits = Annotated[
-    int, Field(ge=0, le=MAX_MINOR_UNITS, description="Integer minor units (cents).")
+    int,
+    Field(ge=0, le=MAX_MINOR_UNITS, description="Integer minor units (cents)."),
+    NOT_A_BOOLEAN,
 ]
 PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE, description="1-based page number")]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description="Items per page")]
-FileSize = Annotated[int, Field(ge=1, le=SAFE_INT_MAX)]
+FileSize = Annotated[int, Field(ge=1, le=SAFE_INT_MAX), NOT_A_BOOLEAN]
 """A size in bytes a client announces (the upload limit is a setting, checked by the
 service)."""

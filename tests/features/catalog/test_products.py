@@ -110,6 +110,20 @@ async def test_patch_refuses_nulls(client: httpx.AsyncClient, admin: Account, fi
     assert_error_body(response, 422, "VALIDATION_ERROR")
 
 
+@pytest.mark.parametrize("flag", [0, 1, "true", "yes"])
+async def test_is_active_must_be_a_json_boolean(
+    client: httpx.AsyncClient, admin: Account, flag: object
+) -> None:
+    """The schema says boolean; lax parsing used to take 0 or "yes" and store a flag."""
+    created = await client.post(PRODUCTS, json=product(is_active=flag), headers=admin.headers)
+    assert_error_body(created, 422, "VALIDATION_ERROR")
+    existing = await create(client, admin)
+    patched = await client.patch(
+        f"{PRODUCTS}/{existing['id']}", json={"is_active": flag}, headers=admin.headers
+    )
+    assert_error_body(patched, 422, "VALIDATION_ERROR")
+
+
 async def test_patch_to_a_taken_sku_is_409(client: httpx.AsyncClient, admin: Account) -> None:
     first = await create(client, admin)
     second = await create(client, admin)

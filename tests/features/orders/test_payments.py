@@ -156,10 +156,11 @@ async def test_gateway_timeout_is_502_and_paying_again_is_safe(
     [
         ({"number": "4242 4242 4242 424x"}, "number"),
         ({"number": "4242 4242"}, "number"),
-        ({"number": "4242 4242 4242 4241"}, "number"),
+        ({"number": "٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢"}, "number"),  # digits, but not ASCII ones
+        ({"number": "4242  4242 4242 4242"}, "number"),  # the pattern: single spaces
         ({"number": "4" * 20}, "number"),
         ({"exp_month": 13}, "exp_month"),
-        ({"exp_month": 1, "exp_year": 2020}, "exp_year"),
+        ({"exp_year": 1999}, "exp_year"),
         ({"cvc": "12"}, "cvc"),
         ({"cvc": "12a"}, "cvc"),
         ({"holder": ""}, "holder"),
@@ -177,6 +178,29 @@ async def test_card_checks_name_the_bad_field(
     error = assert_error_body(response, 422, "VALIDATION_ERROR")
     assert error["details"]["errors"][0]["loc"] == ["body", "card", field]  # type: ignore[index]
     assert "4242" not in response.text  # the input is not echoed back
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"number": "4242 4242 4242 4241"}, "incorrect_number"),
+        ({"exp_month": 1, "exp_year": 2020}, "expired_card"),
+    ],
+)
+async def test_cards_no_network_accepts_are_declined(
+    client: httpx.AsyncClient,
+    buyer: Account,
+    order: dict[str, Any],
+    overrides: dict[str, Any],
+    reason: str,
+) -> None:
+    """Well-formed (the schema's patterns hold) but refused as a card network would: 402."""
+    response = await pay(client, buyer, order["id"], card(**overrides), f"k-{uuid.uuid4().hex}")
+    error = assert_error_body(response, 402, "PAYMENT_DECLINED")
+    assert error["details"] == {"reason": reason}
+    assert "4242" not in response.text
+    again = await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)
+    assert again.json()["status"] == "pending"
 
 
 async def test_idempotency_key_is_required(

@@ -45,6 +45,11 @@ class JobResources:
 
 ProgressReporter = Callable[[int, int | None], Awaitable[None]]
 
+Maintenance = Callable[[JobResources], Awaitable[int]]
+"""Periodic upkeep a feature owns (e.g. sweeping abandoned uploads): run by every consuming
+process every `KEEL_MAINTENANCE_SECONDS`; returns how many things it cleaned up. It must be
+safe to run in several processes at once."""
+
 
 @dataclass(frozen=True, slots=True)
 class JobContext:

@@ -6,6 +6,8 @@ broker carries job ids to `keel worker` processes through a consumer group; a me
 acknowledged once its job has run, and one left unacknowledged by a dead worker is claimed
 by another after an idle timeout.
 
+Acknowledged entries are trimmed from the stream by the same sweeper (`core.jobs.stream`).
+
 The broker is only the fast path. The sweeper in every consuming process is what makes a job
 impossible to lose: it sends due retries, re-sends ids whose message vanished (a crash
 between commit and send, a Redis that lost its data) and puts jobs whose worker stopped
@@ -21,6 +23,7 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
@@ -34,6 +37,7 @@ from keel.core.events import RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS
 from keel.core.jobs import repository
 from keel.core.jobs.models import Job
 from keel.core.jobs.runner import JobRunner
+from keel.core.jobs.stream import trim_acknowledged
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
 from keel.core.redis import retry_policy
@@ -186,6 +190,17 @@ class JobQueue:
             await self.send(job_id)
         return due
 
+    async def trim_stream(self) -> int:
+        """Redis mode: delete the stream entries every job of which was acknowledged (never a
+        pending or unread one; see `core.jobs.stream`). The number deleted."""
+        if not isinstance(self.broker, RedisStreamBroker):
+            return 0
+        async with Redis(connection_pool=self.broker.connection_pool) as redis:
+            removed = await trim_acknowledged(redis, self.settings.job_queue_name, CONSUMER_GROUP)
+        if removed:
+            log.debug("job_stream_trimmed", removed=removed)
+        return removed
+
     async def resume_interrupted(self) -> int:
         """Embedded mode, at start-up: this process is the only runner, so a job still marked
         running was cut off by the previous run; it goes back to the queue."""
@@ -197,9 +212,24 @@ class JobQueue:
         log.info("jobs_resumed", count=resumed)
         return resumed
 
+    async def maintain(self) -> int:
+        """Run every feature's periodic upkeep once (each on its own: one failing does not
+        stop the others); how many things they cleaned up."""
+        if self.runner is None:
+            return 0
+        cleaned = 0
+        for task in self.runner.maintenance:
+            try:
+                cleaned += await task(self.runner.resources)
+            except Exception:
+                log.exception("maintenance_failed", task=getattr(task, "__name__", repr(task)))
+        return cleaned
+
     async def _sweep_forever(self) -> None:
         """Background: start-up must neither wait for nor fail on the database."""
         pending_resume = self.settings.jobs_embedded
+        loop = asyncio.get_running_loop()
+        next_maintenance = loop.time()
         while True:
             try:
                 if pending_resume:
@@ -208,6 +238,10 @@ class JobQueue:
                     pending_resume = False
                 await asyncio.sleep(self.settings.job_sweep_seconds)
                 await self.sweep()
+                await self.trim_stream()
+                if loop.time() >= next_maintenance:
+                    next_maintenance = loop.time() + self.settings.maintenance_seconds
+                    await self.maintain()
             except Exception:
                 log.exception("job_sweep_failed")
                 await asyncio.sleep(self.settings.job_sweep_seconds)

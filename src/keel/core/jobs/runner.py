@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -20,6 +21,7 @@ from keel.core.jobs.handlers import (
     JobContext,
     JobHandlers,
     JobResources,
+    Maintenance,
     PermanentJobError,
 )
 from keel.core.jobs.models import Job, JobStatus
@@ -53,9 +55,15 @@ def client_message(exc: Exception) -> str:
 
 
 class JobRunner:
-    def __init__(self, resources: JobResources, handlers: JobHandlers) -> None:
+    def __init__(
+        self,
+        resources: JobResources,
+        handlers: JobHandlers,
+        maintenance: Sequence[Maintenance] = (),
+    ) -> None:
         self.resources = resources
         self.handlers = handlers
+        self.maintenance = tuple(maintenance)
         settings = resources.settings
         self._lease = timedelta(seconds=settings.job_lease_seconds)
         self._slots = asyncio.Semaphore(settings.job_concurrency)

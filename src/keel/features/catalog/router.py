@@ -63,7 +63,7 @@ async def list_products(
     return Response(body, media_type="application/json")
 
 
-@router.get("/{product_id}", summary="Read a product (public)", response_model=ProductResponse)
+@router.get("/{product_id:uuid}", summary="Read a product (public)", response_model=ProductResponse)
 async def read_product(
     product_id: uuid.UUID, session: DbSession, cache: Cache, user: OptionalUser
 ) -> Response:
@@ -102,14 +102,14 @@ async def create_product(
     return await service.create_product(session, cache, body)
 
 
-@router.patch("/{product_id}", summary="Change a product (admin)")
+@router.patch("/{product_id:uuid}", summary="Change a product (admin)")
 async def update_product(
     product_id: uuid.UUID, changes: ProductUpdate, _: AdminUser, session: DbSession, cache: Cache
 ) -> ProductResponse:
     return await service.update_product(session, cache, product_id, changes)
 
 
-@router.put("/{product_id}/image", summary="Set or clear a product's image (admin)")
+@router.put("/{product_id:uuid}/image", summary="Set or clear a product's image (admin)")
 async def set_product_image(
     product_id: uuid.UUID, body: ProductImage, _: AdminUser, session: DbSession, cache: Cache
 ) -> ProductResponse:
@@ -117,7 +117,7 @@ async def set_product_image(
 
 
 @router.delete(
-    "/{product_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a product (admin)"
+    "/{product_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a product (admin)"
 )
 async def delete_product(
     product_id: uuid.UUID, _: AdminUser, session: DbSession, cache: Cache

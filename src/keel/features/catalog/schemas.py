@@ -7,12 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from keel.core.types import MinorUnits, RequestModel
+from keel.core.patching import PatchModel
+from keel.core.types import NOT_A_BOOLEAN, MinorUnits, RequestModel
 
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
-Stock = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Stock = Annotated[int, Field(ge=0, le=1_000_000_000), NOT_A_BOOLEAN]
+Flag = Annotated[bool, Field(strict=True)]
+"""A JSON boolean, as the schema says: `0`, `1` or `"yes"` are refused (lax mode took them).
+Callers that parse text (the CSV import) validate with `strict=False`."""
 
 
 class Money(RequestModel):
@@ -37,20 +41,18 @@ class ProductCreate(RequestModel):
     description: Description = ""
     price: Money
     stock: Stock = 0
-    is_active: bool = True
+    is_active: Flag = True
 
 
-class ProductUpdate(RequestModel):
+class ProductUpdate(PatchModel):
     """PATCH: only the fields sent change; none of them may be null."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sku: Sku | None = None
     name: Name | None = None
     description: Description | None = None
     price: Money | None = None
     stock: Stock | None = None
-    is_active: bool | None = None
+    is_active: Flag | None = None
 
 
 class ProductImage(RequestModel):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.features.files.models import StoredFile
+from keel.features.files.models import FileStatus, StoredFile
 
 
 async def get(session: AsyncSession, file_id: uuid.UUID) -> StoredFile | None:
@@ -22,3 +25,30 @@ async def add(session: AsyncSession, stored: StoredFile) -> StoredFile:
 async def delete(session: AsyncSession, stored: StoredFile) -> None:
     await session.delete(stored)
     await session.flush()
+
+
+def _abandoned(cutoff: datetime) -> ColumnElement[bool]:
+    return and_(
+        StoredFile.status == FileStatus.PENDING.value,
+        StoredFile.upload_expires_at < cutoff,
+    )
+
+
+async def any_abandoned(session: AsyncSession, cutoff: datetime) -> bool:
+    """Whether a pending upload's URL expired before `cutoff`."""
+    found = await session.scalar(select(StoredFile.id).where(_abandoned(cutoff)).limit(1))
+    return found is not None
+
+
+async def delete_abandoned(session: AsyncSession, cutoff: datetime, limit: int) -> list[str]:
+    """Delete up to `limit` pending uploads that expired before `cutoff`; their storage keys.
+
+    The condition is repeated in the DELETE itself, so a row completed in the meantime is
+    kept (and its object with it)."""
+    ids = select(StoredFile.id).where(_abandoned(cutoff)).limit(limit).scalar_subquery()
+    result = await session.execute(
+        sql_delete(StoredFile)
+        .where(StoredFile.id.in_(ids), _abandoned(cutoff))
+        .returning(StoredFile.storage_key)
+    )
+    return list(result.scalars())

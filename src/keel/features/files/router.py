@@ -62,7 +62,7 @@ async def create_upload_url(
 
 
 @router.put(
-    "/{file_id}/upload",
+    "/{file_id:uuid}/upload",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Receive a direct upload (the signed URL from /upload-url; no bearer token)",
 )
@@ -82,7 +82,7 @@ async def receive_direct_upload(
         raise BadRequestError("The client went away during the upload") from None
 
 
-@router.post("/{file_id}/complete", summary="Verify a direct upload and make the file visible")
+@router.post("/{file_id:uuid}/complete", summary="Verify a direct upload and make the file visible")
 async def complete_upload(
     file_id: uuid.UUID, user: CurrentUser, session: DbSession, storage: Store, settings: AppSettings
 ) -> FileResponse:
@@ -90,13 +90,13 @@ async def complete_upload(
     return FileResponse.model_validate(stored)
 
 
-@router.get("/{file_id}", summary="Read a file's metadata (owner or admin)")
+@router.get("/{file_id:uuid}", summary="Read a file's metadata (owner or admin)")
 async def read_file(file_id: uuid.UUID, user: CurrentUser, session: DbSession) -> FileResponse:
     return FileResponse.model_validate(await service.get_for(session, user, file_id))
 
 
 @router.get(
-    "/{file_id}/content",
+    "/{file_id:uuid}/content",
     summary="Download a file (streamed; a single `Range` gives 206)",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Part"}},
@@ -113,7 +113,9 @@ async def download_file(
 
 
 @router.delete(
-    "/{file_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a file (owner or admin)"
+    "/{file_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a file (owner or admin)",
 )
 async def delete_file(
     file_id: uuid.UUID, user: CurrentUser, session: DbSession, storage: Store

@@ -123,7 +123,8 @@ class _Importer:
                     "price": {"amount": value["price"], "currency": value["currency"]},
                     "stock": value["stock"] or 0,
                     "is_active": value["is_active"] or True,
-                }
+                },
+                strict=False,  # CSV fields are text: "true", "100"
             )
         except ValidationError as exc:
             for error in exc.errors():

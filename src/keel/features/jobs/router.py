@@ -20,12 +20,12 @@ async def list_jobs(
     return await service.list_jobs(session, user, pagination)
 
 
-@router.get("/{job_id}", summary="Read a job's status, progress and result")
+@router.get("/{job_id:uuid}", summary="Read a job's status, progress and result")
 async def read_job(job_id: uuid.UUID, user: CurrentUser, session: DbSession) -> JobResponse:
     return JobResponse.model_validate(await service.get_for(session, user, job_id))
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a queued job, or ask a running one to stop")
+@router.post("/{job_id:uuid}/cancel", summary="Cancel a queued job, or ask a running one to stop")
 async def cancel_job(
     job_id: uuid.UUID, user: CurrentUser, session: DbSession, events: Events
 ) -> JobResponse:

@@ -29,13 +29,13 @@ async def list_orders(
     return await service.list_orders(session, user, user_id, pagination)
 
 
-@router.get("/{order_id}", summary="Read an order (owner or admin)")
+@router.get("/{order_id:uuid}", summary="Read an order (owner or admin)")
 async def read_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession) -> OrderResponse:
     return await service.get_order(session, user, order_id)
 
 
 @router.post(
-    "/{order_id}/pay",
+    "/{order_id:uuid}/pay",
     summary="Pay a pending order by card (idempotent per Idempotency-Key)",
     responses={200: {"model": OrderResponse, "headers": REPLAY_HEADERS}},
     response_model=OrderResponse,
@@ -57,7 +57,7 @@ async def pay_order(
     )
 
 
-@router.post("/{order_id}/cancel", summary="Cancel a pending order (releases its stock)")
+@router.post("/{order_id:uuid}/cancel", summary="Cancel a pending order (releases its stock)")
 async def cancel_order(
     order_id: uuid.UUID, user: CurrentUser, session: DbSession, cache: Cache, events: Events
 ) -> OrderResponse:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from keel.core.types import RequestModel
+from keel.core.types import NOT_A_BOOLEAN, RequestModel
 from keel.features.catalog.schemas import Money
 from keel.features.orders.models import OrderStatus
 from keel.features.payments.cards import Card
@@ -18,7 +18,7 @@ class OrderLineCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: uuid.UUID
-    quantity: int = Field(ge=1, le=1000)
+    quantity: Annotated[int, Field(ge=1, le=1000), NOT_A_BOOLEAN]
 
 
 class OrderCreate(RequestModel):

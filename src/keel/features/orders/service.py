@@ -178,6 +178,9 @@ async def pay_order(
     """
     order = await _visible_order(session, actor, order_id)
     _require_pending(order, "paid")
+    reason = card.decline_reason()
+    if reason is not None:  # any network declines it: nothing to claim, no gateway call
+        raise PaymentDeclinedError(details={"reason": reason})
     bill = payments.Bill(
         order_id=order.id,
         amount=order.total_amount,

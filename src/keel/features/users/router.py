@@ -52,12 +52,12 @@ async def list_users(
     return await service.list_users(session, filters, pagination)
 
 
-@router.get("/{user_id}", summary="Read a user (admin, or the user themself)")
+@router.get("/{user_id:uuid}", summary="Read a user (admin, or the user themself)")
 async def read_user(user_id: uuid.UUID, actor: CurrentUser, session: DbSession) -> UserResponse:
     return UserResponse.model_validate(await service.get_for(session, actor, user_id))
 
 
-@router.patch("/{user_id}", summary="Change a user's roles, activation or name (admin)")
+@router.patch("/{user_id:uuid}", summary="Change a user's roles, activation or name (admin)")
 async def update_user(
     user_id: uuid.UUID,
     changes: AdminUserUpdate,
@@ -70,7 +70,7 @@ async def update_user(
 
 
 @router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a user (admin)"
+    "/{user_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a user (admin)"
 )
 async def delete_user(
     user_id: uuid.UUID, actor: CurrentUser, session: DbSession, events: Events

@@ -3,7 +3,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from keel.core.patching import PatchModel
 from keel.core.types import RequestModel
 from keel.features.users.models import Role
 
@@ -75,10 +76,14 @@ class UserCreate(RequestModel):
         return password_differs_from_email(value, info.data.get("email"))
 
 
-class MeUpdate(RequestModel):
-    """PATCH /users/me: only the fields sent change; none of them may be null."""
+class MeUpdate(PatchModel):
+    """PATCH /users/me: only the fields sent change; none of them may be null. A new password
+    or a new email address comes with the current password."""
 
-    model_config = ConfigDict(extra="forbid")
+    dependent_required: ClassVar[dict[str, tuple[str, ...]]] = {
+        "password": ("current_password",),
+        "email": ("current_password",),
+    }
 
     email: Email | None = Field(
         default=None, description="The new email address; needs `current_password`."
@@ -89,19 +94,18 @@ class MeUpdate(RequestModel):
     )
     current_password: str | None = Field(
         default=None,
+        min_length=1,
         max_length=PASSWORD_MAX,
-        description="Required to change the email address or the password.",
+        description="Required with `email` or `password`: a wrong one is a 403.",
     )
 
 
-class AdminUserUpdate(RequestModel):
+class AdminUserUpdate(PatchModel):
     """PATCH /users/{id} (admin): roles, activation and name; only the fields sent change."""
-
-    model_config = ConfigDict(extra="forbid")
 
     full_name: FullName | None = None
     roles: Annotated[list[Role], Field(min_length=1)] | None = None
-    is_active: bool | None = None
+    is_active: Annotated[bool, Field(strict=True)] | None = None
 
 
 class UserFilters(BaseModel):

@@ -1,0 +1,83 @@
+"""The OpenAPI document says what the server accepts and sends: no more, no less.
+
+schemathesis (tests/test_contract.py) finds these by fuzzing; these tests pin each rule down
+directly, so a regression names itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from keel.core.config import Settings
+from keel.main import create_app
+
+
+@pytest.fixture
+def document(settings: Settings) -> dict[str, Any]:
+    return create_app(settings).openapi()
+
+
+def component(document: dict[str, Any], name: str) -> dict[str, Any]:
+    return document["components"]["schemas"][name]  # type: ignore[no-any-return]
+
+
+def nullable(schema: dict[str, Any]) -> bool:
+    branches = schema.get("anyOf", [schema])
+    return any(branch.get("type") == "null" for branch in branches) or "default" in schema
+
+
+def patch_bodies(document: dict[str, Any]) -> list[str]:
+    names = []
+    for item in document["paths"].values():
+        if "patch" in item:
+            ref = item["patch"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            names.append(ref.rsplit("/", 1)[1])
+    return names
+
+
+def test_every_patch_body_is_found(document: dict[str, Any]) -> None:
+    assert sorted(patch_bodies(document)) == ["AdminUserUpdate", "MeUpdate", "ProductUpdate"]
+
+
+def test_no_patch_field_is_documented_as_nullable(document: dict[str, Any]) -> None:
+    """`{"password": null}` is refused, so the schema must not offer it (or a null default)."""
+    for name in patch_bodies(document):
+        schema = component(document, name)
+        assert schema["additionalProperties"] is False
+        for field, field_schema in schema["properties"].items():
+            assert not nullable(field_schema), f"{name}.{field}: {field_schema}"
+    assert component(document, "ProductUpdate")["properties"]["name"]["type"] == "string"
+
+
+def test_a_new_password_is_documented_with_the_current_one(document: dict[str, Any]) -> None:
+    assert component(document, "MeUpdate")["dependentRequired"] == {
+        "password": ["current_password"],
+        "current_password": ["password"],
+    }
+
+
+def test_card_fields_carry_the_patterns_the_server_enforces(document: dict[str, Any]) -> None:
+    card = component(document, "Card")["properties"]
+    assert card["number"]["pattern"] == r"^[0-9](?: ?[0-9]){12,18}$"
+    assert card["cvc"]["pattern"] == r"^[0-9]{3,4}$"
+    assert card["holder"]["minLength"] == 1
+
+
+def test_upload_url_states_this_servers_limits(make_settings: Any) -> None:
+    settings = make_settings(max_upload_bytes=5 * 1024 * 1024, upload_allowed_types=["image/png"])
+    schema = create_app(settings).openapi()
+    request = component(schema, "UploadUrlRequest")["properties"]
+    assert request["size"]["maximum"] == 5 * 1024 * 1024
+    assert request["content_type"]["enum"] == ["image/png"]
+
+
+def test_downloads_document_the_types_they_send(settings: Settings) -> None:
+    app: FastAPI = create_app(settings)
+    operation = app.openapi()["paths"]["/api/v1/files/{file_id}/content"]["get"]
+    for status in ("200", "206"):
+        documented = set(operation["responses"][status]["content"])
+        assert documented == set(settings.upload_allowed_types)
+        assert "application/octet-stream" not in documented
