@@ -25,6 +25,13 @@ from keel.jobs import HANDLERS, MAINTENANCE
 log = get_logger(__name__)
 
 
+API_DESCRIPTION = (
+    "Every error has one body: `{error: {code, message, details, request_id}}`. "
+    "No request string may contain NUL (U+0000): such a value is a 422 naming the field. "
+    "Integers are bounded as each schema states; money is integer minor units."
+)
+
+
 def create_app(
     settings: Settings | None = None, *, job_handlers: JobHandlers | None = None
 ) -> FastAPI:
@@ -48,6 +55,7 @@ def create_app(
     app = FastAPI(
         title=settings.app_name,
         version=__version__,
+        description=API_DESCRIPTION,
         lifespan=build_lifespan(
             settings,
             pool_metrics,
