@@ -270,13 +270,21 @@ async def test_http_gateway_charges_with_the_idempotency_key(
         paid = await pay(http, buyer, order["id"], card(), "http-key")
         declined_order = await placed_order(http, admin, buyer)
         declined = await pay(http, buyer, declined_order["id"], card(DECLINED), "http-decline")
+        good = await pay(http, buyer, declined_order["id"], card(), "http-after-decline")
     assert paid.status_code == 200, paid.text
     assert paid.json()["payment"]["transaction_id"].startswith("gw_")
     keys = {request["key"] for request in script.requests[:3]}
-    assert keys == {f"{buyer.id}:http-key"}  # the same key on every retry
-    assert len(script.charges) == 1
+    # The order's key, the same on every retry (and for any payer of this attempt) ...
+    assert keys == {f"order:{order['id']}:0"}
     assert script.requests[0]["body"]["amount"] == 5000
     assert_error_body(declined, 402, "PAYMENT_DECLINED")
+    # ... and a new one after a decline: a gateway would replay the decline for the old one.
+    assert good.status_code == 200, good.text
+    assert [request["key"] for request in script.requests[3:]] == [
+        f"order:{declined_order['id']}:0",
+        f"order:{declined_order['id']}:1",
+    ]
+    assert len(script.charges) == 2
 
 
 async def test_http_gateway_failing_is_502_and_nothing_charged(
