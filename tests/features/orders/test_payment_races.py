@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from keel.core.config import Settings
 from keel.core.models import utcnow
@@ -24,8 +24,9 @@ from tests.features.orders.test_payments import DECLINED, ORDERS, card, pay, pla
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
-from tests.support.databases import opened
+from tests.support.databases import POSTGRES_URL, opened
 from tests.support.gateway import GatewayScript, running_gateway
+from tests.support.tcp_proxy import TcpProxy
 
 SLOW_SECONDS = 1.0
 PAST = utcnow() - timedelta(hours=1)
@@ -173,6 +174,40 @@ async def test_a_lost_charge_is_not_made_again_under_another_key(shop: Shop) -> 
     await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
     paid = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
     assert paid.status_code == 200, paid.text
+    assert paid.json()["payment"]["transaction_id"] == charged
+    assert list(shop.script.charges.values()) == [charged]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_a_database_lost_after_the_charge_does_not_lead_to_a_second_charge(
+    shop: Shop,
+) -> None:
+    """The claim is committed, the charge goes through, then the database goes away before
+    the payment is recorded: the order must be paid with that charge later, not charged again.
+    """
+    target = make_url(shop.settings.database_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
+    settings = shop.settings.model_copy(
+        update={"database_url": via_proxy, "db_connect_timeout_seconds": 1}
+    )
+    order = await order_of(shop)
+    try:
+        async with serve(create_app(settings)) as proxied:
+            paying = asyncio.create_task(pay(proxied, shop.buyer, order["id"], card(), "k-db"))
+            await charge_in_flight(shop)
+            await proxy.stop()
+            cut = await paying
+    finally:
+        await proxy.stop()
+    assert cut.status_code in (500, 503), cut.text
+    (charged,) = shop.script.charges.values()
+    busy = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
+    assert_error_body(busy, 409, "CONFLICT")  # the claim outlives the lost request ...
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    paid = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
+    assert paid.status_code == 200, paid.text  # ... and then the charge made is recovered
     assert paid.json()["payment"]["transaction_id"] == charged
     assert list(shop.script.charges.values()) == [charged]
 
