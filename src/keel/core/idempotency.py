@@ -59,6 +59,9 @@ REPLAY_HEADERS: dict[str, Any] = {  # for a route's OpenAPI responses
         "schema": {"type": "string", "enum": ["true"]},
     }
 }
+# Printable ASCII, as header values should be: no NUL byte (PostgreSQL refuses them in text)
+# or other control character reaches a column.
+KEY_PATTERN = r"^[ -~]+$"
 # Answers that say something about the moment rather than the request: never replayed.
 MOMENTARY_STATUSES = frozenset({409, 429})
 
@@ -292,7 +295,7 @@ async def idempotent_request(
     request: Request,
     session: DbSession,
     store: Annotated[IdempotencyStore, Depends(from_state("idempotency", IdempotencyStore))],
-    idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
+    idempotency_key: Annotated[str, Header(min_length=1, max_length=255, pattern=KEY_PATTERN)],
 ) -> IdempotentRequest:
     return IdempotentRequest(store, session, request, idempotency_key)
 
