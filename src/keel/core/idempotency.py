@@ -145,7 +145,8 @@ class IdempotencyStore:
                 "This Idempotency-Key was used with a different request",
                 errors=[
                     {
-                        "loc": ["header", "Idempotency-Key"],
+                        # spelt as FastAPI spells the header in its own 422s
+                        "loc": ["header", "idempotency-key"],
                         "msg": "already used with a different request body",
                         "type": "idempotency_mismatch",
                     }
