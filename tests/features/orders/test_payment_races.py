@@ -106,17 +106,23 @@ async def test_cancel_during_a_payment_is_409_and_the_payment_wins(shop: Shop) -
     assert shop.script.refunds == {}
 
 
-async def test_a_charge_landing_after_a_cancel_is_refunded_and_recorded(shop: Shop) -> None:
-    order = await order_of(shop)
-    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late-1"))
+async def charge_landing_after_a_cancel(shop: Shop, order: dict[str, Any]) -> dict[str, Any]:
+    """The error body of a payment whose charge landed on an order cancelled meanwhile.
+
+    The payer's claim runs out while it is still at the gateway (as after a stall longer
+    than the lease): a cancel is allowed, and the charge then lands on a cancelled order.
+    """
+    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late"))
     await charge_in_flight(shop)
-    # The payer's claim runs out while it is still at the gateway (as after a stall longer
-    # than the lease): a cancel is allowed, and the charge then lands on a cancelled order.
     await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
     cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
     assert cancel.status_code == 200, cancel.text
-    late = await paying
-    error = assert_error_body(late, 409, "CONFLICT")
+    return assert_error_body(await paying, 409, "CONFLICT")
+
+
+async def test_a_charge_landing_after_a_cancel_is_refunded_and_recorded(shop: Shop) -> None:
+    order = await order_of(shop)
+    error = await charge_landing_after_a_cancel(shop, order)
     assert error["details"] == {"status": "cancelled", "reason": "order_cancelled"}
     assert "refunded" in error["message"]
     (charged,) = shop.script.charges.values()
@@ -255,13 +261,7 @@ async def test_a_late_charge_whose_refund_fails_is_recorded_for_an_operator(
 ) -> None:
     order = await order_of(shop)
     shop.script.refunds_fail = True
-    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late-2"))
-    await charge_in_flight(shop)
-    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
-    cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
-    assert cancel.status_code == 200, cancel.text
-    late = await paying
-    error = assert_error_body(late, 409, "CONFLICT")
+    error = await charge_landing_after_a_cancel(shop, order)
     assert "will be refunded" in error["message"]
     async with opened(shop.settings.database_url) as database, database.engine.connect() as c:
         query = text("SELECT transaction_id, refund_id FROM refunds")
