@@ -409,11 +409,12 @@ async def test_a_key_held_by_a_live_request_is_409_at_once(
     assert error["details"] == {"reason": "idempotency_key_in_use"}
 
 
-async def test_a_key_is_released_when_the_request_fails_unexpectedly(
+async def test_an_unreadable_gateway_answer_is_502_and_a_retry_charges_once(
     make_settings: MakeSettings,
     db_connection: AsyncConnection,
     http_gateway: tuple[str, GatewayScript],
 ) -> None:
+    """A 200 that is not JSON (a proxy's error page) was an unexpected exception, a 500."""
     url, script = http_gateway
     app = isolated_app(with_gateway(make_settings, url), db_connection)
     async with serve(app, raise_app_exceptions=False) as http:
@@ -421,11 +422,11 @@ async def test_a_key_is_released_when_the_request_fails_unexpectedly(
         await make_admin(db_connection, admin)
         buyer = await signed_up(http)
         order = await placed_order(http, admin, buyer)
-        script.garbled = True  # an answer Keel cannot read: an unexpected exception, a 500
+        script.garbled = True
         broken = await pay(http, buyer, order["id"], card(), "crash-key")
         script.garbled = False
         retried = await pay(http, buyer, order["id"], card(), "crash-key")
-    assert_error_body(broken, 500, "INTERNAL_ERROR")
+    assert_error_body(broken, 502, "BAD_GATEWAY")
     assert retried.status_code == 200, retried.text  # ran again, not stuck in progress
     assert len(script.charges) == 1  # the same gateway key both times: one charge
 
