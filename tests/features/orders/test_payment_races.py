@@ -69,8 +69,9 @@ async def order_of(shop: Shop) -> dict[str, Any]:
 
 async def test_parallel_pays_with_different_keys_charge_once(shop: Shop) -> None:
     order = await order_of(shop)
+    payers = [shop.buyer, shop.admin] * 5  # the owner and an admin, each with its own keys
     responses = await asyncio.gather(
-        *(pay(shop.http, shop.buyer, order["id"], card(), f"k{n}") for n in range(1, 11))
+        *(pay(shop.http, who, order["id"], card(), f"k{n}") for n, who in enumerate(payers, 1))
     )
     statuses = sorted(r.status_code for r in responses)
     charges = len(shop.script.requests)
@@ -216,6 +217,21 @@ async def test_a_database_lost_after_the_charge_does_not_lead_to_a_second_charge
     assert paid.status_code == 200, paid.text  # ... and then the charge made is recovered
     assert paid.json()["payment"]["transaction_id"] == charged
     assert list(shop.script.charges.values()) == [charged]
+
+
+async def test_a_refusal_of_a_continued_attempt_keeps_the_order_claimed(shop: Shop) -> None:
+    """The gateway refuses the continuation (a real one refuses a key reused with other
+    parameters): that says nothing of the first charge, so the order must not be freed for a
+    cancel or a new attempt, which could charge a second time."""
+    order = await order_of(shop)
+    await lost_charge(shop, order, "first-key")
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    shop.script.rejects = True
+    refused = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
+    assert_error_body(refused, 502, "BAD_GATEWAY")
+    cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
+    error = assert_error_body(cancel, 409, "CONFLICT")
+    assert error["details"]["reason"] == "payment_in_progress"
 
 
 async def test_one_key_on_two_orders_charges_each_order_for_itself(shop: Shop) -> None:
