@@ -159,6 +159,26 @@ async def test_a_payer_continuing_an_expired_claim_gets_the_same_charge(shop: Sh
     assert shop.script.refunds == {}
 
 
+async def test_a_charge_of_an_attempt_the_order_moved_past_is_refunded(shop: Shop) -> None:
+    """The first payer stalls past its lease; the next one continues its attempt, is declined
+    (its request reached the gateway first), so the order moves on to a new attempt; then the
+    first charge lands. It belongs to an attempt the order left: refunded and recorded."""
+    order = await order_of(shop)
+    first = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "stalled"))
+    await charge_in_flight(shop)
+    shop.script.delay_seconds = 0
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    declined = await pay(shop.http, shop.admin, order["id"], card(DECLINED), "admin-key")
+    assert_error_body(declined, 402, "PAYMENT_DECLINED")
+    error = assert_error_body(await first, 409, "CONFLICT")
+    assert error["details"] == {"status": "pending", "reason": "attempt_superseded"}
+    (charged,) = shop.script.charges.values()
+    assert shop.script.refunded_charges == {charged}
+    paid = await pay(shop.http, shop.buyer, order["id"], card(), "next-attempt")
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["payment"]["transaction_id"] != charged
+
+
 async def lost_charge(shop: Shop, order: dict[str, Any], key: str) -> str:
     """A charge the gateway made whose answer never came back (502); its transaction id."""
     shop.script.delay_seconds = 0
