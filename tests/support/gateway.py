@@ -26,6 +26,8 @@ class GatewayScript:
     delay_seconds: float = 0.0  # a slow gateway: each charge answers this late
     garbled: bool = False  # answer 200 with a body that is not JSON
     refunds_fail: bool = False  # answer 500 to every refund
+    rejects: bool = False  # answer 400 to every charge (a request the gateway refuses)
+    lose_answers: bool = False  # charge, then answer 500 (the answer is lost on the way)
     charges: dict[str, str] = field(default_factory=dict)  # idempotency key -> transaction id
     requests: list[dict[str, Any]] = field(default_factory=list)  # every charge request
     refunds: dict[str, str] = field(default_factory=dict)  # idempotency key -> charge refunded
@@ -43,6 +45,8 @@ def gateway_app(script: GatewayScript) -> Starlette:
         if script.always_fail or script.failures_before_success > 0:
             script.failures_before_success -= 1
             return JSONResponse({"error": "boom"}, status_code=500)
+        if script.rejects:
+            return JSONResponse({"error": "idempotency key reused"}, status_code=400)
         if script.delay_seconds:
             await asyncio.sleep(script.delay_seconds)
         if script.garbled:
@@ -50,6 +54,8 @@ def gateway_app(script: GatewayScript) -> Starlette:
         if body["card"]["number"] == "4000000000000002":
             return JSONResponse({"status": "declined", "reason": "card_declined"}, status_code=402)
         transaction = script.charges.setdefault(key, f"gw_{uuid.uuid4().hex}")
+        if script.lose_answers:
+            return JSONResponse({"error": "lost"}, status_code=500)
         return JSONResponse({"id": transaction, "status": "succeeded"})
 
     async def refunds(request: Request) -> JSONResponse:

@@ -46,7 +46,6 @@ from keel.core.exception_handlers import error_body
 from keel.core.logging import get_logger
 from keel.core.models import Base, UUIDPrimaryKey, utcnow
 from keel.core.state import from_state
-from keel.core.types import Text
 
 log = get_logger(__name__)
 
@@ -60,6 +59,9 @@ REPLAY_HEADERS: dict[str, Any] = {  # for a route's OpenAPI responses
         "schema": {"type": "string", "enum": ["true"]},
     }
 }
+# Printable ASCII, as header values should be: no NUL byte (PostgreSQL refuses them in text)
+# or other control character reaches a column.
+KEY_PATTERN = r"^[ -~]+$"
 # Answers that say something about the moment rather than the request: never replayed.
 MOMENTARY_STATUSES = frozenset({409, 429})
 
@@ -143,7 +145,8 @@ class IdempotencyStore:
                 "This Idempotency-Key was used with a different request",
                 errors=[
                     {
-                        "loc": ["header", "Idempotency-Key"],
+                        # spelt as FastAPI spells the header in its own 422s
+                        "loc": ["header", "idempotency-key"],
                         "msg": "already used with a different request body",
                         "type": "idempotency_mismatch",
                     }
@@ -293,7 +296,7 @@ async def idempotent_request(
     request: Request,
     session: DbSession,
     store: Annotated[IdempotencyStore, Depends(from_state("idempotency", IdempotencyStore))],
-    idempotency_key: Annotated[Text, Header(min_length=1, max_length=255)],
+    idempotency_key: Annotated[str, Header(min_length=1, max_length=255, pattern=KEY_PATTERN)],
 ) -> IdempotentRequest:
     return IdempotentRequest(store, session, request, idempotency_key)
 

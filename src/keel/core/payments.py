@@ -174,8 +174,8 @@ class HttpGateway:
         }
         answer = await self._post("/charges", payload, request.idempotency_key)
         if answer.status_code == 402:
-            raise ChargeDeclinedError(str(answer.json().get("reason", "declined")))
-        return Charge(transaction_id=str(answer.json()["id"]))
+            raise ChargeDeclinedError(str(_field(answer, "reason", default="declined")))
+        return Charge(transaction_id=str(_field(answer, "id")))
 
     @property
     def budget_seconds(self) -> float:
@@ -190,7 +190,7 @@ class HttpGateway:
         answer = await self._post("/refunds", payload, request.idempotency_key)
         if answer.status_code != 200:
             raise GatewayUnavailableError(f"gateway refused the refund ({answer.status_code})")
-        return RefundReceipt(refund_id=str(answer.json()["id"]))
+        return RefundReceipt(refund_id=str(_field(answer, "id")))
 
     async def _post(self, path: str, payload: dict[str, Any], key: str) -> httpx.Response:
         """POST with retries on transport errors and 5xx, within the budget; a 200 or 402
@@ -224,6 +224,18 @@ class HttpGateway:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _field(answer: httpx.Response, name: str, default: str | None = None) -> object:
+    """A field of the gateway's JSON answer. An answer that cannot be read (not JSON, no such
+    field: a proxy's error page, a broken gateway) says nothing about what happened, so it is
+    GatewayUnavailableError, the outcome-unknown 502, never an unexpected 500."""
+    try:
+        body = answer.json()
+        return body[name] if default is None else body.get(name, default)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.error("gateway_answer_unreadable", status=answer.status_code)
+        raise GatewayUnavailableError("gateway answer could not be read") from None
 
 
 def build_gateway(settings: Settings, tracing: Tracing | None = None) -> PaymentGateway:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from keel.core.config import Settings
 from keel.core.models import utcnow
@@ -24,8 +24,9 @@ from tests.features.orders.test_payments import DECLINED, ORDERS, card, pay, pla
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
-from tests.support.databases import opened
+from tests.support.databases import POSTGRES_URL, opened
 from tests.support.gateway import GatewayScript, running_gateway
+from tests.support.tcp_proxy import TcpProxy
 
 SLOW_SECONDS = 1.0
 PAST = utcnow() - timedelta(hours=1)
@@ -68,8 +69,9 @@ async def order_of(shop: Shop) -> dict[str, Any]:
 
 async def test_parallel_pays_with_different_keys_charge_once(shop: Shop) -> None:
     order = await order_of(shop)
+    payers = [shop.buyer, shop.admin] * 5  # the owner and an admin, each with its own keys
     responses = await asyncio.gather(
-        *(pay(shop.http, shop.buyer, order["id"], card(), f"k{n}") for n in range(1, 11))
+        *(pay(shop.http, who, order["id"], card(), f"k{n}") for n, who in enumerate(payers, 1))
     )
     statuses = sorted(r.status_code for r in responses)
     charges = len(shop.script.requests)
@@ -105,17 +107,23 @@ async def test_cancel_during_a_payment_is_409_and_the_payment_wins(shop: Shop) -
     assert shop.script.refunds == {}
 
 
-async def test_a_charge_landing_after_a_cancel_is_refunded_and_recorded(shop: Shop) -> None:
-    order = await order_of(shop)
-    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late-1"))
+async def charge_landing_after_a_cancel(shop: Shop, order: dict[str, Any]) -> dict[str, Any]:
+    """The error body of a payment whose charge landed on an order cancelled meanwhile.
+
+    The payer's claim runs out while it is still at the gateway (as after a stall longer
+    than the lease): a cancel is allowed, and the charge then lands on a cancelled order.
+    """
+    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late"))
     await charge_in_flight(shop)
-    # The payer's claim runs out while it is still at the gateway (as after a stall longer
-    # than the lease): a cancel is allowed, and the charge then lands on a cancelled order.
     await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
     cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
     assert cancel.status_code == 200, cancel.text
-    late = await paying
-    error = assert_error_body(late, 409, "CONFLICT")
+    return assert_error_body(await paying, 409, "CONFLICT")
+
+
+async def test_a_charge_landing_after_a_cancel_is_refunded_and_recorded(shop: Shop) -> None:
+    order = await order_of(shop)
+    error = await charge_landing_after_a_cancel(shop, order)
     assert error["details"] == {"status": "cancelled", "reason": "order_cancelled"}
     assert "refunded" in error["message"]
     (charged,) = shop.script.charges.values()
@@ -131,20 +139,129 @@ async def test_a_charge_landing_after_a_cancel_is_refunded_and_recorded(shop: Sh
     assert state["payment"] is None
 
 
-async def test_a_charge_after_its_claim_was_taken_over_is_refunded(shop: Shop) -> None:
+async def test_a_payer_continuing_an_expired_claim_gets_the_same_charge(shop: Shop) -> None:
+    """The first payer stalls past its lease; another user (an admin, another key) pays on.
+
+    Both charge under the order's attempt key, so the gateway makes one charge; whichever
+    request records it first, neither refunds it.
+    """
     order = await order_of(shop)
     first = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "slow-1"))
     await charge_in_flight(shop)
     await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
-    second = await pay(shop.http, shop.buyer, order["id"], card(), "slow-2")
+    second = await pay(shop.http, shop.admin, order["id"], card(), "slow-2")
     late = await first
     assert second.status_code == 200, second.text
-    error = assert_error_body(late, 409, "CONFLICT")
-    # Whichever finishes first, the order keeps the charge of the live claim only.
-    assert error["details"]["reason"] == "claim_lost"
-    kept = second.json()["payment"]["transaction_id"]
-    assert shop.script.refunded_charges == set(shop.script.charges.values()) - {kept}
-    assert len(shop.script.refunds) == 1
+    assert late.status_code == 200, late.text
+    (charged,) = shop.script.charges.values()
+    assert second.json()["payment"]["transaction_id"] == charged
+    assert late.json()["payment"]["transaction_id"] == charged
+    assert shop.script.refunds == {}
+
+
+async def test_a_charge_of_an_attempt_the_order_moved_past_is_refunded(shop: Shop) -> None:
+    """The first payer stalls past its lease; the next one continues its attempt, is declined
+    (its request reached the gateway first), so the order moves on to a new attempt; then the
+    first charge lands. It belongs to an attempt the order left: refunded and recorded."""
+    order = await order_of(shop)
+    first = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "stalled"))
+    await charge_in_flight(shop)
+    shop.script.delay_seconds = 0
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    declined = await pay(shop.http, shop.admin, order["id"], card(DECLINED), "admin-key")
+    assert_error_body(declined, 402, "PAYMENT_DECLINED")
+    error = assert_error_body(await first, 409, "CONFLICT")
+    assert error["details"] == {"status": "pending", "reason": "attempt_superseded"}
+    (charged,) = shop.script.charges.values()
+    assert shop.script.refunded_charges == {charged}
+    paid = await pay(shop.http, shop.buyer, order["id"], card(), "next-attempt")
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["payment"]["transaction_id"] != charged
+
+
+async def lost_charge(shop: Shop, order: dict[str, Any], key: str) -> str:
+    """A charge the gateway made whose answer never came back (502); its transaction id."""
+    shop.script.delay_seconds = 0
+    shop.script.lose_answers = True
+    lost = await pay(shop.http, shop.buyer, order["id"], card(), key)
+    assert_error_body(lost, 502, "BAD_GATEWAY")
+    shop.script.lose_answers = False
+    (charged,) = shop.script.charges.values()
+    return charged
+
+
+async def test_a_lost_charge_is_not_made_again_under_another_key(shop: Shop) -> None:
+    order = await order_of(shop)
+    charged = await lost_charge(shop, order, "first-key")
+    busy = await pay(shop.http, shop.buyer, order["id"], card(), "second-key")
+    error = assert_error_body(busy, 409, "CONFLICT")
+    assert error["details"]["reason"] == "payment_in_progress"
+    # The lease runs out (as when the holder crashed between the charge and recording it);
+    # another user and key continue the same attempt and the gateway answers with its charge.
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    paid = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["payment"]["transaction_id"] == charged
+    assert list(shop.script.charges.values()) == [charged]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_a_database_lost_after_the_charge_does_not_lead_to_a_second_charge(
+    shop: Shop,
+) -> None:
+    """The claim is committed, the charge goes through, then the database goes away before
+    the payment is recorded: the order must be paid with that charge later, not charged again.
+    """
+    target = make_url(shop.settings.database_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
+    settings = shop.settings.model_copy(
+        update={"database_url": via_proxy, "db_connect_timeout_seconds": 1}
+    )
+    order = await order_of(shop)
+    try:
+        async with serve(create_app(settings)) as proxied:
+            paying = asyncio.create_task(pay(proxied, shop.buyer, order["id"], card(), "k-db"))
+            await charge_in_flight(shop)
+            await proxy.stop()
+            cut = await paying
+    finally:
+        await proxy.stop()
+    assert cut.status_code in (500, 503), cut.text
+    (charged,) = shop.script.charges.values()
+    busy = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
+    assert_error_body(busy, 409, "CONFLICT")  # the claim outlives the lost request ...
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    paid = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
+    assert paid.status_code == 200, paid.text  # ... and then the charge made is recovered
+    assert paid.json()["payment"]["transaction_id"] == charged
+    assert list(shop.script.charges.values()) == [charged]
+
+
+async def test_a_refusal_of_a_continued_attempt_keeps_the_order_claimed(shop: Shop) -> None:
+    """The gateway refuses the continuation (a real one refuses a key reused with other
+    parameters): that says nothing of the first charge, so the order must not be freed for a
+    cancel or a new attempt, which could charge a second time."""
+    order = await order_of(shop)
+    await lost_charge(shop, order, "first-key")
+    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
+    shop.script.rejects = True
+    refused = await pay(shop.http, shop.admin, order["id"], card(), "admin-key")
+    assert_error_body(refused, 502, "BAD_GATEWAY")
+    cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
+    error = assert_error_body(cancel, 409, "CONFLICT")
+    assert error["details"]["reason"] == "payment_in_progress"
+
+
+async def test_one_key_on_two_orders_charges_each_order_for_itself(shop: Shop) -> None:
+    first, second = await order_of(shop), await order_of(shop)
+    charged = await lost_charge(shop, first, "shared-key")
+    # The 502 released the key; used on another order it must not fetch the first's charge.
+    paid = await pay(shop.http, shop.buyer, second["id"], card(), "shared-key")
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["payment"]["transaction_id"] != charged
+    assert len(shop.script.charges) == 2
 
 
 async def test_a_retry_of_a_key_in_flight_is_409_at_once(shop: Shop) -> None:
@@ -180,13 +297,7 @@ async def test_a_late_charge_whose_refund_fails_is_recorded_for_an_operator(
 ) -> None:
     order = await order_of(shop)
     shop.script.refunds_fail = True
-    paying = asyncio.create_task(pay(shop.http, shop.buyer, order["id"], card(), "late-2"))
-    await charge_in_flight(shop)
-    await set_on_orders(shop, "UPDATE orders SET payment_claimed_until = :past", past=PAST)
-    cancel = await shop.http.post(f"{ORDERS}/{order['id']}/cancel", headers=shop.buyer.headers)
-    assert cancel.status_code == 200, cancel.text
-    late = await paying
-    error = assert_error_body(late, 409, "CONFLICT")
+    error = await charge_landing_after_a_cancel(shop, order)
     assert "will be refunded" in error["message"]
     async with opened(shop.settings.database_url) as database, database.engine.connect() as c:
         query = text("SELECT transaction_id, refund_id FROM refunds")

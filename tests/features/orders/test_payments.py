@@ -235,7 +235,7 @@ async def test_same_key_different_body_is_422(
     await pay(client, buyer, order["id"], card(), "mismatch-key")
     other = await pay(client, buyer, order["id"], card(holder="Someone Else"), "mismatch-key")
     error = assert_error_body(other, 422, "VALIDATION_ERROR")
-    assert error["details"]["errors"][0]["loc"] == ["header", "Idempotency-Key"]  # type: ignore[index]
+    assert error["details"]["errors"][0]["loc"] == ["header", "idempotency-key"]  # type: ignore[index]
 
 
 async def test_keys_are_scoped_per_user(
@@ -294,13 +294,21 @@ async def test_http_gateway_charges_with_the_idempotency_key(
         paid = await pay(http, buyer, order["id"], card(), "http-key")
         declined_order = await placed_order(http, admin, buyer)
         declined = await pay(http, buyer, declined_order["id"], card(DECLINED), "http-decline")
+        good = await pay(http, buyer, declined_order["id"], card(), "http-after-decline")
     assert paid.status_code == 200, paid.text
     assert paid.json()["payment"]["transaction_id"].startswith("gw_")
     keys = {request["key"] for request in script.requests[:3]}
-    assert keys == {f"{buyer.id}:http-key"}  # the same key on every retry
-    assert len(script.charges) == 1
+    # The order's key, the same on every retry (and for any payer of this attempt) ...
+    assert keys == {f"order:{order['id']}:0"}
     assert script.requests[0]["body"]["amount"] == 5000
     assert_error_body(declined, 402, "PAYMENT_DECLINED")
+    # ... and a new one after a decline: a gateway would replay the decline for the old one.
+    assert good.status_code == 200, good.text
+    assert [request["key"] for request in script.requests[3:]] == [
+        f"order:{declined_order['id']}:0",
+        f"order:{declined_order['id']}:1",
+    ]
+    assert len(script.charges) == 2
 
 
 async def test_http_gateway_failing_is_502_and_nothing_charged(
@@ -425,11 +433,12 @@ async def test_a_key_held_by_a_live_request_is_409_at_once(
     assert error["details"] == {"reason": "idempotency_key_in_use"}
 
 
-async def test_a_key_is_released_when_the_request_fails_unexpectedly(
+async def test_an_unreadable_gateway_answer_is_502_and_a_retry_charges_once(
     make_settings: MakeSettings,
     db_connection: AsyncConnection,
     http_gateway: tuple[str, GatewayScript],
 ) -> None:
+    """A 200 that is not JSON (a proxy's error page) was an unexpected exception, a 500."""
     url, script = http_gateway
     app = isolated_app(with_gateway(make_settings, url), db_connection)
     async with serve(app, raise_app_exceptions=False) as http:
@@ -437,11 +446,11 @@ async def test_a_key_is_released_when_the_request_fails_unexpectedly(
         await make_admin(db_connection, admin)
         buyer = await signed_up(http)
         order = await placed_order(http, admin, buyer)
-        script.garbled = True  # an answer Keel cannot read: an unexpected exception, a 500
+        script.garbled = True
         broken = await pay(http, buyer, order["id"], card(), "crash-key")
         script.garbled = False
         retried = await pay(http, buyer, order["id"], card(), "crash-key")
-    assert_error_body(broken, 500, "INTERNAL_ERROR")
+    assert_error_body(broken, 502, "BAD_GATEWAY")
     assert retried.status_code == 200, retried.text  # ran again, not stuck in progress
     assert len(script.charges) == 1  # the same gateway key both times: one charge
 
@@ -467,3 +476,62 @@ async def test_a_key_claimed_before_leases_existed_expires_after_one_lease(
     )
     paid = await pay(client, buyer, order["id"], card(), "legacy-key")
     assert paid.status_code == 200, paid.text
+
+
+HOSTILE_CARDS = {
+    "month beyond 64 bits": card(exp_month=2**63),
+    "year beyond 64 bits": card(exp_year=2**63),
+    "negative month beyond 64 bits": card(exp_month=-(2**63) - 1),
+    "NUL in the number": card(number="4242\x004242 4242 4242"),
+    "NUL in the CVC": card(cvc="1\x003"),
+    "long number": card(number="4" * 100_000),
+    "card is a string": {"card": "4242"},
+    "nested deep": {"card": {"number": [[[[[[[[[[[]]]]]]]]]]]}},
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_CARDS.values(), ids=HOSTILE_CARDS.keys())
+async def test_hostile_pay_bodies_are_422_and_charge_nothing(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], body: dict[str, Any]
+) -> None:
+    response = await pay(client, buyer, order["id"], body, f"hostile-{uuid.uuid4()}")
+    assert_error_body(response, 422, "VALIDATION_ERROR")
+    state = await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)
+    assert state.json()["status"] == "pending"
+
+
+async def test_an_integer_of_5000_digits_in_the_pay_body_is_400(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    raw = b'{"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": '
+    raw += b"9" * 5000 + b', "cvc": "123", "holder": "Ada"}}'
+    headers = {**buyer.headers, "Idempotency-Key": "digits", "Content-Type": "application/json"}
+    response = await client.post(f"{ORDERS}/{order['id']}/pay", content=raw, headers=headers)
+    assert_error_body(response, 400, "BAD_REQUEST")  # not JSON Python will read
+
+
+HOSTILE_KEYS = {
+    "NUL": "a\x00b",
+    "256 characters": "k" * 256,
+    "control characters": "a\x01\x02b",
+    "Latin-1 bytes": "clé-é",
+}
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS.values(), ids=HOSTILE_KEYS.keys())
+async def test_idempotency_keys_other_than_printable_ascii_are_422(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any], key: str
+) -> None:
+    """A NUL byte reached PostgreSQL (500); keys are printable ASCII, as HTTP headers are."""
+    headers = [*buyer.headers.items(), ("Idempotency-Key", key.encode("latin-1"))]
+    response = await client.post(f"{ORDERS}/{order['id']}/pay", json=card(), headers=headers)
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    assert error["details"]["errors"][0]["loc"] == ["header", "idempotency-key"]
+
+
+async def test_a_huge_pay_body_is_413(
+    client: httpx.AsyncClient, buyer: Account, order: dict[str, Any]
+) -> None:
+    body = card(holder="A" * 5_000_000)
+    response = await pay(client, buyer, order["id"], body, "huge")
+    assert_error_body(response, 413, "PAYLOAD_TOO_LARGE")

@@ -33,10 +33,13 @@ class Order(UUIDPrimaryKey, Timestamps, Base):
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING.value)
     currency: Mapped[str] = mapped_column(String(3))
     total_amount: Mapped[int] = mapped_column(BigInteger)
-    # Who is paying right now: the payer's gateway idempotency key, until the lease runs out
+    # Who is paying right now (`<user id>:<Idempotency-Key>`), until the lease runs out
     # (see features/orders/service.py, pay_order).
     payment_claim: Mapped[str | None] = mapped_column(String(300))
     payment_claimed_until: Mapped[datetime | None]
+    # Counts the attempts known to have charged nothing; part of the gateway idempotency key,
+    # so every retry of an attempt whose outcome is unknown is deduplicated by the gateway.
+    payment_attempt: Mapped[int] = mapped_column(default=0, server_default="0")
     items: Mapped[list[OrderItem]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="OrderItem.position"
     )

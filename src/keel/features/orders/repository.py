@@ -34,18 +34,28 @@ def _claim_free(now: datetime) -> Any:
 
 
 async def claim_payment(
-    session: AsyncSession, order_id: uuid.UUID, claim: str, until: datetime, now: datetime
+    session: AsyncSession, order: Order, claim: str, until: datetime, now: datetime
 ) -> bool:
-    """Claim a pending order for one payer until `until`; False if another live claim holds it.
+    """Claim a pending order for one payer until `until`; False if another live claim holds
+    it, or if the claim or the attempt changed since `order` was read.
 
-    The same claim may be renewed (a retry with the same gateway key cannot charge twice).
-    One conditional UPDATE: on PostgreSQL a concurrent claimer waits for the row lock and then
-    re-checks the condition against the committed claim; SQLite serialises writers.
+    The same claim may be renewed (a retry of the same request). Compare-and-set on the claim
+    and attempt as read, so the caller knows whether it continues an attempt whose outcome an
+    earlier holder left unknown (see `pay_order`). One conditional UPDATE: on PostgreSQL a
+    concurrent claimer waits for the row lock and then re-checks the condition against the
+    committed row; SQLite serialises writers.
     """
+    seen = (
+        Order.payment_claim.is_(None)
+        if order.payment_claim is None
+        else Order.payment_claim == order.payment_claim
+    )
     return await _update(
         session,
-        order_id,
+        order.id,
         Order.status == OrderStatus.PENDING.value,
+        Order.payment_attempt == order.payment_attempt,
+        seen,
         or_(_claim_free(now), Order.payment_claim == claim),
         payment_claim=claim,
         payment_claimed_until=until,
@@ -53,23 +63,30 @@ async def claim_payment(
 
 
 async def release_payment_claim(session: AsyncSession, order_id: uuid.UUID, claim: str) -> None:
+    """Free the order after an attempt that charged nothing; the next attempt gets a new
+    gateway key (the gateway would replay this attempt's answer for the old one)."""
     await _update(
         session,
         order_id,
         Order.payment_claim == claim,
         payment_claim=None,
         payment_claimed_until=None,
+        payment_attempt=Order.payment_attempt + 1,
     )
 
 
-async def mark_paid(session: AsyncSession, order_id: uuid.UUID, claim: str) -> bool:
-    """Pending -> paid, only for the holder of the claim; False if the order was cancelled or
-    its expired claim was taken by another payer meanwhile."""
+async def mark_paid(session: AsyncSession, order_id: uuid.UUID, attempt: int) -> bool:
+    """Pending -> paid with a charge of `attempt`; False if the order was cancelled or moved
+    on to a later attempt meanwhile.
+
+    Fenced by the attempt, not by the claim: every request of one attempt charges under one
+    gateway key and so gets the same charge, whichever of them holds the claim by then.
+    """
     return await _update(
         session,
         order_id,
         Order.status == OrderStatus.PENDING.value,
-        Order.payment_claim == claim,
+        Order.payment_attempt == attempt,
         status=OrderStatus.PAID.value,
         payment_claim=None,
         payment_claimed_until=None,

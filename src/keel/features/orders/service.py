@@ -168,28 +168,36 @@ async def pay_order(
 ) -> OrderResponse:
     """Charge a pending order's total once, whoever pays and with whatever key.
 
-    The order is claimed for this payer (committed) before the gateway is called, so a second
-    payer gets 409 without a gateway call, and so does a cancel. The claim is the gateway
-    idempotency key (`<user id>:<Idempotency-Key>`), which lets the same request retry after
-    a lost answer; it expires after the gateway's whole retry budget plus a margin, so a
-    crashed holder cannot block the order for good. A charge that succeeds when the claim
-    has nevertheless been lost (expired, then the order was cancelled or paid by another
-    payer) is refunded through the gateway and recorded, and the request answers 409.
+    The order is claimed for this payer (`<user id>:<Idempotency-Key>`, committed) before the
+    gateway is called, so a second payer gets 409 without a gateway call, and so does a
+    cancel. The claim expires after the gateway's whole retry budget plus a margin, so a
+    crashed holder cannot block the order for good.
+
+    The gateway idempotency key comes from the order, not from the payer: `order:<id>:<n>`,
+    where n counts the attempts known to have charged nothing (declines). An attempt whose
+    outcome is unknown (a gateway timeout, a crash or a database that stopped answering after
+    the charge) keeps its n, so whoever pays next, with any key, continues it and the gateway
+    answers with the charge already made instead of charging again; whichever request of the
+    attempt gets the answer first records it. A charge that succeeds when the order can no
+    longer take it (cancelled once the claim expired, or paid by a later attempt) is refunded
+    through the gateway and recorded, and the request answers 409.
     """
     order = await _visible_order(session, actor, order_id)
     _require_pending(order, "paid")
     reason = card.decline_reason()
     if reason is not None:  # any network declines it: nothing to claim, no gateway call
         raise PaymentDeclinedError(details={"reason": reason})
+    attempt = order.payment_attempt
     bill = payments.Bill(
         order_id=order.id,
         amount=order.total_amount,
         currency=order.currency,
-        gateway_key=f"{actor.id}:{idempotency_key}",
+        gateway_key=f"order:{order.id}:{attempt}",
+        resumed=order.payment_claim is not None,
     )
+    claim = f"{actor.id}:{idempotency_key}"
     now = utcnow()
-    until = now + claim_lease(gateway)
-    if not await repository.claim_payment(session, order.id, bill.gateway_key, until, now):
+    if not await repository.claim_payment(session, order, claim, now + claim_lease(gateway), now):
         await session.refresh(order)
         _require_pending(order, "paid")
         raise _payment_in_progress(
@@ -201,12 +209,17 @@ async def pay_order(
     except (PaymentDeclinedError, payments.ChargeNotMadeError):
         # Nothing was charged: the order is free for the next attempt at once. (On a
         # ChargeUnknownError the claim stays until it expires or this key retries.)
-        await repository.release_payment_claim(session, order.id, bill.gateway_key)
+        await repository.release_payment_claim(session, order.id, claim)
         await session.commit()
         raise
-    if not await repository.mark_paid(session, order.id, bill.gateway_key):
+    if not await repository.mark_paid(session, order.id, attempt):
         await session.refresh(order)
-        reason = "order_cancelled" if order.status == OrderStatus.CANCELLED else "claim_lost"
+        if order.payment is not None and order.payment.transaction_id == charge.transaction_id:
+            # Another request of this attempt (ours ran out of time and was continued) got
+            # this very charge from the gateway and recorded it first: nothing to give back.
+            return OrderResponse.model_validate(order)
+        cancelled = order.status == OrderStatus.CANCELLED
+        reason = "order_cancelled" if cancelled else "attempt_superseded"
         refund = await payments.refund_late_charge(session, gateway, bill, charge, reason)
         await session.commit()  # the refund record survives the error below
         refunded = "was refunded" if refund.refund_id else "will be refunded"

@@ -45,15 +45,26 @@ class ChargeUnknownError(BadGatewayError):
 
 @dataclass(frozen=True, slots=True)
 class Bill:
-    """What to charge for: an order's id, total and the gateway idempotency key."""
+    """What to charge for: an order's id, total and the gateway idempotency key.
+
+    `resumed`: an earlier request used this gateway key and its outcome is unknown.
+    """
 
     order_id: uuid.UUID
     amount: int
     currency: str
     gateway_key: str
+    resumed: bool = False
 
 
 async def charge(gateway: PaymentGateway, bill: Bill, card: Card) -> Charge:
+    """Charge the bill's card; a gateway's refusal of a resumed key proves nothing.
+
+    A gateway that refuses a request (a 4xx) charged nothing for it, but when the key was
+    used before with an unknown outcome, the refusal may be about that earlier request (a
+    real gateway refuses a key reused with other parameters, or still in flight), whose
+    charge may stand: the outcome stays unknown, so the order stays claimed.
+    """
     try:
         return await gateway.charge(
             ChargeRequest(
@@ -67,6 +78,8 @@ async def charge(gateway: PaymentGateway, bill: Bill, card: Card) -> Charge:
     except ChargeDeclinedError as declined:
         raise PaymentDeclinedError(details={"reason": declined.reason}) from None
     except GatewayRejectedError:
+        if bill.resumed:
+            raise ChargeUnknownError from None
         raise ChargeNotMadeError from None
     except GatewayUnavailableError:
         raise ChargeUnknownError from None

@@ -17,11 +17,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Plain ADD COLUMN of nullable columns: no table rebuild on SQLite.
+    # Plain ADD COLUMN (nullable, or with a constant default): no table rebuild on SQLite.
     op.add_column("orders", sa.Column("payment_claim", sa.String(length=300), nullable=True))
     op.add_column(
         "orders",
         sa.Column("payment_claimed_until", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.add_column(
+        "orders",
+        sa.Column("payment_attempt", sa.Integer(), server_default="0", nullable=False),
     )
     op.add_column("idempotency_keys", sa.Column("holder", sa.Uuid(), nullable=True))
     op.add_column(
@@ -56,5 +60,6 @@ def downgrade() -> None:
         batch.drop_column("locked_until")
         batch.drop_column("holder")
     with op.batch_alter_table("orders") as batch:
+        batch.drop_column("payment_attempt")
         batch.drop_column("payment_claimed_until")
         batch.drop_column("payment_claim")
