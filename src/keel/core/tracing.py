@@ -166,6 +166,7 @@ class Tracing:
             meter_provider=NoOpMeterProvider(),  # metrics are Prometheus's job here
             excluded_urls=self.config.excluded_urls or "",
             exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
+            server_request_hook=_plain_route_template,
         )
 
     def instrument_engine(self, engine: AsyncEngine | Engine) -> None:
@@ -290,6 +291,20 @@ class _InsideTracesOnly:
 _JOB_SPAN: contextvars.ContextVar[trace.Span | None] = contextvars.ContextVar(
     "keel_job_span", default=None
 )
+
+
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
+def _plain_route_template(span: trace.Span, _scope: dict[str, Any] | None) -> None:
+    """Name the server span by the template the logs and metrics use (`{order_id}`): the
+    instrumentation reads `route.path`, which keeps Starlette's convertor (`{order_id:uuid}`)."""
+    route = _attributes(span).get("http.route")
+    if not isinstance(route, str) or ":" not in route:
+        return
+    plain = _CONVERTOR.sub(r"{\1}", route)
+    span.set_attribute("http.route", plain)
+    span.update_name(_CONVERTOR.sub(r"{\1}", getattr(span, "name", plain)))
 
 
 def _attributes(span: trace.Span) -> Mapping[str, Any]:

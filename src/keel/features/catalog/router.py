@@ -73,7 +73,7 @@ async def read_product(
 
 
 @router.get(
-    "/{product_id}/image",
+    "/{product_id:uuid}/image",
     summary="Read a product's image (public, as the product is; a single `Range` gives 206)",
     response_class=StreamingResponse,
     responses={200: {"content": {"image/*": {}}}, 206: {"description": "Part"}},
