@@ -67,6 +67,24 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Proxies trusted for X-Forwarded-For/Proto (uvicorn's forwarded_allow_ips).",
     )
+    http_max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request head (request line and headers); 431 beyond it.",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Time a client has to send a whole request head before it is disconnected.",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest silence between two chunks of a request body before closing.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = True
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
@@ -93,7 +111,18 @@ class Settings(BaseSettings):
         default=False,
         description="Test each pooled connection before use (one extra round trip per request).",
     )
-    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="Longest wait to open a PostgreSQL connection."
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest one SQL statement may take (PostgreSQL statement_timeout, and the same "
+            "bound on the client for a server that went silent); beyond it the request is a 503."
+        ),
+    )
     db_echo: bool = False
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     auto_migrate: bool | None = Field(
