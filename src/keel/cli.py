@@ -91,7 +91,7 @@ def serve(
     import uvicorn
 
     from keel.core.lifespan import prepare_schema
-    from keel.core.serving import PROTOCOL
+    from keel.core.serving import HTTP_PROTOCOL, PROTOCOL
 
     _set_env(host=host, port=port, workers=workers)
     settings = _settings()
@@ -117,6 +117,7 @@ def serve(
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         lifespan="on",
         ws=PROTOCOL,
+        http=HTTP_PROTOCOL,
     )
 
 
