@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.errors import ConfigError
@@ -190,16 +190,37 @@ def import_products(
 
 @cli.command("check-config")
 def check_config() -> None:
-    """Print the effective settings (secrets masked) and every problem found."""
-    settings = _settings(production_checks=False)
-    table = Table("setting", "value", title=f"Keel settings ({settings.environment})")
-    for name, value in settings.masked().items():
-        table.add_row(f"KEEL_{name.upper()}", repr(value))
-    console.print(table)
-    problems = settings.problems()
+    """Print the effective settings (secrets masked) and every problem found.
+
+    On a terminal, a table; piped, one `KEEL_NAME=value` line per setting, never cut to a
+    terminal's width. Invalid values are listed with everything else that is wrong, not one
+    per run.
+    """
+    from keel.core.config import diagnose
+
+    settings, problems = diagnose()
+    if settings is not None:
+        shown = {f"KEEL_{name.upper()}": value for name, value in settings.display().items()}
+        if console.is_terminal:
+            table = Table(
+                Column("setting", no_wrap=True),
+                Column("value", overflow="fold"),  # wrapped, never cut with an ellipsis
+                title=f"Keel settings ({settings.environment})",
+            )
+            for name, value in shown.items():
+                table.add_row(name, value)
+            console.print(table)
+        else:
+            for name, value in shown.items():
+                typer.echo(f"{name}={value}")
     if problems:
-        _fail(ConfigError(problems))
-    console.print("[green]No problems found.[/]")
+        message = str(ConfigError(problems))
+        if errors.is_terminal:
+            errors.print(message, style="bold red", markup=False, highlight=False)
+        else:
+            typer.echo(message, err=True)
+        raise typer.Exit(code=2)
+    typer.echo("No problems found.")
 
 
 @cli.command("create-admin")
