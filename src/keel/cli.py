@@ -56,12 +56,15 @@ def _settings(*, production_checks: bool = True) -> Settings:
         _fail(error)
 
 
-def _with_database(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run one async action against a short-lived engine (the CLI has no lifespan)."""
+def _with_database(
+    settings: Settings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
+) -> Any:
+    """Run one async action against a short-lived engine (the CLI has no lifespan);
+    `bounded=False` for migrations, which may outlast any statement timeout."""
     from keel.core.database import Database
 
     async def run() -> Any:
-        database = Database.from_settings(settings)
+        database = Database.from_settings(settings, bounded=bounded)
         try:
             return await action(database)
         finally:
@@ -274,7 +277,7 @@ def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None
     """Upgrade the database to a revision (default: head)."""
     from keel.migrations import runner
 
-    _with_database(_settings(), lambda db: runner.upgrade(db.engine, revision))
+    _with_database(_settings(), lambda db: runner.upgrade(db.engine, revision), bounded=False)
     console.print(f"[green]Upgraded to {revision}.[/]")
 
 
@@ -283,7 +286,7 @@ def migrate_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     """Downgrade the database to a revision (`base` removes every table)."""
     from keel.migrations import runner
 
-    _with_database(_settings(), lambda db: runner.downgrade(db.engine, revision))
+    _with_database(_settings(), lambda db: runner.downgrade(db.engine, revision), bounded=False)
     console.print(f"[green]Downgraded to {revision}.[/]")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -239,3 +240,23 @@ async def test_a_blackholed_database_gives_503_within_the_configured_time(
         assert response.headers["retry-after"].isdigit()
     assert longest < 6 * BLACKHOLE_BOUND_SECONDS, f"the longest request took {longest:.1f} s"
     assert recovered.status_code == 200, "fresh connections must work once the network is back"
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_migration_engines_are_not_bound_by_the_statement_timeout(
+    make_settings: MakeSettings,
+) -> None:
+    """A migration may rightly outlast any request (an index build on a big table)."""
+    settings = make_settings(db_statement_timeout_seconds=0.5)
+    bounded = Database.from_settings(settings)
+    unbounded = Database.from_settings(settings, bounded=False)
+    try:
+        async with unbounded.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_sleep(1)"))
+        async with bounded.engine.connect() as connection:
+            with pytest.raises(sa_exc.DBAPIError) as raised:
+                await connection.execute(text("SELECT pg_sleep(1)"))
+        assert getattr(raised.value.orig, "sqlstate", None) == "57014"
+    finally:
+        await bounded.dispose()
+        await unbounded.dispose()

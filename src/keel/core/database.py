@@ -44,8 +44,11 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def build_engine(settings: Settings) -> AsyncEngine:
-    """An engine tuned for the configured backend; SQLite gets WAL, FKs and a busy timeout."""
+def build_engine(settings: Settings, *, bounded: bool = True) -> AsyncEngine:
+    """An engine tuned for the configured backend; SQLite gets WAL, FKs and a busy timeout.
+
+    `bounded=False` leaves out the statement timeouts, for migrations: building an index on a
+    large table may rightly take longer than any request should."""
     url = make_url(settings.database_url)
     options: dict[str, Any] = {"echo": settings.db_echo}
     if url.get_backend_name() == "sqlite":
@@ -71,16 +74,18 @@ def build_engine(settings: Settings) -> AsyncEngine:
     }
     if url.get_backend_name() == "postgresql":
         statement_seconds = settings.db_statement_timeout_seconds
+        server_settings = {"application_name": settings.app_name.lower()}
         options["connect_args"] = {
             "timeout": settings.db_connect_timeout_seconds,
+            "server_settings": server_settings,
+        }
+        if bounded:
             # The server cancels a slow statement itself and the connection stays usable;
             # the client's own bound, a little later, is for a server that answers nothing.
-            "command_timeout": statement_seconds + CLIENT_TIMEOUT_MARGIN_SECONDS,
-            "server_settings": {
-                "application_name": settings.app_name.lower(),
-                "statement_timeout": str(max(1, round(statement_seconds * 1000))),
-            },
-        }
+            options["connect_args"]["command_timeout"] = (
+                statement_seconds + CLIENT_TIMEOUT_MARGIN_SECONDS
+            )
+            server_settings["statement_timeout"] = str(max(1, round(statement_seconds * 1000)))
     engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "handle_error", _discard_timed_out_connection)
     return engine
@@ -179,8 +184,8 @@ class Database:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        return cls(build_engine(settings))
+    def from_settings(cls, settings: Settings, *, bounded: bool = True) -> Database:
+        return cls(build_engine(settings, bounded=bounded))
 
     @property
     def dialect(self) -> str:
