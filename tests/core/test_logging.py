@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from keel.core.logging import (
     MAX_TRACEBACK_LINES,
     REDACTED,
+    _DroppingQueueHandler,
     configure_logging,
     get_logger,
     redact_secrets,
@@ -220,3 +222,37 @@ async def test_a_stdout_nobody_reads_does_not_stall_requests(tmp_path: Path) -> 
     with routes_server(tmp_path, subprocess.PIPE, KEEL_LOG_JSON="true") as base:
         slowest = await slowest_health_during_a_burst_of_500s(base)
     assert slowest < HEALTH_BOUND_SECONDS, f"/health took {slowest:.2f} s during the burst"
+
+
+def test_a_full_log_queue_drops_lines_and_then_says_how_many() -> None:
+    """The writer fell behind: a line that does not fit is dropped, never waited for, and
+    the count is logged once there is room again."""
+    configure_logging(level="INFO", json=True)
+    ours = next(h for h in logging.getLogger().handlers if h.get_name() == "keel")
+    lines: queue.Queue[logging.LogRecord | None] = queue.Queue(2)
+    handler = _DroppingQueueHandler(lines)
+    handler.setFormatter(ours.formatter)
+    logger = logging.getLogger("keel.test.dropping")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for number in range(5):
+            logger.warning("line %s", number)
+        kept = [json.loads(str(record.msg))["event"] for record in drain(lines)]
+        logger.warning("after")
+        later = [json.loads(str(record.msg)) for record in drain(lines)]
+    finally:
+        logger.removeHandler(handler)
+    assert kept == ["line 0", "line 1"]
+    assert later[0]["event"] == "log_lines_dropped"
+    assert later[0]["count"] == 3
+    assert later[1]["event"] == "after"
+
+
+def drain(lines: queue.Queue[logging.LogRecord | None]) -> list[logging.LogRecord]:
+    records = []
+    while not lines.empty():
+        record = lines.get_nowait()
+        assert record is not None
+        records.append(record)
+    return records
