@@ -169,3 +169,19 @@ def test_a_stalled_body_closes_the_connection(server: Server) -> None:
         )
         _, closed = read_until_closed(sock, within=BODY_TIMEOUT + 2.0)
     assert closed, "a body that stops arriving must not hold its connection open"
+
+
+def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline(
+    server: Server,
+) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.settimeout(5)
+        first = b""
+        while not first.endswith(b'{"status":"ok"}'):
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+        received, closed = read_until_closed(sock, within=HEADER_TIMEOUT + 2.0)
+    assert closed
+    assert received.startswith(b"HTTP/1.1 408 "), received[:100]

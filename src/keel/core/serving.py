@@ -137,8 +137,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if not self._in_head:  # the next request on a kept-alive connection
-            self._start_head()
+        if self._head_timer is None:  # the next request on a kept-alive connection
+            self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -158,6 +158,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._cancel(self._body_timer)
         self._body_timer = None
+        # Whatever arrives next is the next request's head: count it from its first byte.
+        self._in_head = True
         self._head_bytes = 0
         super().on_message_complete()
 
@@ -166,6 +168,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _start_head(self) -> None:
         self._in_head = True
         self._head_bytes = 0
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
         self._cancel(self._head_timer)
         self._head_timer = self.loop.call_later(
             self._limits().header_timeout_seconds, self._head_timed_out
@@ -189,8 +194,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer = None
         if self.transport.is_closing() or self.cycle is None or not self.cycle.more_body:
             return
-        if self.flow.read_paused:
-            # The application is not reading (its buffer is full): the client is not late.
+        if self.flow.read_paused or self.cycle.waiting_for_100_continue:
+            # Keel is not reading yet (its buffer is full, or the client waits for
+            # "100 Continue" until the handler asks for the body): the client is not late.
             self._arm_body_timer()
             return
         self.logger.info("Closing a connection whose request body stalled.")
