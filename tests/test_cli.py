@@ -42,6 +42,47 @@ def test_invalid_value_is_reported_not_a_traceback(monkeypatch: pytest.MonkeyPat
     assert "Traceback" not in result.output
 
 
+def test_check_config_lists_every_invalid_field_and_every_other_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two invalid fields, an impossible combination and production problems: one run, one
+    list, instead of a fix-and-retry round per problem."""
+    monkeypatch.setenv("KEEL_ENVIRONMENT", "production")
+    monkeypatch.setenv("KEEL_ACCESS_TOKEN_MINUTES", "120")
+    monkeypatch.setenv("KEEL_PORT", "0")
+    monkeypatch.setenv("KEEL_PAYMENT_GATEWAY", "http")  # without KEEL_PAYMENT_GATEWAY_URL
+    result = runner.invoke(cli, ["check-config"])
+    assert result.exit_code == 2
+    assert "KEEL_ACCESS_TOKEN_MINUTES" in result.output
+    assert "KEEL_PORT" in result.output
+    assert "KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL" in result.output
+    assert "KEEL_JWT_SECRET is not set" in result.output
+    assert "SQLite" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_config_shows_derived_values_and_an_unset_secret_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = runner.invoke(cli, ["check-config"])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split("=", 1) for line in result.output.splitlines() if "=" in line)
+    assert lines["KEEL_LOG_JSON"] == "false (default outside production)"
+    assert lines["KEEL_AUTO_MIGRATE"] == "true (default outside production)"
+    assert lines["KEEL_JOB_BROKER"] == "embedded (no KEEL_REDIS_URL)"
+    assert lines["KEEL_JWT_SECRET"] == "not set (a random one per process in development)"
+    assert lines["KEEL_REDIS_URL"] == "not set"
+    assert "None" not in result.output
+
+
+def test_check_config_piped_is_not_cut_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    long_url = "postgresql+asyncpg://keel@" + "a" * 90 + ".example.com:5432/keel"
+    monkeypatch.setenv("KEEL_DATABASE_URL", long_url)
+    result = runner.invoke(cli, ["check-config"])  # CliRunner's output is not a terminal
+    assert result.exit_code == 0, result.output
+    assert f"KEEL_DATABASE_URL={long_url}" in result.output.splitlines()
+
+
 def test_serve_refuses_unsafe_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEEL_ENVIRONMENT", "production")
     result = runner.invoke(cli, ["serve", "--workers", "2"])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.errors import ConfigError
@@ -56,12 +56,15 @@ def _settings(*, production_checks: bool = True) -> Settings:
         _fail(error)
 
 
-def _with_database(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run one async action against a short-lived engine (the CLI has no lifespan)."""
+def _with_database(
+    settings: Settings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
+) -> Any:
+    """Run one async action against a short-lived engine (the CLI has no lifespan);
+    `bounded=False` for migrations, which may outlast any statement timeout."""
     from keel.core.database import Database
 
     async def run() -> Any:
-        database = Database.from_settings(settings)
+        database = Database.from_settings(settings, bounded=bounded)
         try:
             return await action(database)
         finally:
@@ -91,7 +94,7 @@ def serve(
     import uvicorn
 
     from keel.core.lifespan import prepare_schema
-    from keel.core.serving import PROTOCOL
+    from keel.core.serving import HTTP_PROTOCOL, PROTOCOL
 
     _set_env(host=host, port=port, workers=workers)
     settings = _settings()
@@ -117,6 +120,7 @@ def serve(
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         lifespan="on",
         ws=PROTOCOL,
+        http=HTTP_PROTOCOL,
         server_header=False,  # no `server: uvicorn`: nothing to gain from advertising it
     )
 
@@ -190,16 +194,37 @@ def import_products(
 
 @cli.command("check-config")
 def check_config() -> None:
-    """Print the effective settings (secrets masked) and every problem found."""
-    settings = _settings(production_checks=False)
-    table = Table("setting", "value", title=f"Keel settings ({settings.environment})")
-    for name, value in settings.masked().items():
-        table.add_row(f"KEEL_{name.upper()}", repr(value))
-    console.print(table)
-    problems = settings.problems()
+    """Print the effective settings (secrets masked) and every problem found.
+
+    On a terminal, a table; piped, one `KEEL_NAME=value` line per setting, never cut to a
+    terminal's width. Invalid values are listed with everything else that is wrong, not one
+    per run.
+    """
+    from keel.core.config import diagnose
+
+    settings, problems = diagnose()
+    if settings is not None:
+        shown = {f"KEEL_{name.upper()}": value for name, value in settings.display().items()}
+        if console.is_terminal:
+            table = Table(
+                Column("setting", no_wrap=True),
+                Column("value", overflow="fold"),  # wrapped, never cut with an ellipsis
+                title=f"Keel settings ({settings.environment})",
+            )
+            for name, value in shown.items():
+                table.add_row(name, value)
+            console.print(table)
+        else:
+            for name, value in shown.items():
+                typer.echo(f"{name}={value}")
     if problems:
-        _fail(ConfigError(problems))
-    console.print("[green]No problems found.[/]")
+        message = str(ConfigError(problems))
+        if errors.is_terminal:
+            errors.print(message, style="bold red", markup=False, highlight=False)
+        else:
+            typer.echo(message, err=True)
+        raise typer.Exit(code=2)
+    typer.echo("No problems found.")
 
 
 @cli.command("create-admin")
@@ -253,7 +278,7 @@ def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None
     """Upgrade the database to a revision (default: head)."""
     from keel.migrations import runner
 
-    _with_database(_settings(), lambda db: runner.upgrade(db.engine, revision))
+    _with_database(_settings(), lambda db: runner.upgrade(db.engine, revision), bounded=False)
     console.print(f"[green]Upgraded to {revision}.[/]")
 
 
@@ -262,7 +287,7 @@ def migrate_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     """Downgrade the database to a revision (`base` removes every table)."""
     from keel.migrations import runner
 
-    _with_database(_settings(), lambda db: runner.downgrade(db.engine, revision))
+    _with_database(_settings(), lambda db: runner.downgrade(db.engine, revision), bounded=False)
     console.print(f"[green]Downgraded to {revision}.[/]")
 
 

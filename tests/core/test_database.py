@@ -9,14 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from keel.core.config import load_settings
+from keel.core.config import Settings, load_settings
 from keel.core.database import Database, build_engine
 from keel.main import create_app
 from tests.conftest import MakeSettings
-from tests.support import routes
+from tests.support import accounts, routes
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
 from tests.support.databases import POSTGRES_URL
@@ -163,3 +164,99 @@ def test_postgres_engine_takes_pool_settings_from_config() -> None:
     engine = build_engine(settings)
     assert engine.pool.size() == 7  # type: ignore[attr-defined]
     assert engine.pool._max_overflow == 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_a_statement_over_the_timeout_gives_503_and_keeps_the_connection(
+    make_settings: MakeSettings,
+) -> None:
+    application = unisolated_app(
+        make_settings, db_pool_size=1, db_max_overflow=0, db_statement_timeout_seconds=0.5
+    )
+    async with serve(application) as http:
+        started = asyncio.get_running_loop().time()
+        slow = await asyncio.wait_for(http.get("/_test/db-sleep", params={"seconds": 5}), 10)
+        elapsed = asyncio.get_running_loop().time() - started
+        after = await http.get("/_test/db")
+    assert_error_body(slow, 503, "SERVICE_UNAVAILABLE")
+    assert slow.headers["retry-after"].isdigit()
+    assert elapsed < 2, f"the statement ran {elapsed:.1f} s"
+    assert after.json() == {"value": 1}, "the server cancelled it; the connection is still good"
+
+
+BLACKHOLE_BOUND_SECONDS = 1.0
+"""Statement, connect and pool timeouts in the blackhole test: each request must end within a
+few of these (a pooled connection's statement times out, a new one's connect times out, and a
+request that waits for the pool waits this long at most)."""
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_a_blackholed_database_gives_503_within_the_configured_time(
+    make_settings: MakeSettings, live_settings: Settings
+) -> None:
+    """Packets dropped, not refused: no error ever arrives, so only timeouts can end a request.
+
+    Authenticated `/users/me` and a bare query, on pooled connections that go silent
+    mid-connection and on new connections that are accepted and never answered.
+    """
+    target = make_url(live_settings.database_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
+    application = unisolated_app(
+        make_settings,
+        database_url=via_proxy,
+        db_pool_size=5,
+        db_max_overflow=5,
+        db_connect_timeout_seconds=BLACKHOLE_BOUND_SECONDS,
+        db_statement_timeout_seconds=BLACKHOLE_BOUND_SECONDS,
+        db_pool_timeout_seconds=BLACKHOLE_BOUND_SECONDS,
+    )
+
+    async def timed(path: str, headers: dict[str, str]) -> tuple[float, httpx.Response]:
+        started = asyncio.get_running_loop().time()
+        response = await http.get(path, headers=headers, timeout=60)
+        return asyncio.get_running_loop().time() - started, response
+
+    try:
+        async with serve(application) as http:
+            account = await accounts.signed_up(http)
+            # Fill the pool with open connections, which the blackhole then silences.
+            await asyncio.gather(
+                *(http.get("/_test/hold", params={"seconds": 0.3}) for _ in range(8))
+            )
+            proxy.blackhole()
+            results = await asyncio.gather(
+                *(timed("/api/v1/users/me", account.headers) for _ in range(15)),
+                *(timed("/_test/db", {}) for _ in range(15)),
+            )
+            proxy.restore()
+            recovered = await http.get("/api/v1/users/me", headers=account.headers)
+    finally:
+        await proxy.stop()
+    longest = max(seconds for seconds, _ in results)
+    for _, response in results:
+        assert_error_body(response, 503, "SERVICE_UNAVAILABLE")
+        assert response.headers["retry-after"].isdigit()
+    assert longest < 6 * BLACKHOLE_BOUND_SECONDS, f"the longest request took {longest:.1f} s"
+    assert recovered.status_code == 200, "fresh connections must work once the network is back"
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs KEEL_TEST_DATABASE_URL (PostgreSQL)")
+async def test_migration_engines_are_not_bound_by_the_statement_timeout(
+    make_settings: MakeSettings,
+) -> None:
+    """A migration may rightly outlast any request (an index build on a big table)."""
+    settings = make_settings(db_statement_timeout_seconds=0.5)
+    bounded = Database.from_settings(settings)
+    unbounded = Database.from_settings(settings, bounded=False)
+    try:
+        async with unbounded.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_sleep(1)"))
+        async with bounded.engine.connect() as connection:
+            with pytest.raises(sa_exc.DBAPIError) as raised:
+                await connection.execute(text("SELECT pg_sleep(1)"))
+        assert getattr(raised.value.orig, "sqlstate", None) == "57014"
+    finally:
+        await bounded.dispose()
+        await unbounded.dispose()

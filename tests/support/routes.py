@@ -45,6 +45,29 @@ async def hold_connection(session: DbSession, seconds: float = 1.0) -> dict[str,
     return {"held": True}
 
 
+BOOM_SECRET = "boom-local-" + "s3cr3t"
+"""Held in a local variable of every frame `/_test/boom-deep` raises through; never in a log."""
+
+
+def _raise_at_depth(depth: int, secret: str) -> None:
+    if depth <= 0:
+        raise RuntimeError("boom on purpose")
+    _raise_at_depth(depth - 1, secret)
+
+
+@router.get("/boom-deep")
+async def boom_deep(depth: int = 1) -> None:
+    """An unexpected exception from `depth` frames down: a 500 with a long traceback."""
+    _raise_at_depth(depth, BOOM_SECRET)
+
+
+@router.get("/db-sleep")
+async def slow_statement(session: DbSession, seconds: float = 1.0) -> dict[str, bool]:
+    """One SQL statement that takes `seconds` on the server (PostgreSQL only)."""
+    await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
+    return {"slept": True}
+
+
 @router.post("/probe/{label}")
 async def write_probe(session: DbSession, label: str, fail: bool = False) -> dict[str, str]:
     await session.execute(text("INSERT INTO test_probe (label) VALUES (:label)"), {"label": label})

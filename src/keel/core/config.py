@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from keel.core.errors import ConfigError
 
 Environment = Literal["development", "test", "production"]
+
+_REPORTING: ContextVar[bool] = ContextVar("keel_settings_reporting", default=False)
+"""Set while `diagnose` builds settings: combination checks report instead of raising."""
 
 MIN_SECRET_BYTES = 32
 MIN_METRICS_TOKEN_BYTES = 16
@@ -68,6 +72,24 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Proxies trusted for X-Forwarded-For/Proto (uvicorn's forwarded_allow_ips).",
     )
+    http_max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request head (request line and headers); 431 beyond it.",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Time a client has to send a whole request head before it is disconnected.",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest silence between two chunks of a request body before closing.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = True
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
@@ -97,7 +119,18 @@ class Settings(BaseSettings):
         default=False,
         description="Test each pooled connection before use (one extra round trip per request).",
     )
-    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="Longest wait to open a PostgreSQL connection."
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest one SQL statement may take (PostgreSQL statement_timeout, and the same "
+            "bound on the client for a server that went silent); beyond it the request is a 503."
+        ),
+    )
     db_echo: bool = False
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     auto_migrate: bool | None = Field(
@@ -308,16 +341,20 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _gateway_has_url(self) -> Settings:
-        if self.payment_gateway == "http" and not self.payment_gateway_url:
-            raise ValueError("KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL")
+    def _combinations_are_possible(self) -> Settings:
+        if not _REPORTING.get():
+            for problem in self.combination_problems():
+                raise ValueError(problem)
         return self
 
-    @model_validator(mode="after")
-    def _redis_jobs_need_redis(self) -> Settings:
+    def combination_problems(self) -> list[str]:
+        """Settings that cannot work together in any environment."""
+        found: list[str] = []
+        if self.payment_gateway == "http" and not self.payment_gateway_url:
+            found.append("KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL")
         if self.job_broker == "redis" and self.redis_url is None:
-            raise ValueError("KEEL_JOB_BROKER=redis needs KEEL_REDIS_URL")
-        return self
+            found.append("KEEL_JOB_BROKER=redis needs KEEL_REDIS_URL")
+        return found
 
     @property
     def secret_was_generated(self) -> bool:
@@ -419,6 +456,30 @@ class Settings(BaseSettings):
                 shown[name] = value
         return shown
 
+    def display(self) -> dict[str, str]:
+        """`masked()` as an operator reads it: what an unset or derived setting really is."""
+        production = "production" if self.is_production else "outside production"
+        derived = {
+            "log_json": f"{str(self.json_logs).lower()} (default {production})",
+            "auto_migrate": f"{str(self.should_auto_migrate).lower()} (default {production})",
+            "job_broker": (
+                "embedded (no KEEL_REDIS_URL)" if self.jobs_embedded else "redis (KEEL_REDIS_URL)"
+            ),
+        }
+        shown: dict[str, str] = {}
+        for name, value in self.masked().items():
+            if name == "jwt_secret" and self.secret_was_generated:
+                shown[name] = "not set (a random one per process in development)"
+            elif value is None:
+                shown[name] = derived.get(name, "not set")
+            elif isinstance(value, bool):
+                shown[name] = str(value).lower()
+            elif isinstance(value, list):
+                shown[name] = ",".join(str(item) for item in value)
+            else:
+                shown[name] = str(value)
+        return shown
+
 
 def _mask_url_password(url: str) -> str:
     from sqlalchemy.engine import make_url
@@ -429,18 +490,53 @@ def _mask_url_password(url: str) -> str:
         return url
 
 
+def _error_lines(exc: ValidationError) -> list[str]:
+    return [
+        f"KEEL_{str(err['loc'][0]).upper()}: {err['msg']}"
+        if err["loc"]
+        else str(err["msg"]).removeprefix("Value error, ")
+        for err in exc.errors()
+    ]
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning every validation failure into one ConfigError that lists them."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        lines = [
-            f"KEEL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            if err["loc"]
-            else str(err["msg"]).removeprefix("Value error, ")
-            for err in exc.errors()
-        ]
-        raise ConfigError(lines) from None
+        raise ConfigError(_error_lines(exc)) from None
+    return _with_development_secret(settings)
+
+
+def diagnose(**overrides: Any) -> tuple[Settings | None, list[str]]:
+    """Every problem at once, for `keel check-config`: invalid values, impossible combinations
+    and production problems. The settings returned hold the defaults in place of invalid
+    values (so the rest can still be judged); None only if even that cannot be built."""
+    token = _REPORTING.set(True)
+    found: list[str] = []
+    try:
+        try:
+            settings = Settings(**overrides)
+        except ValidationError as exc:
+            found += _error_lines(exc)
+            invalid = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+            defaults = {
+                name: Settings.model_fields[name].get_default(call_default_factory=True)
+                for name in invalid
+                if name in Settings.model_fields
+            }
+            try:
+                settings = Settings(**{**overrides, **defaults})
+            except ValidationError:
+                return None, found
+    finally:
+        _REPORTING.reset(token)
+    found += settings.combination_problems()
+    found += settings.problems()
+    return _with_development_secret(settings), found
+
+
+def _with_development_secret(settings: Settings) -> Settings:
     if settings.jwt_secret is None and not settings.is_production:
         # A fresh secret per process: tokens die with the process, which is fine for development.
         settings = settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(48))})

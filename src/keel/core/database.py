@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import TextClause, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -44,8 +44,11 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def build_engine(settings: Settings) -> AsyncEngine:
-    """An engine tuned for the configured backend; SQLite gets WAL, FKs and a busy timeout."""
+def build_engine(settings: Settings, *, bounded: bool = True) -> AsyncEngine:
+    """An engine tuned for the configured backend; SQLite gets WAL, FKs and a busy timeout.
+
+    `bounded=False` leaves out the statement timeouts, for migrations: building an index on a
+    large table may rightly take longer than any request should."""
     url = make_url(settings.database_url)
     # hide_parameters: a failed statement's exception text (logged, traced) names the SQL but
     # never the bound values (password hashes, tokens' digests, personal data).
@@ -72,11 +75,35 @@ def build_engine(settings: Settings) -> AsyncEngine:
         "pool_pre_ping": settings.db_pool_pre_ping,
     }
     if url.get_backend_name() == "postgresql":
+        statement_seconds = settings.db_statement_timeout_seconds
+        server_settings = {"application_name": settings.app_name.lower()}
         options["connect_args"] = {
             "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {"application_name": settings.app_name.lower()},
+            "server_settings": server_settings,
         }
-    return create_async_engine(url, **options)
+        if bounded:
+            # The server cancels a slow statement itself and the connection stays usable;
+            # the client's own bound, a little later, is for a server that answers nothing.
+            options["connect_args"]["command_timeout"] = (
+                statement_seconds + CLIENT_TIMEOUT_MARGIN_SECONDS
+            )
+            server_settings["statement_timeout"] = str(max(1, round(statement_seconds * 1000)))
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "handle_error", _discard_timed_out_connection)
+    return engine
+
+
+CLIENT_TIMEOUT_MARGIN_SECONDS = 0.5
+
+
+def _discard_timed_out_connection(context: ExceptionContext) -> None:
+    """A statement the client gave up on leaves its connection mid-conversation (an answer
+    may still arrive, or never): treat it as broken, so the pool replaces it, instead of
+    handing it to the next request. Only this connection: one slow answer says nothing about
+    the others."""
+    if isinstance(context.original_exception, TimeoutError):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, wal: bool) -> None:
@@ -159,8 +186,8 @@ class Database:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        return cls(build_engine(settings))
+    def from_settings(cls, settings: Settings, *, bounded: bool = True) -> Database:
+        return cls(build_engine(settings, bounded=bounded))
 
     @property
     def dialect(self) -> str:

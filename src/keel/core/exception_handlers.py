@@ -33,6 +33,9 @@ from keel.core.request_id import REQUEST_ID_HEADER, get_request_id
 
 log = get_logger(__name__)
 
+QUERY_CANCELED = "57014"
+"""PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout`."""
+
 
 def error_response(error: AppError, *, request_id_header: bool = False) -> JSONResponse:
     """The SPEC error body. `request_id_header` is for responses that bypass the request-id
@@ -107,6 +110,8 @@ def is_backend_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
+        if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+            return True  # statement_timeout: the database is too slow to answer in time
         return isinstance(
             exc, sa_exc.OperationalError | sa_exc.InterfaceError
         ) and _looks_like_connection_failure(exc)

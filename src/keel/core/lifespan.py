@@ -63,9 +63,21 @@ class AppState(TypedDict):
 
 
 async def prepare_schema(database: Database, settings: Settings) -> None:
-    """Development upgrades the database itself; production refuses to run behind head."""
+    """Development upgrades the database itself; production refuses to run behind head.
+
+    On PostgreSQL the upgrade runs on an engine of its own without the statement timeouts
+    (a migration may rightly run for minutes); SQLite has none, and an in-memory database
+    exists only on the app's own engine.
+    """
     if settings.should_auto_migrate:
-        await migrations.upgrade(database.engine)
+        if database.dialect != "postgresql":
+            await migrations.upgrade(database.engine)
+            return
+        unbounded = Database.from_settings(settings, bounded=False)
+        try:
+            await migrations.upgrade(unbounded.engine)
+        finally:
+            await unbounded.dispose()
         return
     if settings.is_production and not await migrations.is_at_head(database.engine):
         raise ConfigError(

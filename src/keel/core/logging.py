@@ -3,15 +3,27 @@
 Everything that logs through the standard library (uvicorn, SQLAlchemy, Alembic) goes through
 the same structlog processors, so every line carries the request id and secrets are masked
 no matter who wrote the line.
+
+Writing is never done on the event loop: a line is rendered where it is logged (so it sees
+the request's context variables) and handed to a background thread through a bounded queue,
+which writes it to stdout. A slow or blocked stdout (a full pipe, a stalled log shipper)
+then delays the log, not the requests; if the queue fills up, lines are dropped and counted
+rather than waiting. Tracebacks are plain text or plain data, without local variables and of
+bounded length: a rich, boxed rendering of a deep stack costs seconds of CPU per error.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import logging.handlers
+import queue
 import re
 import sys
+import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 import structlog.tracebacks
@@ -99,12 +111,85 @@ def drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+MAX_TRACEBACK_FRAMES = 30
+"""Frames kept per logged exception (JSON); the middle of a deeper stack is left out."""
+MAX_TRACEBACK_LINES = 120
+"""Lines kept per console traceback; the middle of a longer one is left out."""
+WRITER_THREAD = "keel-log-writer"
+QUEUE_SIZE = 10_000
+"""Log lines waiting for the writer thread; beyond it new lines are dropped and counted."""
+
 # Tracebacks as structured data, without each frame's local variables: locals are where
 # passwords, tokens and card numbers live while a request runs, and redaction only sees the
 # event's own keys.
 _tracebacks_without_locals = structlog.processors.ExceptionRenderer(
-    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    structlog.tracebacks.ExceptionDictTransformer(
+        show_locals=False, max_frames=MAX_TRACEBACK_FRAMES, use_rich=False
+    )
 )
+
+
+def bounded_plain_traceback(sio: TextIO, exc_info: Any) -> None:
+    """The standard library's traceback text (never locals), at most MAX_TRACEBACK_LINES
+    lines: the start (where it entered) and the end (where it failed) of a longer one."""
+    lines = "".join(traceback.format_exception(*exc_info)).rstrip("\n").splitlines()
+    if len(lines) > MAX_TRACEBACK_LINES:
+        head = MAX_TRACEBACK_LINES // 4
+        tail = MAX_TRACEBACK_LINES - head
+        omitted = len(lines) - head - tail
+        lines = [*lines[:head], f"  ... {omitted} lines left out ...", *lines[-tail:]]
+    sio.write("\n" + "\n".join(lines))
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Renders on the caller's thread, never waits for the writer: a full queue drops the
+    line and counts it, and the count is logged as soon as there is room again."""
+
+    def __init__(self, lines: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__(lines)
+        self.lines = lines
+        self.dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self.dropped and not self.lines.full():
+            count, self.dropped = self.dropped, 0
+            notice = logging.LogRecord(
+                "keel.logging", logging.WARNING, __file__, 0, "log_lines_dropped", None, None
+            )
+            notice.count = count
+            self._put(self.prepare(notice))
+        self._put(record)
+
+    def _put(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+_listener: logging.handlers.QueueListener | None = None
+_lines: queue.Queue[logging.LogRecord | None] | None = None
+
+
+def _stop_writer(within_seconds: float = 5.0) -> None:
+    """Write what is queued and stop the writer thread (reconfiguration, process exit).
+
+    Bounded: with a stdout that accepts nothing, waiting for the queue to drain would keep
+    the process from ever exiting, so the (daemon) writer is given `within_seconds`.
+    """
+    global _listener, _lines
+    listener, lines = _listener, _lines
+    _listener = _lines = None
+    thread = getattr(listener, "_thread", None)
+    if listener is None or lines is None or thread is None:
+        return
+    with contextlib.suppress(queue.Full):
+        lines.put(None, timeout=within_seconds)  # None is QueueListener's "stop" sentinel
+    thread.join(within_seconds)
+    listener._thread = None
+
+
+atexit.register(_stop_writer)
 
 
 def _shared_processors() -> list[Processor]:
@@ -135,8 +220,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: boo
     else:
         renderer = [
             structlog.dev.ConsoleRenderer(
-                colors=sys.stdout.isatty(),
-                exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+                colors=sys.stdout.isatty(), exception_formatter=bounded_plain_traceback
             )
         ]
 
@@ -160,9 +244,19 @@ def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: boo
             scrub_rendered,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    global _listener, _lines
+    _stop_writer()
+    writer = logging.StreamHandler(sys.stdout)
+    writer.setFormatter(logging.Formatter("%(message)s"))  # lines arrive rendered
+    _lines = queue.Queue(QUEUE_SIZE)
+    handler = _DroppingQueueHandler(_lines)
     handler.setFormatter(formatter)
     handler.set_name(HANDLER_NAME)
+    _listener = logging.handlers.QueueListener(_lines, writer)
+    _listener.start()
+    thread = getattr(_listener, "_thread", None)
+    if thread is not None:
+        thread.name = WRITER_THREAD
 
     root = logging.getLogger()
     # Replace only our own handler: others (a test runner's capture, say) stay attached.
