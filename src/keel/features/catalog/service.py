@@ -46,16 +46,17 @@ async def list_products(
     cache: ReadCache,
     filters: ProductFilters,
     params: PageParams,
+    *,
+    include_inactive: bool,
 ) -> bytes:
     """One page as JSON bytes (cached for the public)."""
 
     async def load() -> bytes:
-        page = await paginate(
-            session, repository.filtered(filters), params, ProductResponse.model_validate
-        )
+        statement = repository.filtered(filters, include_inactive=include_inactive)
+        page = await paginate(session, statement, params, ProductResponse.model_validate)
         return page.model_dump_json().encode()
 
-    if filters.include_inactive:
+    if include_inactive:
         return await load()
     key = f"list:{filters.model_dump_json()}:{params.page}:{params.page_size}"
     return await cache.get_or_load(NAMESPACE, key, load)
