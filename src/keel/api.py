@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from keel.core.middleware.body_limit import upload_prefixes
 from keel.features.auth.router import router as auth_router
 from keel.features.catalog.router import router as catalog_router
 from keel.features.files.router import router as files_router
@@ -11,12 +12,20 @@ from keel.features.orders.router import router as orders_router
 from keel.features.realtime.router import router as realtime_router
 from keel.features.users.router import router as users_router
 
+FEATURE_ROUTERS = (
+    auth_router,
+    users_router,
+    catalog_router,
+    orders_router,
+    files_router,
+    jobs_router,
+    imports_router,
+    realtime_router,
+)
+
 api_router = APIRouter(prefix="/api/v1")
-api_router.include_router(auth_router)
-api_router.include_router(users_router)
-api_router.include_router(catalog_router)
-api_router.include_router(orders_router)
-api_router.include_router(files_router)
-api_router.include_router(jobs_router)
-api_router.include_router(imports_router)
-api_router.include_router(realtime_router)
+for feature_router in FEATURE_ROUTERS:
+    api_router.include_router(feature_router)
+
+UPLOAD_PREFIXES = upload_prefixes(api_router, FEATURE_ROUTERS)
+"""Where bodies are file uploads: the prefixes of the features' `UploadRouter`s."""

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from keel import __version__
-from keel.api import api_router
+from keel.api import UPLOAD_PREFIXES, api_router
 from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.docs import install_docs
 from keel.core.exception_handlers import register_exception_handlers
@@ -68,7 +68,7 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     register_exception_handlers(app)
-    install_middleware(app, settings, http_metrics)
+    install_middleware(app, settings, http_metrics, upload_prefixes=UPLOAD_PREFIXES)
     if settings.metrics_served:
         token = settings.metrics_token
         install_metrics_endpoint(app, registry, token.get_secret_value() if token else None)

@@ -7,9 +7,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keel.api import UPLOAD_PREFIXES
+from keel.core.middleware.body_limit import (
+    BodySizeLimitMiddleware,
+    UploadLimit,
+    UploadRouter,
+    upload_prefixes,
+)
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.support import routes
@@ -98,6 +105,41 @@ async def test_small_body_passes_the_limit(client: httpx.AsyncClient) -> None:
     response = await client.post("/_test/echo", json={"name": "a", "count": 1})
     assert response.status_code == 200
     assert response.json() == {"name": "a", "count": 1}
+
+
+def test_the_features_with_upload_bodies_are_the_ones_declaring_it() -> None:
+    assert UPLOAD_PREFIXES == ("/api/v1/files", "/api/v1/imports")
+
+
+async def test_only_an_upload_routers_prefix_gets_the_upload_limit() -> None:
+    """A feature declares its larger limit by building an `UploadRouter`; core names no URL."""
+    uploads, plain = UploadRouter(prefix="/uploads"), APIRouter(prefix="/plain")
+    parent = APIRouter(prefix="/v9")
+    for router in (uploads, plain):
+
+        @router.post("")
+        async def receive(request: Request) -> dict[str, int]:
+            return {"size": len(await request.body())}
+
+        parent.include_router(router)
+    prefixes = upload_prefixes(parent, (plain, uploads))
+    assert prefixes == ("/v9/uploads",)
+    app = FastAPI()
+    app.include_router(parent)
+    limited = BodySizeLimitMiddleware(
+        app, max_bytes=1024, overrides=dict.fromkeys(prefixes, UploadLimit(4096, 512))
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=limited), base_url="http://testserver"
+    ) as http:
+        accepted = await http.post("/v9/uploads", content=b"x" * 2048)
+        refused = await http.post("/v9/plain", content=b"x" * 2048)
+        too_big = await http.post("/v9/uploads", content=b"x" * (4096 + 513))
+    assert accepted.json() == {"size": 2048}
+    assert (refused.status_code, too_big.status_code) == (413, 413)
+    assert refused.json()["error"]["message"] == "Request body exceeds 1024 bytes"
+    # The file limit, not the limit plus the envelope room enforced on top of it.
+    assert too_big.json()["error"]["message"] == "The file exceeds 4096 bytes"
 
 
 @pytest.mark.parametrize(

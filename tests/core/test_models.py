@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import String, select
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy import CheckConstraint, String, select, type_coerce
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from keel.core.jobs.models import Job, JobStatus
 from keel.core.models import Base, Timestamps, UTCDateTime, UUIDPrimaryKey
 
 
@@ -68,3 +70,29 @@ def test_constraints_get_deterministic_names() -> None:
     assert convention["pk"] == "pk_%(table_name)s"
     assert "fk" in convention
     assert "uq" in convention
+
+
+async def test_status_columns_read_back_as_their_enum_and_store_the_value(
+    db_connection: AsyncConnection,
+) -> None:
+    """`str_enum`: a member in, its value in the column (what the CHECK constraints and SQL
+    see), a member out; a plain string still compares, so no call site needs `.value`."""
+    async with AsyncSession(bind=db_connection, join_transaction_mode="create_savepoint") as s:
+        job = Job(kind="test.echo", max_attempts=1, status=JobStatus.RUNNING)
+        s.add(job)
+        await s.flush()
+        # Read as the plain string column it is: what the row really holds.
+        stored = await s.scalar(select(type_coerce(Job.status, String)).where(Job.id == job.id))
+        s.expunge_all()
+        loaded = await s.scalar(select(Job).where(Job.id == job.id, Job.status == "running"))
+    assert (type(stored), stored) == (str, "running")
+    assert loaded is not None
+    assert loaded.status is JobStatus.RUNNING
+
+
+def test_status_columns_stay_plain_varchars() -> None:
+    """No native enum type and no CHECK of SQLAlchemy's own: the schema the migrations made."""
+    column = Job.__table__.c.status
+    assert column.type.compile(dialect=postgresql.dialect()) == "VARCHAR(10)"
+    checks = [c.name for c in Job.__table__.constraints if isinstance(c, CheckConstraint)]
+    assert checks == ["ck_jobs_known_status"]

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.core.config import Settings
+from keel.core.config import Settings, parse_otlp_headers
 from keel.core.errors import ConfigError
 from keel.core.logging import HANDLER_NAME, WRITER_THREAD, configure_logging
 from keel.core.tracing import (
@@ -39,7 +39,6 @@ from keel.core.tracing import (
     add_trace_ids,
     instrument_app,
     job_span,
-    parse_otlp_headers,
     record_job_outcome,
     setup_tracing,
     tracing_config,
@@ -169,6 +168,22 @@ def test_headers_are_parsed_like_otel_exporter_otlp_headers() -> None:
     with pytest.raises(ValueError, match="entry 2 is not `name=value`") as refused:
         parse_otlp_headers("tenant=t1,Bearer s3cr3t")
     assert "s3cr3t" not in str(refused.value)  # a malformed entry may be a secret
+
+
+def test_settings_check_the_headers_without_importing_tracing() -> None:
+    """One direction only: tracing reads the settings; the settings never load tracing."""
+    script = """
+import sys
+from keel.core.config import load_settings
+load_settings(otel_headers="tenant=t1", _env_file=None)
+assert "keel.core.tracing" not in sys.modules, "config imported tracing"
+print("clean")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "clean"
 
 
 @pytest.mark.parametrize("ratio", [-0.1, 1.5])

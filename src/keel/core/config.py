@@ -12,6 +12,7 @@ import secrets
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from pydantic import (
     Field,
@@ -43,6 +44,20 @@ def _split_csv(value: Any) -> Any:
             return json.loads(stripped)
         return [item.strip() for item in stripped.split(",") if item.strip()]
     return value
+
+
+def parse_otlp_headers(value: str | None) -> dict[str, str]:
+    """`key=value,key2=value2` (the OTEL_EXPORTER_OTLP_HEADERS format, values URL-encoded)."""
+    headers: dict[str, str] = {}
+    for position, item in enumerate((value or "").split(","), start=1):
+        if not item.strip():
+            continue
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            # The entry itself is not quoted: it may well be a secret.
+            raise ValueError(f"entry {position} is not `name=value`")
+        headers[name.strip().lower()] = unquote(raw.strip())
+    return headers
 
 
 class Settings(BaseSettings):
@@ -334,8 +349,6 @@ class Settings(BaseSettings):
     @field_validator("otel_headers")
     @classmethod
     def _parse_otel_headers(cls, value: SecretStr | None) -> SecretStr | None:
-        from keel.core.tracing import parse_otlp_headers
-
         if value is not None:
             parse_otlp_headers(value.get_secret_value())  # names the bad entry, not its value
         return value

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Header
@@ -44,13 +45,11 @@ from keel.core.database import DbSession
 from keel.core.errors import AppError, ConflictError, ValidationFailedError
 from keel.core.exception_handlers import error_body
 from keel.core.logging import get_logger
-from keel.core.models import Base, UUIDPrimaryKey, utcnow
+from keel.core.models import Base, UUIDPrimaryKey, str_enum, utcnow
 from keel.core.state import from_state
 
 log = get_logger(__name__)
 
-IN_PROGRESS = "in_progress"
-COMPLETED = "completed"
 REPLAYED_HEADER = "Idempotent-Replayed"
 REPLAY_HEADERS: dict[str, Any] = {  # for a route's OpenAPI responses
     REPLAYED_HEADER: {
@@ -66,6 +65,11 @@ KEY_PATTERN = r"^[ -~]+$"
 MOMENTARY_STATUSES = frozenset({409, 429})
 
 
+class KeyState(StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
 class IdempotencyKey(UUIDPrimaryKey, Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("owner_id", "key"),)
@@ -73,7 +77,7 @@ class IdempotencyKey(UUIDPrimaryKey, Base):
     owner_id: Mapped[uuid.UUID]
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[KeyState] = mapped_column(str_enum(KeyState, 20))
     status_code: Mapped[int | None]
     body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
@@ -134,7 +138,7 @@ class IdempotencyStore:
             found = await self._find(session, owner_id, key)  # another request inserted first
             if found is None:
                 raise in_flight()  # ... and was released in between: a retry will run
-        if found.state != COMPLETED or found.status_code is None:
+        if found.state != KeyState.COMPLETED or found.status_code is None:
             # Rows claimed before leases existed have none: their lease counts from creation.
             lease_ends = found.locked_until or found.created_at + self.lease
             if lease_ends <= now:
@@ -158,7 +162,7 @@ class IdempotencyStore:
             update(IdempotencyKey)
             .where(
                 IdempotencyKey.id == found.id,
-                IdempotencyKey.state == IN_PROGRESS,
+                IdempotencyKey.state == KeyState.IN_PROGRESS,
                 IdempotencyKey.holder == found.holder,
             )
             .values(holder=lease.holder, locked_until=now + self.lease, fingerprint=fingerprint)
@@ -186,7 +190,7 @@ class IdempotencyStore:
             owner_id=lease.owner_id,
             key=lease.key,
             fingerprint=fingerprint,
-            state=IN_PROGRESS,
+            state=KeyState.IN_PROGRESS,
             created_at=now,
             expires_at=now + self._ttl,
             holder=lease.holder,
@@ -208,7 +212,7 @@ class IdempotencyStore:
             update(IdempotencyKey)
             .where(*self._held(lease))
             .values(
-                state=COMPLETED,
+                state=KeyState.COMPLETED,
                 status_code=status_code,
                 body=body,
                 holder=None,

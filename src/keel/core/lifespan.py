@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any, TypedDict
 
@@ -96,38 +96,76 @@ async def open_state(
     tracing: Tracing | None = None,
 ) -> AsyncIterator[AppState]:
     """Open every resource, yield them, close them all. The API's lifespan and `keel worker`
-    both run on this, so a job sees exactly the resources a request does."""
-    database = Database.from_settings(settings)
-    if tracing is not None:
-        tracing.instrument_engine(database.engine)
-    redis = build_redis(settings)
-    read_cache = ReadCache.from_settings(settings)
-    gateway = build_gateway(settings, tracing)
-    storage = Storage.from_settings(settings)
-    event_hub = EventHub() if redis is None else RedisEventHub(redis, settings.events_channel)
-    realtime = Realtime(event_hub, settings.ws_queue_size)
-    runner = (
-        JobRunner(
-            JobResources(settings, database, storage, read_cache, event_hub, tracing),
-            job_handlers,
-            maintenance,
-        )
-        if consume_jobs
-        else None
-    )
-    jobs = JobQueue(settings, database, runner)
-    if pool_metrics is not None:
-        pool_metrics.watch(database.engine, settings.db_pool_size)
-    assert settings.jwt_secret is not None  # load_settings guarantees one
-    secret = settings.jwt_secret.get_secret_value()
-    checks: dict[str, ReadinessCheck] = {"database": database.ping}
-    if redis is not None:
-        checks["redis"] = lambda _: redis_ping(redis)
-        checks["events"] = event_hub.ready
-    try:
+    both run on this, so a job sees exactly the resources a request does.
+
+    Each resource registers its close on the exit stack the moment it is open, so a start-up
+    that fails part-way closes exactly what was opened, newest first, and shutdown is the
+    build order reversed: WebSockets hear 1001 first, the database goes last.
+    """
+    async with AsyncExitStack() as stack:
+        stack.callback(log.info, "stopped")  # registered first, so run last
+        stack.callback(mark_process_dead)
+        database = Database.from_settings(settings)
+        stack.push_async_callback(database.dispose)
+        if tracing is not None:
+            tracing.instrument_engine(database.engine)
+        if pool_metrics is not None:
+            pool_metrics.watch(database.engine, settings.db_pool_size)
+        redis = build_redis(settings)
+        if redis is not None:
+            stack.push_async_callback(redis.aclose)
+        read_cache = ReadCache.from_settings(settings)
+        stack.push_async_callback(read_cache.close)
+        gateway = build_gateway(settings, tracing)
+        stack.push_async_callback(gateway.close)
+        storage = Storage.from_settings(settings)
         await prepare_schema(database, settings)
+
+        event_hub = EventHub() if redis is None else RedisEventHub(redis, settings.events_channel)
         await event_hub.start()
+        stack.push_async_callback(event_hub.close)
+        runner = (
+            JobRunner(
+                JobResources(settings, database, storage, read_cache, event_hub, tracing),
+                job_handlers,
+                maintenance,
+            )
+            if consume_jobs
+            else None
+        )
+        jobs = JobQueue(settings, database, runner)
         await jobs.start()
+        stack.push_async_callback(jobs.close)  # hands running jobs back to the queue
+        realtime = Realtime(event_hub, settings.ws_queue_size)
+        stack.callback(realtime.stop)
+        stack.callback(realtime.close_all, GOING_AWAY, "server shutting down")
+
+        checks: dict[str, ReadinessCheck] = {"database": database.ping}
+        if redis is not None:
+            checks["redis"] = lambda _: redis_ping(redis)
+            checks["events"] = event_hub.ready
+        assert settings.jwt_secret is not None  # load_settings guarantees one
+        state = AppState(
+            settings=settings,
+            database=database,
+            redis=redis,
+            password_hasher=PasswordHasher.from_settings(settings),
+            token_service=TokenService(settings),
+            rate_limiter=RateLimiter.from_settings(settings, redis),
+            email_sender=build_email_sender(settings),
+            read_cache=read_cache,
+            event_hub=event_hub,
+            idempotency=IdempotencyStore(
+                settings.jwt_secret.get_secret_value(),
+                ttl=timedelta(hours=settings.idempotency_ttl_hours),
+                lease=claim_lease(gateway),
+            ),
+            payment_gateway=gateway,
+            storage=storage,
+            jobs=jobs,
+            realtime=realtime,
+            readiness_checks=checks,
+        )
         # Everything allocated so far lives as long as the process: moving it out of the
         # collector's reach keeps full collections (tens of ms with FastAPI, pydantic and
         # SQLAlchemy loaded) from stalling requests.
@@ -140,39 +178,7 @@ async def open_state(
             jobs="embedded" if settings.jobs_embedded else "redis",
             consuming_jobs=consume_jobs,
         )
-        yield AppState(
-            settings=settings,
-            database=database,
-            redis=redis,
-            password_hasher=PasswordHasher.from_settings(settings),
-            token_service=TokenService(settings),
-            rate_limiter=RateLimiter.from_settings(settings, redis),
-            email_sender=build_email_sender(settings),
-            read_cache=read_cache,
-            event_hub=event_hub,
-            idempotency=IdempotencyStore(
-                secret,
-                ttl=timedelta(hours=settings.idempotency_ttl_hours),
-                lease=claim_lease(gateway),
-            ),
-            payment_gateway=gateway,
-            storage=storage,
-            jobs=jobs,
-            realtime=realtime,
-            readiness_checks=checks,
-        )
-    finally:
-        realtime.close_all(GOING_AWAY, "server shutting down")
-        realtime.stop()
-        await jobs.close()
-        await event_hub.close()
-        await gateway.close()
-        await read_cache.close()
-        if redis is not None:
-            await redis.aclose()
-        await database.dispose()
-        mark_process_dead()
-        log.info("stopped")
+        yield state
 
 
 def build_lifespan(

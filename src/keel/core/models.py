@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import TypeAdapter
-from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid
+from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -37,6 +38,23 @@ def timestamp(value: datetime) -> str:
     `datetime.isoformat()` would end in `+00:00`."""
     text: str = _TIMESTAMP.dump_python(value, mode="json")
     return text
+
+
+def str_enum(enum: type[StrEnum], length: int) -> Enum:
+    """A status column typed with its StrEnum: rows read back as members, members are written
+    as their values, so no call site needs `.value`.
+
+    The schema stays the plain `VARCHAR(length)` it is: no native enum type and no generated
+    CHECK (each table names its own `known_*` constraint), so adding a member is a migration
+    of that constraint only.
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -31,13 +31,13 @@ from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote
 
 import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 
 from keel import __version__
+from keel.core.config import Settings, parse_otlp_headers
 
 if TYPE_CHECKING:
     import httpx
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
     from structlog.types import EventDict
-
-    from keel.core.config import Settings
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -102,20 +100,6 @@ class TracingConfig:
             return None
         paths = "|".join(re.escape(path.rstrip("/") or "/") for path in self.excluded_paths)
         return rf"^[a-z]+://[^/]*(?:{paths})/?$"
-
-
-def parse_otlp_headers(value: str | None) -> dict[str, str]:
-    """`key=value,key2=value2` (the OTEL_EXPORTER_OTLP_HEADERS format, values URL-encoded)."""
-    headers: dict[str, str] = {}
-    for position, item in enumerate((value or "").split(","), start=1):
-        if not item.strip():
-            continue
-        name, sep, raw = item.partition("=")
-        if not sep or not name.strip():
-            # The entry itself is not quoted: it may well be a secret.
-            raise ValueError(f"entry {position} is not `name=value`")
-        headers[name.strip().lower()] = unquote(raw.strip())
-    return headers
 
 
 def tracing_config(settings: Settings) -> TracingConfig:

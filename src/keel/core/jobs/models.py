@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel.core.models import Base, Timestamps, UUIDPrimaryKey, utcnow
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum, utcnow
 
 
 class JobStatus(StrEnum):
@@ -38,7 +38,7 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(10), default=JobStatus.QUEUED.value)
+    status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus, 10), default=JobStatus.QUEUED)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     progress_done: Mapped[int] = mapped_column(BigInteger, default=0)  # may count bytes
     progress_total: Mapped[int | None] = mapped_column(BigInteger)

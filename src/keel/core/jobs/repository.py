@@ -17,12 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.jobs.models import Job, JobStatus
 
-_QUEUED = JobStatus.QUEUED.value
-_RUNNING = JobStatus.RUNNING.value
-
 
 def _held(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
-    return and_(Job.id == job_id, Job.status == _RUNNING, Job.attempts == attempt)
+    return and_(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
 
 
 async def add(session: AsyncSession, job: Job) -> Job:
@@ -53,12 +50,12 @@ async def claim(
             Job.id == job_id,
             Job.attempts < Job.max_attempts,
             or_(
-                and_(Job.status == _QUEUED, Job.next_attempt_at <= now),
-                and_(Job.status == _RUNNING, Job.lease_expires_at < now),
+                and_(Job.status == JobStatus.QUEUED, Job.next_attempt_at <= now),
+                and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
             ),
         )
         .values(
-            status=_RUNNING,
+            status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,
             lease_expires_at=lease_until,
             started_at=func.coalesce(Job.started_at, now),
@@ -106,9 +103,7 @@ async def finish(
     outcome = await session.execute(
         update(Job)
         .where(_held(job_id, attempt))
-        .values(
-            status=status.value, result=result, error=error, finished_at=now, lease_expires_at=None
-        )
+        .values(status=status, result=result, error=error, finished_at=now, lease_expires_at=None)
     )
     return bool(outcome.rowcount)  # type: ignore[attr-defined]
 
@@ -120,7 +115,11 @@ async def retry_later(
         update(Job)
         .where(_held(job_id, attempt))
         .values(
-            status=_QUEUED, next_attempt_at=at, enqueued_at=None, lease_expires_at=None, error=error
+            status=JobStatus.QUEUED,
+            next_attempt_at=at,
+            enqueued_at=None,
+            lease_expires_at=None,
+            error=error,
         )
     )
     return bool(outcome.rowcount)  # type: ignore[attr-defined]
@@ -129,7 +128,7 @@ async def retry_later(
 def _requeue_values(now: datetime, *, refund_attempt: bool) -> dict[str, Any]:
     """Back to the queue (or cancelled, if that was asked meanwhile), to be sent again."""
     values: dict[str, Any] = {
-        "status": case((Job.cancel_requested, JobStatus.CANCELLED.value), else_=_QUEUED),
+        "status": case((Job.cancel_requested, JobStatus.CANCELLED), else_=JobStatus.QUEUED),
         "finished_at": case((Job.cancel_requested, now), else_=None),
         "next_attempt_at": now,
         "enqueued_at": None,
@@ -155,7 +154,7 @@ async def requeue_interrupted(session: AsyncSession, now: datetime) -> int:
     marked running was interrupted by its previous life."""
     outcome = await session.execute(
         update(Job)
-        .where(Job.status == _RUNNING)
+        .where(Job.status == JobStatus.RUNNING)
         .values(**_requeue_values(now, refund_attempt=True))
     )
     return int(outcome.rowcount)  # type: ignore[attr-defined]
@@ -164,12 +163,12 @@ async def requeue_interrupted(session: AsyncSession, now: datetime) -> int:
 async def requeue_lost(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
     """Running jobs whose lease ran out (their worker died) go back to the queue; those that
     have used every attempt fail."""
-    lost = and_(Job.status == _RUNNING, Job.lease_expires_at < now)
+    lost = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
     failed = await session.scalars(
         update(Job)
         .where(lost, Job.attempts >= Job.max_attempts, Job.cancel_requested.is_(False))
         .values(
-            status=JobStatus.FAILED.value,
+            status=JobStatus.FAILED,
             error="The job's worker stopped on every attempt",
             finished_at=now,
             lease_expires_at=None,
@@ -188,9 +187,9 @@ async def needs_sweep(session: AsyncSession, now: datetime, resend_before: datet
     lock (on SQLite that lock is the whole database's)."""
     work = select(Job.id).where(
         or_(
-            and_(Job.status == _RUNNING, Job.lease_expires_at < now),
+            and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
             and_(
-                Job.status == _QUEUED,
+                Job.status == JobStatus.QUEUED,
                 Job.next_attempt_at <= now,
                 or_(Job.enqueued_at.is_(None), Job.enqueued_at < resend_before),
             ),
@@ -200,7 +199,9 @@ async def needs_sweep(session: AsyncSession, now: datetime, resend_before: datet
 
 
 async def any_running(session: AsyncSession) -> bool:
-    return bool(await session.scalar(select(select(Job.id).where(Job.status == _RUNNING).exists())))
+    return bool(
+        await session.scalar(select(select(Job.id).where(Job.status == JobStatus.RUNNING).exists()))
+    )
 
 
 async def take_due(
@@ -211,7 +212,7 @@ async def take_due(
     due = (
         select(Job.id)
         .where(
-            Job.status == _QUEUED,
+            Job.status == JobStatus.QUEUED,
             Job.next_attempt_at <= now,
             or_(Job.enqueued_at.is_(None), Job.enqueued_at < resend_before),
         )
@@ -221,7 +222,7 @@ async def take_due(
     )
     result = await session.scalars(
         update(Job)
-        .where(Job.id.in_(due.scalar_subquery()), Job.status == _QUEUED)
+        .where(Job.id.in_(due.scalar_subquery()), Job.status == JobStatus.QUEUED)
         .values(enqueued_at=now)
         .returning(Job.id)
     )
@@ -231,14 +232,16 @@ async def take_due(
 async def cancel_queued(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> bool:
     outcome = await session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == _QUEUED)
-        .values(status=JobStatus.CANCELLED.value, finished_at=now)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, finished_at=now)
     )
     return bool(outcome.rowcount)  # type: ignore[attr-defined]
 
 
 async def request_cancel(session: AsyncSession, job_id: uuid.UUID) -> bool:
     outcome = await session.execute(
-        update(Job).where(Job.id == job_id, Job.status == _RUNNING).values(cancel_requested=True)
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(cancel_requested=True)
     )
     return bool(outcome.rowcount)  # type: ignore[attr-defined]

@@ -184,9 +184,9 @@ class JobRunner:
         if not done:
             log.warning("job_outcome_lost", job_id=str(job.id), attempt=attempt)
             return
-        log.info("job_finished", job_id=str(job.id), kind=job.kind, status=status.value)
-        record_job_outcome(self.resources.tracing, status.value, error)
-        data: dict[str, Any] = {"kind": job.kind, "status": status.value}
+        log.info("job_finished", job_id=str(job.id), kind=job.kind, status=status)
+        record_job_outcome(self.resources.tracing, status, error)
+        data: dict[str, Any] = {"kind": job.kind, "status": status}
         if result is not None:
             data["result"] = result
         if error is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
@@ -18,11 +20,19 @@ from keel.core.request_id import REQUEST_ID_HEADER
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 """Room for the multipart envelope around an upload of exactly KEEL_MAX_UPLOAD_BYTES."""
-UPLOAD_PREFIXES = ("/api/v1/files", "/api/v1/imports")
 
 
-def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | None) -> None:
+def install_middleware(
+    app: FastAPI,
+    settings: Settings,
+    metrics: HttpMetrics | None,
+    *,
+    upload_prefixes: Sequence[str] = (),
+) -> None:
     """Add middleware innermost first (Starlette wraps each new one around the previous).
+
+    `upload_prefixes` are where bodies are file uploads (the features' `UploadRouter`s, as
+    `keel.api` collects them): they get the upload limit instead of the request limit.
 
     Resulting order, outermost first, and why:
       1. request context - request id, security headers, access log, metrics and the
@@ -39,7 +49,7 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics | 
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_bytes,
         overrides=dict.fromkeys(
-            UPLOAD_PREFIXES, UploadLimit(settings.max_upload_bytes, MULTIPART_OVERHEAD_BYTES)
+            upload_prefixes, UploadLimit(settings.max_upload_bytes, MULTIPART_OVERHEAD_BYTES)
         ),
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)

@@ -4,18 +4,35 @@ A declared `Content-Length` above the limit is answered 413 before a byte of the
 a declared length within it passes untouched (the server enforces it). A chunked body is
 counted as it streams in and cut off the moment it crosses the limit, so the app never buffers
 more than the limit. Upload routes get their own (larger) limit by prefix: the file limit a
-client is told about, plus room for the multipart envelope around it.
+client is told about, plus room for the multipart envelope around it. Core names no feature's
+URL: a feature whose bodies are uploads builds its router as an `UploadRouter`, and the API
+module hands those routers' prefixes to the middleware.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from fastapi import APIRouter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.core.errors import PayloadTooLargeError
 from keel.core.exception_handlers import error_response
+
+
+class UploadRouter(APIRouter):
+    """A feature router whose request bodies are file uploads: every path under its prefix
+    gets the upload limit (KEEL_MAX_UPLOAD_BYTES and the multipart envelope) instead of the
+    request limit. Decided by prefix, before routing, so a declared Content-Length over the
+    limit is refused before a byte of the body is read."""
+
+
+def upload_prefixes(parent: APIRouter, included: Iterable[APIRouter]) -> tuple[str, ...]:
+    """The full prefixes of the `UploadRouter`s among the routers `parent` includes."""
+    return tuple(
+        parent.prefix + router.prefix for router in included if isinstance(router, UploadRouter)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum
 
 
 class FileStatus(StrEnum):
@@ -36,5 +36,5 @@ class StoredFile(UUIDPrimaryKey, Timestamps, Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(300), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default=FileStatus.ACTIVE.value)
+    status: Mapped[FileStatus] = mapped_column(str_enum(FileStatus, 10), default=FileStatus.ACTIVE)
     upload_expires_at: Mapped[datetime | None]

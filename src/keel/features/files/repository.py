@@ -29,7 +29,7 @@ async def delete(session: AsyncSession, stored: StoredFile) -> None:
 
 def _abandoned(cutoff: datetime) -> ColumnElement[bool]:
     return and_(
-        StoredFile.status == FileStatus.PENDING.value,
+        StoredFile.status == FileStatus.PENDING,
         StoredFile.upload_expires_at < cutoff,
     )
 

@@ -3,19 +3,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from keel.core.dependencies import AppSettings, DbSession, Store
 from keel.core.errors import BadRequestError
+from keel.core.middleware.body_limit import UploadRouter
 from keel.core.types import Text
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.files import service
 from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
 from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = UploadRouter(prefix="/files", tags=["files"])  # bodies are uploads
 
 MULTIPART_BODY: dict[str, Any] = {
     "requestBody": {

@@ -122,7 +122,7 @@ async def upload(
         size=checked.size,
         sha256=checked.digest.hexdigest(),
         storage_key=key,
-        status=FileStatus.ACTIVE.value,
+        status=FileStatus.ACTIVE,
     )
     await repository.add(session, stored)
     log.info("file_uploaded", file_id=str(file_id), size=checked.size, type=stored.content_type)
@@ -267,7 +267,7 @@ async def create_upload_url(
             content_type=content_type,
             size=request.size,
             storage_key=key,
-            status=FileStatus.PENDING.value,
+            status=FileStatus.PENDING,
             upload_expires_at=expires_at,
         ),
     )
@@ -337,7 +337,7 @@ async def complete_upload(
     async for chunk in await storage.read(stored.storage_key):
         digest.update(chunk)
     stored.sha256 = digest.hexdigest()
-    stored.status = FileStatus.ACTIVE.value
+    stored.status = FileStatus.ACTIVE
     stored.upload_expires_at = None
     await session.flush()
     return stored

@@ -2,19 +2,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import Request, Response, status
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from keel.core.dependencies import AppSettings, DbSession, Jobs, Store
 from keel.core.errors import BadRequestError, ValidationFailedError
+from keel.core.middleware.body_limit import UploadRouter
 from keel.features.auth.dependencies import AdminUser
 from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
 from keel.features.imports import service
 from keel.features.imports.schemas import ImportFromFile
 from keel.features.jobs.schemas import JobResponse
 
-router = APIRouter(prefix="/imports", tags=["imports"])
+router = UploadRouter(prefix="/imports", tags=["imports"])  # bodies are uploads
 
 IMPORT_BODY: dict[str, Any] = {
     "requestBody": {

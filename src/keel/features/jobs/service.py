@@ -43,7 +43,7 @@ async def cancel(session: AsyncSession, events: EventHub, user: User, job_id: uu
             type="job.finished",
             id=str(job_id),
             user_id=job.owner_id,
-            data={"kind": job.kind, "status": JobStatus.CANCELLED.value},
+            data={"kind": job.kind, "status": JobStatus.CANCELLED},
         )
         after_commit(session, lambda: events.publish(event))
     elif not await repository.request_cancel(session, job_id):

@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum
 
 # Imported at run time, not for typing only: the `payment` relationship needs it mapped.
 from keel.features.payments.models import Payment
@@ -30,7 +30,9 @@ class Order(UUIDPrimaryKey, Timestamps, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="RESTRICT"), index=True
     )
-    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING.value)
+    status: Mapped[OrderStatus] = mapped_column(
+        str_enum(OrderStatus, 20), default=OrderStatus.PENDING
+    )
     currency: Mapped[str] = mapped_column(String(3))
     total_amount: Mapped[int] = mapped_column(BigInteger)
     # Who is paying right now (`<user id>:<Idempotency-Key>`), until the lease runs out

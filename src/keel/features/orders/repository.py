@@ -53,7 +53,7 @@ async def claim_payment(
     return await _update(
         session,
         order.id,
-        Order.status == OrderStatus.PENDING.value,
+        Order.status == OrderStatus.PENDING,
         Order.payment_attempt == order.payment_attempt,
         seen,
         or_(_claim_free(now), Order.payment_claim == claim),
@@ -85,9 +85,9 @@ async def mark_paid(session: AsyncSession, order_id: uuid.UUID, attempt: int) ->
     return await _update(
         session,
         order_id,
-        Order.status == OrderStatus.PENDING.value,
+        Order.status == OrderStatus.PENDING,
         Order.payment_attempt == attempt,
-        status=OrderStatus.PAID.value,
+        status=OrderStatus.PAID,
         payment_claim=None,
         payment_claimed_until=None,
     )
@@ -98,9 +98,9 @@ async def cancel(session: AsyncSession, order_id: uuid.UUID, now: datetime) -> b
     return await _update(
         session,
         order_id,
-        Order.status == OrderStatus.PENDING.value,
+        Order.status == OrderStatus.PENDING,
         _claim_free(now),
-        status=OrderStatus.CANCELLED.value,
+        status=OrderStatus.CANCELLED,
     )
 
 

@@ -71,7 +71,7 @@ async def create_order(
         )
     order = Order(
         user_id=customer.id,
-        status=OrderStatus.PENDING.value,
+        status=OrderStatus.PENDING,
         currency=reserved[0].currency,
         total_amount=total,
         payment=None,  # known to be none yet: no lazy load when the response reads it
@@ -116,7 +116,7 @@ async def list_orders(
 
 
 def _require_pending(order: Order, action: str) -> None:
-    if order.status != OrderStatus.PENDING.value:
+    if order.status != OrderStatus.PENDING:
         raise ConflictError(
             f"Only pending orders can be {action}; this one is {order.status}",
             details={"status": order.status},
@@ -125,7 +125,7 @@ def _require_pending(order: Order, action: str) -> None:
 
 def _payment_in_progress(message: str) -> ConflictError:
     return ConflictError(
-        message, details={"status": OrderStatus.PENDING.value, "reason": "payment_in_progress"}
+        message, details={"status": OrderStatus.PENDING, "reason": "payment_in_progress"}
     )
 
 
@@ -148,7 +148,7 @@ async def cancel_order(
         type="order.cancelled",
         id=str(order.id),
         user_id=order.user_id,
-        data={"status": OrderStatus.CANCELLED.value},
+        data={"status": OrderStatus.CANCELLED},
     )
     after_commit(session, lambda: events.publish(event))
     return OrderResponse.model_validate(order)

@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum
 
 
 class Role(StrEnum):
@@ -29,12 +29,12 @@ class User(UUIDPrimaryKey, Timestamps, Base):
 
     @property
     def roles(self) -> list[Role]:
-        return sorted(Role(row.role) for row in self.role_rows)
+        return sorted(row.role for row in self.role_rows)
 
     def set_roles(self, roles: set[Role]) -> None:
         kept = [row for row in self.role_rows if row.role in roles]
         present = {row.role for row in kept}
-        self.role_rows = kept + [UserRole(role=r.value) for r in sorted(roles) if r not in present]
+        self.role_rows = kept + [UserRole(role=r) for r in sorted(roles) if r not in present]
 
     def has_role(self, role: Role) -> bool:
         return any(row.role == role for row in self.role_rows)
@@ -47,4 +47,4 @@ class UserRole(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role, 20), primary_key=True)

@@ -28,7 +28,7 @@ def filtered(filters: UserFilters) -> Select[User]:
         statement = statement.where(User.email.like(pattern, escape=LIKE_ESCAPE))
     if filters.role is not None:
         statement = statement.where(
-            exists().where(UserRole.user_id == User.id, UserRole.role == filters.role.value)
+            exists().where(UserRole.user_id == User.id, UserRole.role == filters.role)
         )
     if filters.is_active is not None:
         statement = statement.where(User.is_active.is_(filters.is_active))
