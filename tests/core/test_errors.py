@@ -7,7 +7,9 @@ import pytest
 
 from keel.core.errors import (
     STATUS_CODES,
+    NotFoundError,
     RateLimitedError,
+    ServiceUnavailableError,
     UnauthorizedError,
     ValidationFailedError,
 )
@@ -98,3 +100,20 @@ def test_unauthorized_and_rate_limited_carry_their_headers() -> None:
 def test_service_validation_error_lists_errors() -> None:
     error = ValidationFailedError(errors=[{"loc": ["body", "x"], "msg": "bad", "type": "t"}])
     assert error.details["errors"][0]["loc"] == ["body", "x"]
+
+
+def test_a_declared_row_sets_status_code_and_default_message() -> None:
+    error = NotFoundError()
+    assert (error.status_code, error.code, error.message) == (404, "NOT_FOUND", "Not found")
+    assert NotFoundError("Order not found").message == "Order not found"
+
+
+def test_a_subclass_that_declares_nothing_keeps_its_parents_row() -> None:
+    class SpecialUnavailableError(ServiceUnavailableError):
+        default_message = "Special backend down"
+
+    error = SpecialUnavailableError(retry_after=3)
+    assert (error.status_code, error.code) == (503, "SERVICE_UNAVAILABLE")
+    assert error.message == "Special backend down"
+    assert error.headers["Retry-After"] == "3"
+    assert STATUS_CODES[503] is ServiceUnavailableError  # a subclass never takes over a status
