@@ -61,6 +61,7 @@ def server_process(
     env: Mapping[str, str],
     cwd: Path | None = None,
     stdout: int | IO[Any] = subprocess.DEVNULL,
+    stop_seconds: float = STOP_SECONDS,
 ) -> Iterator[ServerProcess]:
     """Start `command` (which must listen on `port`), yield it once /health answers 200.
 
@@ -81,7 +82,7 @@ def server_process(
     finally:
         if process.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                server.stop()
+                server.stop(stop_seconds)
         process.kill()
         process.wait()
         if process.stdout is not None:
