@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import httpx
 import pytest
+from pydantic import BaseModel, Field, ValidationError
 
 from keel.core.errors import (
     STATUS_CODES,
+    FieldError,
     NotFoundError,
     RateLimitedError,
     ServiceUnavailableError,
@@ -97,9 +102,80 @@ def test_unauthorized_and_rate_limited_carry_their_headers() -> None:
     assert RateLimitedError(retry_after=17).headers["Retry-After"] == "17"
 
 
-def test_service_validation_error_lists_errors() -> None:
-    error = ValidationFailedError(errors=[{"loc": ["body", "x"], "msg": "bad", "type": "t"}])
-    assert error.details["errors"][0]["loc"] == ["body", "x"]
+def test_one_field_error_is_the_spec_entry() -> None:
+    error = ValidationFailedError.field(("body", "items", 0, "product_id"), "no such", "missing")
+    assert (error.status_code, error.code, error.message) == (
+        422,
+        "VALIDATION_ERROR",
+        "Request validation failed",
+    )
+    assert error.details == {
+        "errors": [{"loc": ["body", "items", 0, "product_id"], "msg": "no such", "type": "missing"}]
+    }
+    assert error.errors == (FieldError(("body", "items", 0, "product_id"), "no such", "missing"),)
+    named = ValidationFailedError.field(("header", "x"), "bad", "t", message="Why it failed")
+    assert named.message == "Why it failed"
+
+
+def test_several_field_errors_keep_their_order() -> None:
+    error = ValidationFailedError(
+        "Some are wrong",
+        errors=[FieldError(("body", "b"), "second", "t"), FieldError(("body", "a"), "first", "t")],
+    )
+    assert [e["loc"] for e in error.details["errors"]] == [["body", "b"], ["body", "a"]]
+    assert error.message == "Some are wrong"
+
+
+class _Login(BaseModel):
+    email: str
+    password: str = Field(min_length=12)
+
+
+def test_pydantic_errors_are_placed_renamed_and_stripped_of_inputs() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _Login.model_validate({"password": "hunter2"})
+    assert "hunter2" in repr(caught.value.errors())  # pydantic echoes the input ...
+    error = ValidationFailedError.from_pydantic(
+        caught.value.errors(), prefix=("body",), names={"email": "username"}
+    )
+    assert error.details["errors"] == [
+        {"loc": ["body", "username"], "msg": "Field required", "type": "missing"},
+        {
+            "loc": ["body", "password"],
+            "msg": "String should have at least 12 characters",
+            "type": "string_too_short",
+        },
+    ]
+    assert "hunter2" not in repr(error.details)  # ... a 422 does not
+
+
+def test_pydantic_errors_keep_only_json_safe_parts() -> None:
+    error = ValidationFailedError.from_pydantic(
+        [{"loc": ("body", b"\xff"), "msg": "bad", "type": "t", "x": 1}]
+    )
+    assert error.details["errors"] == [{"loc": ["body", "b'\\xff'"], "msg": "bad", "type": "t"}]
+
+
+def _hand_built_field_errors(path: Path) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Dict)
+        and "loc" in {k.value for k in node.keys if isinstance(k, ast.Constant)}
+    ]
+
+
+def test_only_field_error_writes_the_loc_msg_type_shape() -> None:
+    """One way to say "this field is wrong": a dict literal with a `loc` key anywhere in src/
+    but `FieldError.as_dict` is a second way (and the next copy would drift)."""
+    src = Path(__file__).parents[2] / "src" / "keel"
+    found = {
+        str(path.relative_to(src)): lines
+        for path in sorted(src.rglob("*.py"))
+        if (lines := _hand_built_field_errors(path))
+    }
+    assert set(found) == {"core/errors.py"}
+    assert len(found["core/errors.py"]) == 1
 
 
 def test_a_declared_row_sets_status_code_and_default_message() -> None:

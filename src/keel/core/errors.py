@@ -6,8 +6,9 @@ HTTP shape (status, code, headers) follows from the type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 
 class AppError(Exception):
@@ -100,8 +101,38 @@ class RangeNotSatisfiableError(
     """HTTP's own answer to a Range outside the file (docs/decisions.md), not a SPEC row."""
 
 
+Loc = tuple[str | int, ...]
+"""Where an input is: the request part first ("body", "query", "header", "path"), then the
+field names and list indexes down to it, e.g. `("body", "items", 0, "product_id")`."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One entry of a 422's `details.errors`: which input (`loc`), what is wrong with it (`msg`,
+    for people) and what kind of wrong (`type`, stable, for programs: pydantic's types where one
+    fits, e.g. "missing", else a short word of the rule's own).
+
+    The one place the SPEC's `{"loc", "msg", "type"}` shape is written, so every 422 (FastAPI's
+    own, a schema's, a service's) names fields the same way."""
+
+    loc: Loc
+    msg: str
+    type: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+
+
+def _loc_part(part: Any) -> str | int:
+    """Pydantic's loc parts are names and indexes; anything else (bytes from a malformed
+    request) becomes text, so the body stays valid JSON."""
+    return part if isinstance(part, str | int) else str(part)
+
+
 class ValidationFailedError(AppError):
-    """422 raised by services for rules a schema cannot express; `errors` mirrors pydantic's."""
+    """422 for input a schema cannot judge alone (a rule across fields, an id the database must
+    know). Build it from `FieldError`s: `ValidationFailedError.field(loc, msg, type)` for one,
+    `ValidationFailedError(message, errors=[...])` for several, `from_pydantic` for pydantic's."""
 
     status_code = 422
     code = "VALIDATION_ERROR"
@@ -111,11 +142,39 @@ class ValidationFailedError(AppError):
         self,
         message: str | None = None,
         *,
-        errors: Sequence[Mapping[str, Any]] = (),
+        errors: Sequence[FieldError] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(message, **kwargs)
-        self.details.setdefault("errors", [dict(e) for e in errors])
+        self.errors = tuple(errors)
+        self.details.setdefault("errors", [error.as_dict() for error in self.errors])
+
+    @classmethod
+    def field(cls, loc: Loc, msg: str, type: str, *, message: str | None = None) -> Self:
+        """The error for one wrong input: `ValidationFailedError.field(("body", "size"), ...)`."""
+        return cls(message, errors=[FieldError(loc, msg, type)])
+
+    @classmethod
+    def from_pydantic(
+        cls,
+        errors: Iterable[Mapping[str, Any]],
+        *,
+        prefix: Loc = (),
+        names: Mapping[str, str] | None = None,
+    ) -> Self:
+        """Pydantic's errors (`ValidationError.errors()`) in the SPEC shape, dropping `input`
+        and `ctx` (they may echo secrets). `prefix` places a model validated outside FastAPI
+        (`("body",)`); `names` renames top-level fields, for a form fed into another model."""
+        renamed = names or {}
+        found = []
+        for error in errors:
+            loc = [_loc_part(part) for part in error.get("loc", ())]
+            if loc and isinstance(loc[0], str):
+                loc[0] = renamed.get(loc[0], loc[0])
+            found.append(
+                FieldError((*prefix, *loc), str(error.get("msg", "")), str(error.get("type", "")))
+            )
+        return cls(errors=found)
 
 
 class _RetryableError(AppError):

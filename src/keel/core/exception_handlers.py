@@ -8,7 +8,6 @@ log, never to the client).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -83,26 +82,6 @@ def render_error(
     return JSONResponse(body, status_code=status_code, headers=response_headers)
 
 
-def _jsonable(value: Any) -> Any:
-    """Validation contexts may hold exceptions or bytes; keep the body valid JSON."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
-
-
-def validation_errors(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "loc": [_jsonable(part) for part in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
-            "type": str(err.get("type", "")),
-        }
-        for err in errors
-    ]
-
-
 def is_backend_unavailable(exc: BaseException) -> bool:
     """True for failures that mean "the database is not reachable now", not "the query is bad"."""
     if isinstance(exc, sa_exc.TimeoutError):  # pool exhausted
@@ -139,7 +118,7 @@ async def _app_error(_: Request, exc: Exception) -> Response:
 
 async def _request_validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(ValidationFailedError(errors=validation_errors(exc.errors())))
+    return error_response(ValidationFailedError.from_pydantic(exc.errors()))
 
 
 def allowed_methods(request: Request) -> str:

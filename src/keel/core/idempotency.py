@@ -141,16 +141,11 @@ class IdempotencyStore:
                 return await self._take_over(session, found, fingerprint, now)
             raise in_flight()
         if found.fingerprint != fingerprint:
-            raise ValidationFailedError(
-                "This Idempotency-Key was used with a different request",
-                errors=[
-                    {
-                        # spelt as FastAPI spells the header in its own 422s
-                        "loc": ["header", "idempotency-key"],
-                        "msg": "already used with a different request body",
-                        "type": "idempotency_mismatch",
-                    }
-                ],
+            raise ValidationFailedError.field(
+                ("header", "idempotency-key"),  # spelt as FastAPI spells it in its own 422s
+                "already used with a different request body",
+                "idempotency_mismatch",
+                message="This Idempotency-Key was used with a different request",
             )
         return Replay(found.status_code, found.body or {})
 

@@ -205,6 +205,23 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+class _StdoutWriter(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each line to `sys.stdout` as it is when the line is written, not as it was at
+    configuration: whoever replaces stdout (a test runner's capture, a daemon's redirection)
+    gets the lines, and a replaced stream that was closed is never written to."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """The stream is always the current stdout; a stream set by logging is ignored."""
+
+
 def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: bool = False) -> None:
     """Route structlog and stdlib logging to one stdout handler. Safe to call more than once.
 
@@ -246,7 +263,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False, trace_ids: boo
     )
     global _listener, _lines
     _stop_writer()
-    writer = logging.StreamHandler(sys.stdout)
+    writer = _StdoutWriter()
     writer.setFormatter(logging.Formatter("%(message)s"))  # lines arrive rendered
     _lines = queue.Queue(QUEUE_SIZE)
     handler = _DroppingQueueHandler(_lines)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from keel.core.errors import ValidationFailedError
+from keel.core.errors import FieldError, ValidationFailedError
 from keel.core.types import RequestModel
 
 
@@ -65,7 +65,7 @@ def sent_fields(changes: BaseModel) -> set[str]:
     if nulls:
         raise ValidationFailedError(
             "These fields cannot be null",
-            errors=[{"loc": ["body", f], "msg": "may not be null", "type": "null"} for f in nulls],
+            errors=[FieldError(("body", f), "may not be null", "null") for f in nulls],
         )
     requires: dict[str, tuple[str, ...]] = getattr(changes, "dependent_required", {})
     missing = sorted(
@@ -79,7 +79,7 @@ def sent_fields(changes: BaseModel) -> set[str]:
         raise ValidationFailedError(
             "Some fields are only accepted together with others",
             errors=[
-                {"loc": ["body", needed], "msg": f"required with {field}", "type": "missing"}
+                FieldError(("body", needed), f"required with {field}", "missing")
                 for field, needed in missing
             ],
         )

@@ -16,8 +16,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 SAFE_INT_MAX = 2**53 - 1
 """The largest integer any Keel input accepts: JSON's interoperable range (RFC 7493), so a
@@ -48,7 +55,18 @@ def reject_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(reject_nul)]
-"""A string query or header parameter (body fields are covered by `RequestModel`)."""
+"""A string query or header parameter, or a field of a query-parameter model (body fields are
+covered by `RequestModel`)."""
+
+
+def invalid_field(
+    model: type[BaseModel], field: str, value: Any, msg: str, type: str = "value_error"
+) -> ValidationError:
+    """For a model validator's rule across fields: an error that names `field`, not the whole
+    model. Pydantic places a `ValueError` raised there at the model (FastAPI would say
+    `["query"]`); this error keeps its own `loc`, so the 422 says `["query", "min_price"]`."""
+    line = InitErrorDetails(type=PydanticCustomError(type, msg), loc=(field,), input=value)
+    return ValidationError.from_exception_data(model.__name__, [line])
 
 
 class RequestModel(BaseModel):

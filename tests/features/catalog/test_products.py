@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from keel.features.catalog.schemas import ProductFilters
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
 from tests.support.shop import PRODUCTS, create_product, product
@@ -173,6 +175,51 @@ async def test_bad_list_parameters_are_422(
 ) -> None:
     error = assert_error_body(await client.get(PRODUCTS, params=params), 422, "VALIDATION_ERROR")
     assert error["details"]["errors"][0]["loc"] == ["query", field]  # type: ignore[index]
+
+
+def test_the_price_range_rule_names_min_price() -> None:
+    assert ProductFilters(min_price=5, max_price=5).min_price == 5  # an exact price is a range
+    assert ProductFilters(min_price=5).max_price is None  # one bound alone is no contradiction
+    with pytest.raises(ValidationError) as caught:
+        ProductFilters(min_price=6, max_price=5)
+    assert caught.value.errors(include_url=False) == [
+        {
+            "type": "value_error",
+            "loc": ("min_price",),
+            "msg": "min_price must not exceed max_price",
+            "input": 6,
+        }
+    ]
+
+
+async def test_a_reversed_price_range_is_the_same_422_as_before(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get(PRODUCTS, params={"min_price": 10, "max_price": 5})
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    assert error["details"] == {
+        "errors": [
+            {
+                "loc": ["query", "min_price"],
+                "msg": "min_price must not exceed max_price",
+                "type": "value_error",
+            }
+        ]
+    }
+
+
+async def test_inactive_products_are_no_query_parameter(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """The filter model takes the whole query string; who sees inactive products is the
+    caller's role, never a parameter the public could set."""
+    hidden = await create_product(
+        client, admin, name=f"Hidden {uuid.uuid4().hex[:6]}", is_active=False
+    )
+    for extra in ({"include_inactive": "true"}, {"is_active": "false"}):
+        listed = await client.get(PRODUCTS, params={"q": hidden["name"], **extra})
+        assert listed.status_code == 200
+        assert listed.json()["items"] == []
 
 
 async def test_delete(client: httpx.AsyncClient, admin: Account) -> None:

@@ -134,6 +134,12 @@ async def test_duplicate_lines_inactive_products_and_mixed_currencies_are_422(
     assert await stock_of(client, admin, euro["id"]) == 5
 
 
+async def test_a_malformed_user_filter_is_422(client: httpx.AsyncClient, alice: Account) -> None:
+    response = await client.get(ORDERS, params={"user_id": "nobody"}, headers=alice.headers)
+    error = assert_error_body(response, 422, "VALIDATION_ERROR")
+    assert [e["loc"] for e in error["details"]["errors"]] == [["query", "user_id"]]  # type: ignore[index]
+
+
 async def test_orders_need_a_login(client: httpx.AsyncClient) -> None:
     assert_error_body(await client.get(ORDERS), 401, "UNAUTHORIZED")
     assert_error_body(await client.post(ORDERS, json={"items": []}), 401, "UNAUTHORIZED")

@@ -62,7 +62,13 @@ async def test_like_wildcards_in_the_email_filter_are_literal(
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"page": 0}, "page"), ({"page_size": 101}, "page_size"), ({"role": "root"}, "role")],
+    [
+        ({"page": 0}, "page"),
+        ({"page_size": 101}, "page_size"),
+        ({"role": "root"}, "role"),
+        ({"email": "a" * 321}, "email"),
+        ({"is_active": "maybe"}, "is_active"),
+    ],
 )
 async def test_bad_list_parameters_are_422(
     client: httpx.AsyncClient, admin: Account, params: dict[str, object], field: str

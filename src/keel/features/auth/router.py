@@ -56,16 +56,10 @@ async def token(
     try:
         body = LoginRequest(email=form.username, password=form.password)
     except ValidationError as exc:
-        form_names = {"email": "username"}  # report the form's field names, not ours
-        raise ValidationFailedError(
-            errors=[
-                {
-                    "loc": ["body", form_names.get(str(e["loc"][0]), str(e["loc"][0]))],
-                    "msg": e["msg"],
-                    "type": e["type"],
-                }
-                for e in exc.errors()
-            ]
+        raise ValidationFailedError.from_pydantic(
+            exc.errors(),
+            prefix=("body",),
+            names={"email": "username"},  # the form's names
         ) from None
     return await service.login(session, hasher, tokens, limiter, body.email, body.password)
 

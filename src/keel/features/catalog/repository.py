@@ -25,10 +25,10 @@ ORDERING: dict[ProductSort, UnaryExpression[Any]] = {
 }
 
 
-def filtered(filters: ProductFilters) -> Select[Product]:
+def filtered(filters: ProductFilters, *, include_inactive: bool) -> Select[Product]:
     # The id breaks ties, so pages are stable when names or prices repeat.
     statement = select(Product).order_by(ORDERING[filters.sort], Product.id)
-    if not filters.include_inactive:
+    if not include_inactive:
         statement = statement.where(Product.is_active.is_(True))
     if filters.q:
         pattern = contains_pattern(filters.q)

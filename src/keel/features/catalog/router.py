@@ -8,9 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from keel.core.dependencies import Cache, DbSession, Store
 from keel.core.downloads import RangeHeader, streamed
-from keel.core.errors import ValidationFailedError
 from keel.core.pagination import Page, Pagination
-from keel.core.types import MinorUnits, Text
 from keel.features.auth.dependencies import AdminUser, OptionalUser
 from keel.features.catalog import service
 from keel.features.catalog.schemas import (
@@ -18,7 +16,6 @@ from keel.features.catalog.schemas import (
     ProductFilters,
     ProductImage,
     ProductResponse,
-    ProductSort,
     ProductUpdate,
 )
 from keel.features.users.models import Role
@@ -36,31 +33,10 @@ async def list_products(
     cache: Cache,
     pagination: Pagination,
     user: OptionalUser,
-    q: Annotated[Text | None, Query(max_length=200, description="Name or SKU contains")] = None,
-    min_price: Annotated[MinorUnits | None, Query()] = None,
-    max_price: Annotated[MinorUnits | None, Query()] = None,
-    in_stock: bool | None = None,
-    sort: ProductSort = ProductSort.NAME,
+    filters: Annotated[ProductFilters, Query()],
 ) -> Response:
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise ValidationFailedError(
-            errors=[
-                {
-                    "loc": ["query", "min_price"],
-                    "msg": "min_price must not exceed max_price",
-                    "type": "value_error",
-                }
-            ]
-        )
-    filters = ProductFilters(
-        q=q,
-        min_price=min_price,
-        max_price=max_price,
-        in_stock=in_stock,
-        sort=sort,
-        include_inactive=user is not None and user.has_role(Role.ADMIN),
-    )
-    body = await service.list_products(session, cache, filters, pagination)
+    admin = user is not None and user.has_role(Role.ADMIN)
+    body = await service.list_products(session, cache, filters, pagination, include_inactive=admin)
     return Response(body, media_type="application/json")
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keel.core.patching import PatchModel
 from keel.core.schemas import nest_columns
-from keel.core.types import NOT_A_BOOLEAN, MinorUnits, RequestModel
+from keel.core.types import NOT_A_BOOLEAN, MinorUnits, RequestModel, Text, invalid_field
 
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -83,9 +83,19 @@ class ProductResponse(BaseModel):
 
 
 class ProductFilters(BaseModel):
-    q: str | None = None
+    """The list's query parameters (`Annotated[ProductFilters, Query()]`), rules included."""
+
+    q: Annotated[Text | None, Field(max_length=200, description="Name or SKU contains")] = None
     min_price: MinorUnits | None = None
     max_price: MinorUnits | None = None
     in_stock: bool | None = None
     sort: ProductSort = ProductSort.NAME
-    include_inactive: bool = False
+
+    @model_validator(mode="after")
+    def _price_range(self) -> Self:
+        low, high = self.min_price, self.max_price
+        if low is not None and high is not None and low > high:
+            raise invalid_field(
+                ProductFilters, "min_price", low, "min_price must not exceed max_price"
+            )
+        return self

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.cache import ReadCache
 from keel.core.database import after_commit
-from keel.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from keel.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from keel.core.pagination import PageParams, paginate
 from keel.core.patching import sent_fields
 from keel.core.storage import Storage
@@ -46,16 +46,17 @@ async def list_products(
     cache: ReadCache,
     filters: ProductFilters,
     params: PageParams,
+    *,
+    include_inactive: bool,
 ) -> bytes:
     """One page as JSON bytes (cached for the public)."""
 
     async def load() -> bytes:
-        page = await paginate(
-            session, repository.filtered(filters), params, ProductResponse.model_validate
-        )
+        statement = repository.filtered(filters, include_inactive=include_inactive)
+        page = await paginate(session, statement, params, ProductResponse.model_validate)
         return page.model_dump_json().encode()
 
-    if filters.include_inactive:
+    if include_inactive:
         return await load()
     key = f"list:{filters.model_dump_json()}:{params.page}:{params.page_size}"
     return await cache.get_or_load(NAMESPACE, key, load)
@@ -225,7 +226,7 @@ async def reserve_stock(
     """
     products = {p.id: p for p in await repository.get_many(session, [pid for pid, _ in lines])}
     unknown = [
-        {"loc": ["body", "items", index, "product_id"], "msg": "no such product", "type": "missing"}
+        FieldError(("body", "items", index, "product_id"), "no such product", "missing")
         for index, (product_id, _) in enumerate(lines)
         if product_id not in products or not products[product_id].is_active
     ]
@@ -235,9 +236,11 @@ async def reserve_stock(
         )
     currencies = {products[product_id].currency for product_id, _ in lines}
     if len(currencies) > 1:
-        raise ValidationFailedError(
-            "An order is paid in one currency",
-            errors=[{"loc": ["body", "items"], "msg": "mixed currencies", "type": "currency"}],
+        raise ValidationFailedError.field(
+            ("body", "items"),
+            "mixed currencies",
+            "currency",
+            message="An order is paid in one currency",
         )
     for product_id, quantity in sorted(lines, key=lambda line: line[0]):
         if not await repository.take_stock(session, product_id, quantity):

@@ -108,9 +108,7 @@ async def read_file_part(request: Request, field: str = "file") -> FilePart:
     while True:
         kind, value = await next_event()
         if kind == "done":
-            raise ValidationFailedError(
-                errors=[{"loc": ["body", field], "msg": "Field required", "type": "missing"}]
-            )
+            raise ValidationFailedError.field(("body", field), "Field required", "missing")
         if kind != "headers":
             continue
         headers = value

@@ -203,13 +203,13 @@ async def read_image(session: AsyncSession, file_id: uuid.UUID) -> StoredFile:
     """An active image file, for other features to point at (422 otherwise)."""
     stored = await repository.get(session, file_id)
     if stored is None or stored.status != FileStatus.ACTIVE:
-        raise ValidationFailedError(
-            errors=[{"loc": ["body", "file_id"], "msg": "no such file", "type": "missing"}]
-        )
+        raise ValidationFailedError.field(("body", "file_id"), "no such file", "missing")
     if not stored.content_type.startswith("image/"):
-        raise ValidationFailedError(
-            "Only images can be used here",
-            errors=[{"loc": ["body", "file_id"], "msg": "not an image", "type": "content_type"}],
+        raise ValidationFailedError.field(
+            ("body", "file_id"),
+            "not an image",
+            "content_type",
+            message="Only images can be used here",
         )
     return stored
 
@@ -315,9 +315,11 @@ async def complete_upload(
         raise ConflictError("Nothing has been uploaded to this file's URL yet")
     try:
         if size != stored.size:
-            raise ValidationFailedError(
-                f"The uploaded object has {size} bytes, not the {stored.size} announced",
-                errors=[{"loc": ["body", "size"], "msg": "size mismatch", "type": "size"}],
+            raise ValidationFailedError.field(
+                ("body", "size"),
+                "size mismatch",
+                "size",
+                message=f"The uploaded object has {size} bytes, not the {stored.size} announced",
             )
         head = await storage.read_head(stored.storage_key, SNIFF_BYTES)
         accepted_type(stored.content_type, head, settings.upload_allowed_types)

@@ -43,9 +43,8 @@ def accepted_type(
     """The content type to store, or 415 when the bytes are not an allowed type or contradict
     the declared one. Text has no signature, so a declared `text/*` type is trusted for it."""
     if not head:
-        raise ValidationFailedError(
-            "The file is empty",
-            errors=[{"loc": ["body", "file"], "msg": "empty file", "type": "empty"}],
+        raise ValidationFailedError.field(
+            ("body", "file"), "empty file", "empty", message="The file is empty"
         )
     claimed = (declared or "").split(";", 1)[0].strip().lower()
     found = detect(head[:SNIFF_BYTES], any_text=any_text)

@@ -3,12 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from keel.core.dependencies import AppSettings, DbSession, Jobs, Store
-from keel.core.errors import BadRequestError
+from keel.core.errors import BadRequestError, ValidationFailedError
 from keel.features.auth.dependencies import AdminUser
 from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
 from keel.features.imports import service
@@ -47,9 +46,7 @@ async def import_products(
         try:
             body = ImportFromFile.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            ) from None
+            raise ValidationFailedError.from_pydantic(exc.errors(), prefix=("body",)) from None
         job = await service.import_stored_csv(session, jobs, admin, body.file_id)
     else:
         try:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
@@ -10,7 +11,7 @@ from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import Page, Pagination
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.orders import service
-from keel.features.orders.schemas import OrderCreate, OrderResponse, PayRequest
+from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -24,9 +25,12 @@ async def create_order(
 
 @router.get("", summary="List orders (your own; admins: everyone's, filter by user_id)")
 async def list_orders(
-    user: CurrentUser, session: DbSession, pagination: Pagination, user_id: uuid.UUID | None = None
+    user: CurrentUser,
+    session: DbSession,
+    pagination: Pagination,
+    filters: Annotated[OrderFilters, Query()],
 ) -> Page[OrderResponse]:
-    return await service.list_orders(session, user, user_id, pagination)
+    return await service.list_orders(session, user, filters.user_id, pagination)
 
 
 @router.get("/{order_id:uuid}", summary="Read an order (owner or admin)")

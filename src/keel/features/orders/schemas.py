@@ -92,3 +92,10 @@ class OrderResponse(BaseModel):
             "created_at": value.created_at,
             "updated_at": value.updated_at,
         }
+
+
+class OrderFilters(BaseModel):
+    """The list's query parameters (`Annotated[OrderFilters, Query()]`); only admins may name
+    another user (the service's rule)."""
+
+    user_id: uuid.UUID | None = None

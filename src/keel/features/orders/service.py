@@ -16,6 +16,7 @@ from keel.core.cache import ReadCache
 from keel.core.database import after_commit
 from keel.core.errors import (
     ConflictError,
+    FieldError,
     ForbiddenError,
     NotFoundError,
     PaymentDeclinedError,
@@ -48,11 +49,11 @@ async def create_order(
     for index, (product_id, _) in enumerate(lines):
         if product_id in seen:
             duplicates.append(
-                {
-                    "loc": ["body", "items", index, "product_id"],
-                    "msg": "the same product appears on two lines; add up the quantities",
-                    "type": "duplicate",
-                }
+                FieldError(
+                    ("body", "items", index, "product_id"),
+                    "the same product appears on two lines; add up the quantities",
+                    "duplicate",
+                )
             )
         seen.add(product_id)
     if duplicates:
@@ -62,15 +63,11 @@ async def create_order(
     if total > MAX_MINOR_UNITS:
         # Money is 0..10**12 everywhere (what the schema promises and a gateway charges); the
         # error rolls the stock reservation back with the transaction.
-        raise ValidationFailedError(
-            f"The order total {total} exceeds the maximum amount of {MAX_MINOR_UNITS}",
-            errors=[
-                {
-                    "loc": ["body", "items"],
-                    "msg": f"order total must not exceed {MAX_MINOR_UNITS} minor units",
-                    "type": "less_than_equal",
-                }
-            ],
+        raise ValidationFailedError.field(
+            ("body", "items"),
+            f"order total must not exceed {MAX_MINOR_UNITS} minor units",
+            "less_than_equal",
+            message=f"The order total {total} exceeds the maximum amount of {MAX_MINOR_UNITS}",
         )
     order = Order(
         user_id=customer.id,

@@ -7,11 +7,9 @@ from fastapi import APIRouter, Query, status
 
 from keel.core.dependencies import DbSession, Events, Hasher
 from keel.core.pagination import Page, Pagination
-from keel.core.types import Text
 from keel.features.auth import service as auth
 from keel.features.auth.dependencies import AdminUser, CurrentPrincipal, CurrentUser
 from keel.features.users import service
-from keel.features.users.models import Role
 from keel.features.users.schemas import AdminUserUpdate, MeUpdate, UserFilters, UserResponse
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -44,11 +42,8 @@ async def list_users(
     _: AdminUser,
     session: DbSession,
     pagination: Pagination,
-    email: Annotated[Text | None, Query(max_length=320, description="Email contains")] = None,
-    role: Role | None = None,
-    is_active: bool | None = None,
+    filters: Annotated[UserFilters, Query()],
 ) -> Page[UserResponse]:
-    filters = UserFilters(email=email, role=role, is_active=is_active)
     return await service.list_users(session, filters, pagination)
 
 

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from keel.core.patching import PatchModel
-from keel.core.types import RequestModel
+from keel.core.types import RequestModel, Text
 from keel.features.users.models import Role
 
 PASSWORD_MIN = 8
@@ -109,6 +109,8 @@ class AdminUserUpdate(PatchModel):
 
 
 class UserFilters(BaseModel):
-    email: str | None = None
+    """The admin list's query parameters (`Annotated[UserFilters, Query()]`)."""
+
+    email: Annotated[Text | None, Field(max_length=320, description="Email contains")] = None
     role: Role | None = None
     is_active: bool | None = None

@@ -140,9 +140,7 @@ async def _change_password(hasher: PasswordHasher, user: User, new_password: str
     try:
         password_differs_from_email(new_password, user.email)
     except ValueError as exc:
-        raise ValidationFailedError(
-            errors=[{"loc": ["body", "password"], "msg": str(exc), "type": "value_error"}]
-        ) from None
+        raise ValidationFailedError.field(("body", "password"), str(exc), "value_error") from None
     user.password_hash = await hasher.hash(new_password)
 
 
