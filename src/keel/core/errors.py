@@ -129,14 +129,12 @@ def _loc_part(part: Any) -> str | int:
     return part if isinstance(part, str | int) else str(part)
 
 
-class ValidationFailedError(AppError):
+class ValidationFailedError(
+    AppError, status=422, code="VALIDATION_ERROR", message="Request validation failed"
+):
     """422 for input a schema cannot judge alone (a rule across fields, an id the database must
     know). Build it from `FieldError`s: `ValidationFailedError.field(loc, msg, type)` for one,
     `ValidationFailedError(message, errors=[...])` for several, `from_pydantic` for pydantic's."""
-
-    status_code = 422
-    code = "VALIDATION_ERROR"
-    default_message = "Request validation failed"
 
     def __init__(
         self,
