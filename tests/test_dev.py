@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.network import free_port
-from tests.test_serve import wait_until_healthy
+from tests.support.processes import development_env, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,35 +89,25 @@ def running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
 def test_sigterm_to_dev_serve_stops_the_server(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "KEEL_ENVIRONMENT": "development",
-        "KEEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}",
-        "KEEL_STORAGE_URL": f"file://{tmp_path / 'files'}",
-        "KEEL_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "dev.py"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
+    env = development_env(
+        tmp_path / "dev.db",
+        KEEL_STORAGE_URL=f"file://{tmp_path / 'files'}",
+        KEEL_LOG_LEVEL="WARNING",
     )
-    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, ROOT / "dev.py", "serve", "--port", str(port)]
     started: list[int] = []
     try:
-        wait_until_healthy(base, process)
-        started = [process.pid, *descendants(process.pid)]
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        with server_process(command, port=port, env=env) as served:
+            started = [served.pid, *descendants(served.pid)]
+            assert served.stop(timeout=30) == 0
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(running(pid) for pid in started):
             time.sleep(0.1)
         left = [pid for pid in started if running(pid)]
         assert not left, f"processes still running after SIGTERM to dev.py: {left}"
         with pytest.raises(httpx.TransportError):
-            httpx.get(f"{base}/health", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
     finally:
         for pid in started:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
-        process.kill()

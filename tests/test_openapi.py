@@ -83,3 +83,12 @@ def test_downloads_document_the_types_they_send(settings: Settings) -> None:
         documented = set(operation["responses"][status]["content"])
         assert documented == set(settings.upload_allowed_types)
         assert "application/octet-stream" not in documented
+
+
+def test_streamed_downloads_take_a_range_header_and_document_206(settings: Settings) -> None:
+    paths = create_app(settings).openapi()["paths"]
+    for path in ("/api/v1/files/{file_id}/content", "/api/v1/products/{product_id}/image"):
+        operation = paths[path]["get"]
+        assert {"200", "206"} <= set(operation["responses"]), path
+        headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert headers == ["range"], path

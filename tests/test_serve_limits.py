@@ -7,10 +7,7 @@ which no HTTP client library lets a test do.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +19,7 @@ import httpx
 import pytest
 
 from tests.support.network import free_port
-from tests.test_serve import wait_until_healthy
+from tests.support.processes import development_env, server_process
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
@@ -52,33 +49,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.skip("reads the server's memory from /proc (Linux)")
     tmp_path = tmp_path_factory.mktemp("serve-limits")
     port = free_port()
-    env = {
-        **os.environ,
-        "KEEL_ENVIRONMENT": "development",
-        "KEEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
-        "KEEL_LOG_LEVEL": "WARNING",
-        "KEEL_HTTP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
-        "KEEL_HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
-        "KEEL_HTTP_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
-        "KEEL_RATE_LIMIT_ENABLED": "false",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "keel", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    env = development_env(
+        tmp_path / "serve.db",
+        KEEL_LOG_LEVEL="WARNING",
+        KEEL_HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+        KEEL_HTTP_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
+        KEEL_HTTP_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
+        KEEL_RATE_LIMIT_ENABLED="false",
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process)
-        yield Server(base=base, port=port, pid=process.pid)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        finally:
-            process.kill()
+    command = [sys.executable, "-m", "keel", "serve", "--port", str(port), "--workers", "1"]
+    with server_process(command, port=port, env=env, cwd=tmp_path) as served:
+        yield Server(base=served.base, port=port, pid=served.pid)
 
 
 def read_until_closed(sock: socket.socket, within: float) -> tuple[bytes, bool]:

@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field, ValidationError
 from keel.core.errors import (
     STATUS_CODES,
     FieldError,
+    NotFoundError,
     RateLimitedError,
+    ServiceUnavailableError,
     UnauthorizedError,
     ValidationFailedError,
 )
@@ -174,3 +176,20 @@ def test_only_field_error_writes_the_loc_msg_type_shape() -> None:
     }
     assert set(found) == {"core/errors.py"}
     assert len(found["core/errors.py"]) == 1
+
+
+def test_a_declared_row_sets_status_code_and_default_message() -> None:
+    error = NotFoundError()
+    assert (error.status_code, error.code, error.message) == (404, "NOT_FOUND", "Not found")
+    assert NotFoundError("Order not found").message == "Order not found"
+
+
+def test_a_subclass_that_declares_nothing_keeps_its_parents_row() -> None:
+    class SpecialUnavailableError(ServiceUnavailableError):
+        default_message = "Special backend down"
+
+    error = SpecialUnavailableError(retry_after=3)
+    assert (error.status_code, error.code) == (503, "SERVICE_UNAVAILABLE")
+    assert error.message == "Special backend down"
+    assert error.headers["Retry-After"] == "3"
+    assert STATUS_CODES[503] is ServiceUnavailableError  # a subclass never takes over a status

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import queue
-import signal
 import subprocess
 import sys
 import time
@@ -29,8 +27,8 @@ from keel.core.logging import (
     scrub_rendered,
 )
 from tests.support.network import free_port
+from tests.support.processes import development_env, server_process
 from tests.support.routes import BOOM_SECRET
-from tests.test_serve import wait_until_healthy
 
 
 def test_sensitive_keys_are_redacted_also_one_level_down() -> None:
@@ -187,29 +185,14 @@ STUCK = 30.0
 @contextmanager
 def routes_server(tmp_path: Path, stdout: Any, **env: str) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
+    with server_process(
         [sys.executable, "-m", "tests.support.routes_server", str(port)],
-        env={
-            **os.environ,
-            "KEEL_ENVIRONMENT": "development",
-            "KEEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'logs.db'}",
-            "KEEL_RATE_LIMIT_ENABLED": "false",
-            **env,
-        },
+        port=port,
+        env=development_env(tmp_path / "logs.db", KEEL_RATE_LIMIT_ENABLED="false", **env),
         cwd=Path(__file__).resolve().parents[2],
         stdout=stdout,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        finally:
-            process.kill()
+    ) as served:
+        yield served.base
 
 
 async def slowest_health_during_a_burst_of_500s(base: str) -> float:

@@ -46,7 +46,6 @@ from keel.core.tracing import (
 )
 from keel.main import create_app
 from tests.conftest import MakeSettings
-from tests.features.orders.test_payments import card, pay, placed_order
 from tests.support.accounts import make_admin, signed_up
 from tests.support.app import isolated_app, serve
 from tests.support.databases import opened
@@ -63,6 +62,7 @@ from tests.support.otlp import (
     running_collector,
 )
 from tests.support.servers import uvicorn_server
+from tests.support.shop import card, pay, placed_order
 
 PRODUCT_ROUTE = "/api/v1/products/{product_id}"
 

@@ -18,6 +18,19 @@ class AppError(Exception):
     code: ClassVar[str] = "INTERNAL_ERROR"
     default_message: ClassVar[str] = "Internal server error"
 
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: str | None = None, message: str | None = None
+    ) -> None:
+        """`class NotFoundError(AppError, status=404, code="NOT_FOUND", message=...)`: one
+        line a SPEC row; a subclass that names none of them keeps its parent's."""
+        super().__init_subclass__()
+        if status is not None:
+            cls.status_code = status
+        if code is not None:
+            cls.code = code
+        if message is not None:
+            cls.default_message = message
+
     def __init__(
         self,
         message: str | None = None,
@@ -31,68 +44,61 @@ class AppError(Exception):
         super().__init__(self.message)
 
 
-class BadRequestError(AppError):
-    status_code = 400
-    code = "BAD_REQUEST"
-    default_message = "Bad request"
+class BadRequestError(AppError, status=400, code="BAD_REQUEST", message="Bad request"):
+    """Refused for a reason that is not one field (a field that is wrong is a 422)."""
 
 
-class UnauthorizedError(AppError):
-    status_code = 401
-    code = "UNAUTHORIZED"
-    default_message = "Not authenticated"
+class UnauthorizedError(AppError, status=401, code="UNAUTHORIZED", message="Not authenticated"):
+    """No valid credentials; `WWW-Authenticate: Bearer` tells clients how to retry."""
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.headers.setdefault("WWW-Authenticate", "Bearer")
 
 
-class PaymentDeclinedError(AppError):
-    status_code = 402
-    code = "PAYMENT_DECLINED"
-    default_message = "Payment declined"
+class PaymentDeclinedError(
+    AppError, status=402, code="PAYMENT_DECLINED", message="Payment declined"
+):
+    """The gateway answered and said no (insufficient funds, declined card): nothing was charged."""
 
 
-class ForbiddenError(AppError):
-    status_code = 403
-    code = "FORBIDDEN"
-    default_message = "Not allowed"
+class ForbiddenError(AppError, status=403, code="FORBIDDEN", message="Not allowed"):
+    """Authenticated but not allowed; someone else's rows are a 404 instead (`User.may_see`)."""
 
 
-class NotFoundError(AppError):
-    status_code = 404
-    code = "NOT_FOUND"
-    default_message = "Not found"
+class NotFoundError(AppError, status=404, code="NOT_FOUND", message="Not found"):
+    """No such resource, or one the caller may not know exists."""
 
 
-class MethodNotAllowedError(AppError):
-    status_code = 405
-    code = "METHOD_NOT_ALLOWED"
-    default_message = "Method not allowed"
+class MethodNotAllowedError(
+    AppError, status=405, code="METHOD_NOT_ALLOWED", message="Method not allowed"
+):
+    """The path exists but not with this method; the handler adds `Allow`."""
 
 
-class ConflictError(AppError):
-    status_code = 409
-    code = "CONFLICT"
-    default_message = "Conflict"
+class ConflictError(AppError, status=409, code="CONFLICT", message="Conflict"):
+    """The resource's current state forbids the change (a duplicate SKU, a paid order)."""
 
 
-class PayloadTooLargeError(AppError):
-    status_code = 413
-    code = "PAYLOAD_TOO_LARGE"
-    default_message = "Request body too large"
+class PayloadTooLargeError(
+    AppError, status=413, code="PAYLOAD_TOO_LARGE", message="Request body too large"
+):
+    """The body is over the limit; raised before the rest of it is read."""
 
 
-class UnsupportedMediaTypeError(AppError):
-    status_code = 415
-    code = "UNSUPPORTED_MEDIA_TYPE"
-    default_message = "Unsupported media type"
+class UnsupportedMediaTypeError(
+    AppError, status=415, code="UNSUPPORTED_MEDIA_TYPE", message="Unsupported media type"
+):
+    """The content type (declared or sniffed) is not one this endpoint accepts."""
 
 
-class RangeNotSatisfiableError(AppError):
-    status_code = 416
-    code = "RANGE_NOT_SATISFIABLE"
-    default_message = "The requested range is outside the file"
+class RangeNotSatisfiableError(
+    AppError,
+    status=416,
+    code="RANGE_NOT_SATISFIABLE",
+    message="The requested range is outside the file",
+):
+    """HTTP's own answer to a Range outside the file (docs/decisions.md), not a SPEC row."""
 
 
 Loc = tuple[str | int, ...]
@@ -123,14 +129,12 @@ def _loc_part(part: Any) -> str | int:
     return part if isinstance(part, str | int) else str(part)
 
 
-class ValidationFailedError(AppError):
+class ValidationFailedError(
+    AppError, status=422, code="VALIDATION_ERROR", message="Request validation failed"
+):
     """422 for input a schema cannot judge alone (a rule across fields, an id the database must
     know). Build it from `FieldError`s: `ValidationFailedError.field(loc, msg, type)` for one,
     `ValidationFailedError(message, errors=[...])` for several, `from_pydantic` for pydantic's."""
-
-    status_code = 422
-    code = "VALIDATION_ERROR"
-    default_message = "Request validation failed"
 
     def __init__(
         self,
@@ -180,26 +184,29 @@ class _RetryableError(AppError):
         self.headers.setdefault("Retry-After", str(retry_after))
 
 
-class RateLimitedError(_RetryableError):
-    status_code = 429
-    code = "RATE_LIMITED"
-    default_message = "Too many requests"
+class RateLimitedError(
+    _RetryableError, status=429, code="RATE_LIMITED", message="Too many requests"
+):
+    """Over a rate limit; `Retry-After` says when to come back."""
 
 
 class InternalError(AppError):
-    pass
+    """Something went wrong on our side; the body never says what (the log does)."""
 
 
-class BadGatewayError(AppError):
-    status_code = 502
-    code = "BAD_GATEWAY"
-    default_message = "An upstream service failed"
+class BadGatewayError(
+    AppError, status=502, code="BAD_GATEWAY", message="An upstream service failed"
+):
+    """An upstream (the payment gateway) failed or answered nonsense."""
 
 
-class ServiceUnavailableError(_RetryableError):
-    status_code = 503
-    code = "SERVICE_UNAVAILABLE"
-    default_message = "Service temporarily unavailable"
+class ServiceUnavailableError(
+    _RetryableError,
+    status=503,
+    code="SERVICE_UNAVAILABLE",
+    message="Service temporarily unavailable",
+):
+    """The database or a required backend is unreachable; `Retry-After` says when to retry."""
 
 
 class ConfigError(Exception):

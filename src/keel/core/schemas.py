@@ -1,7 +1,9 @@
-"""Schemas every feature shares: the error body (documented on every operation)."""
+"""Schemas every feature shares: the error body (documented on every operation), and reading
+response schemas from rows that store one field as several columns."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -26,3 +28,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """Declared on the app so every operation documents the error body (and FastAPI does not
 advertise its own 422 shape, which Keel replaces)."""
+
+
+def nest_columns(value: Any, fields: Iterable[str], name: str, **columns: str) -> Any:
+    """For a `mode="before"` validator: a row that stores the response field `name` as flat
+    columns (`price` as `price_amount` and `currency`) becomes the dict the schema reads, its
+    other `fields` copied. Anything else (a dict from the cache, a schema) passes unchanged.
+
+    `columns` maps each key of the nested object to its column: `amount="price_amount"`.
+    """
+    if not all(hasattr(value, column) for column in columns.values()):
+        return value
+    return {
+        **{field: getattr(value, field) for field in fields if field != name},
+        name: {key: getattr(value, column) for key, column in columns.items()},
+    }

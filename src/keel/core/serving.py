@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -171,10 +172,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
-        self._cancel(self._head_timer)
-        self._head_timer = self.loop.call_later(
-            self._limits().header_timeout_seconds, self._head_timed_out
-        )
+        seconds = self._limits().header_timeout_seconds
+        self._head_timer = self._restart(self._head_timer, seconds, self._head_timed_out)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -185,10 +184,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _arm_body_timer(self) -> None:
-        self._cancel(self._body_timer)
-        self._body_timer = self.loop.call_later(
-            self._limits().body_timeout_seconds, self._body_timed_out
-        )
+        seconds = self._limits().body_timeout_seconds
+        self._body_timer = self._restart(self._body_timer, seconds, self._body_timed_out)
 
     def _body_timed_out(self) -> None:
         self._body_timer = None
@@ -206,6 +203,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel(self._head_timer)
         self._cancel(self._body_timer)
         self._head_timer = self._body_timer = None
+
+    def _restart(
+        self, timer: asyncio.TimerHandle | None, seconds: float, expired: Callable[[], None]
+    ) -> asyncio.TimerHandle:
+        """A deadline starts again from now: the old timer (if any) is cancelled."""
+        self._cancel(timer)
+        return self.loop.call_later(seconds, expired)
 
     @staticmethod
     def _cancel(timer: asyncio.TimerHandle | None) -> None:

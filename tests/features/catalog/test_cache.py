@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keel.core.models import utcnow
 from keel.features.catalog.models import Product
 from tests.conftest import MakeSettings
-from tests.features.catalog.test_products import create
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import isolated_app, serve
 from tests.support.databases import REDIS_URL
 from tests.support.network import closed_port
+from tests.support.shop import create_product
 
 PRODUCTS = "/api/v1/products"
 
@@ -37,7 +37,7 @@ async def test_public_reads_come_from_the_cache_until_a_write(
     client: httpx.AsyncClient, db_connection: AsyncConnection
 ) -> None:
     admin = await admin_on(client, db_connection)
-    created = await create(client, admin, name="Original")
+    created = await create_product(client, admin, name="Original")
     url = f"{PRODUCTS}/{created['id']}"
     assert (await client.get(url)).json()["name"] == "Original"
     await rename_behind_the_apps_back(db_connection, created["id"])
@@ -55,7 +55,7 @@ async def test_list_is_invalidated_by_create_and_delete(
     admin = await admin_on(client, db_connection)
     tag = uuid.uuid4().hex[:8]
     assert (await client.get(PRODUCTS, params={"q": tag})).json()["total"] == 0
-    created = await create(client, admin, name=f"{tag} new")
+    created = await create_product(client, admin, name=f"{tag} new")
     assert (await client.get(PRODUCTS, params={"q": tag})).json()["total"] == 1
     await client.delete(f"{PRODUCTS}/{created['id']}", headers=admin.headers)
     assert (await client.get(PRODUCTS, params={"q": tag})).json()["total"] == 0
@@ -65,8 +65,8 @@ async def test_failed_write_does_not_invalidate(
     client: httpx.AsyncClient, db_connection: AsyncConnection
 ) -> None:
     admin = await admin_on(client, db_connection)
-    first = await create(client, admin, name="First")
-    second = await create(client, admin, name="Second")
+    first = await create_product(client, admin, name="First")
+    second = await create_product(client, admin, name="Second")
     url = f"{PRODUCTS}/{second['id']}"
     await client.get(url)
     await rename_behind_the_apps_back(db_connection, second["id"])
@@ -84,7 +84,7 @@ async def test_read_after_write_is_fresh_across_instances_sharing_redis(
     writer_app = isolated_app(settings, db_connection)
     async with serve(reader_app) as reader, serve(writer_app) as writer:
         admin = await admin_on(writer, db_connection)
-        created = await create(writer, admin, name="Shared")
+        created = await create_product(writer, admin, name="Shared")
         url = f"{PRODUCTS}/{created['id']}"
         assert (await reader.get(url)).json()["name"] == "Shared"
         await rename_behind_the_apps_back(db_connection, created["id"])

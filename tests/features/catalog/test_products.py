@@ -12,20 +12,7 @@ from pydantic import ValidationError
 from keel.features.catalog.schemas import ProductFilters
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
-
-PRODUCTS = "/api/v1/products"
-
-
-def product(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "sku": f"SKU-{uuid.uuid4().hex[:10]}",
-        "name": "Widget",
-        "description": "A useful widget",
-        "price": {"amount": 1999, "currency": "EUR"},
-        "stock": 5,
-    }
-    body.update(overrides)
-    return body
+from tests.support.shop import PRODUCTS, create_product, product
 
 
 @pytest.fixture
@@ -33,15 +20,8 @@ async def customer(client: httpx.AsyncClient) -> Account:
     return await signed_up(client)
 
 
-async def create(client: httpx.AsyncClient, admin: Account, **overrides: Any) -> dict[str, Any]:
-    response = await client.post(PRODUCTS, json=product(**overrides), headers=admin.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
 async def test_admin_creates_and_anyone_reads(client: httpx.AsyncClient, admin: Account) -> None:
-    created = await create(client, admin, name="Lamp")
+    created = await create_product(client, admin, name="Lamp")
     assert created["price"] == {"amount": 1999, "currency": "EUR"}
     assert created["image_file_id"] is None
     public = await client.get(f"{PRODUCTS}/{created['id']}")
@@ -50,7 +30,7 @@ async def test_admin_creates_and_anyone_reads(client: httpx.AsyncClient, admin: 
 
 
 async def test_duplicate_sku_is_409(client: httpx.AsyncClient, admin: Account) -> None:
-    first = await create(client, admin)
+    first = await create_product(client, admin)
     again = await client.post(PRODUCTS, json=product(sku=first["sku"]), headers=admin.headers)
     error = assert_error_body(again, 409, "CONFLICT")
     assert error["details"] == {"field": "sku"}
@@ -90,7 +70,7 @@ async def test_writes_need_an_admin(client: httpx.AsyncClient, customer: Account
 
 
 async def test_patch_changes_only_sent_fields(client: httpx.AsyncClient, admin: Account) -> None:
-    created = await create(client, admin, name="Old", stock=3)
+    created = await create_product(client, admin, name="Old", stock=3)
     response = await client.patch(
         f"{PRODUCTS}/{created['id']}",
         json={"price": {"amount": 500, "currency": "USD"}},
@@ -105,7 +85,7 @@ async def test_patch_changes_only_sent_fields(client: httpx.AsyncClient, admin: 
 
 @pytest.mark.parametrize("field", ["name", "price", "stock", "sku", "is_active"])
 async def test_patch_refuses_nulls(client: httpx.AsyncClient, admin: Account, field: str) -> None:
-    created = await create(client, admin)
+    created = await create_product(client, admin)
     response = await client.patch(
         f"{PRODUCTS}/{created['id']}", json={field: None}, headers=admin.headers
     )
@@ -119,7 +99,7 @@ async def test_is_active_must_be_a_json_boolean(
     """The schema says boolean; lax parsing used to take 0 or "yes" and store a flag."""
     created = await client.post(PRODUCTS, json=product(is_active=flag), headers=admin.headers)
     assert_error_body(created, 422, "VALIDATION_ERROR")
-    existing = await create(client, admin)
+    existing = await create_product(client, admin)
     patched = await client.patch(
         f"{PRODUCTS}/{existing['id']}", json={"is_active": flag}, headers=admin.headers
     )
@@ -127,8 +107,8 @@ async def test_is_active_must_be_a_json_boolean(
 
 
 async def test_patch_to_a_taken_sku_is_409(client: httpx.AsyncClient, admin: Account) -> None:
-    first = await create(client, admin)
-    second = await create(client, admin)
+    first = await create_product(client, admin)
+    second = await create_product(client, admin)
     response = await client.patch(
         f"{PRODUCTS}/{second['id']}", json={"sku": first["sku"]}, headers=admin.headers
     )
@@ -138,7 +118,7 @@ async def test_patch_to_a_taken_sku_is_409(client: httpx.AsyncClient, admin: Acc
 async def test_inactive_products_are_hidden_from_the_public(
     client: httpx.AsyncClient, admin: Account, customer: Account
 ) -> None:
-    hidden = await create(client, admin, name="Hidden thing", is_active=False)
+    hidden = await create_product(client, admin, name="Hidden thing", is_active=False)
     assert_error_body(await client.get(f"{PRODUCTS}/{hidden['id']}"), 404, "NOT_FOUND")
     assert_error_body(
         await client.get(f"{PRODUCTS}/{hidden['id']}", headers=customer.headers), 404, "NOT_FOUND"
@@ -153,13 +133,13 @@ async def test_inactive_products_are_hidden_from_the_public(
 
 async def test_filters_and_sorting(client: httpx.AsyncClient, admin: Account) -> None:
     tag = uuid.uuid4().hex[:6]
-    cheap = await create(
+    cheap = await create_product(
         client, admin, name=f"{tag} apple", price={"amount": 100, "currency": "EUR"}
     )
-    mid = await create(
+    mid = await create_product(
         client, admin, name=f"{tag} banana", price={"amount": 500, "currency": "EUR"}, stock=0
     )
-    dear = await create(
+    dear = await create_product(
         client, admin, name=f"{tag} cherry", price={"amount": 900, "currency": "EUR"}
     )
 
@@ -233,7 +213,9 @@ async def test_inactive_products_are_no_query_parameter(
 ) -> None:
     """The filter model takes the whole query string; who sees inactive products is the
     caller's role, never a parameter the public could set."""
-    hidden = await create(client, admin, name=f"Hidden {uuid.uuid4().hex[:6]}", is_active=False)
+    hidden = await create_product(
+        client, admin, name=f"Hidden {uuid.uuid4().hex[:6]}", is_active=False
+    )
     for extra in ({"include_inactive": "true"}, {"is_active": "false"}):
         listed = await client.get(PRODUCTS, params={"q": hidden["name"], **extra})
         assert listed.status_code == 200
@@ -241,7 +223,7 @@ async def test_inactive_products_are_no_query_parameter(
 
 
 async def test_delete(client: httpx.AsyncClient, admin: Account) -> None:
-    created = await create(client, admin)
+    created = await create_product(client, admin)
     assert (
         await client.delete(f"{PRODUCTS}/{created['id']}", headers=admin.headers)
     ).status_code == 204
@@ -259,6 +241,6 @@ async def test_the_largest_price_the_api_accepts_is_stored(
     client: httpx.AsyncClient, admin: Account
 ) -> None:
     """10^12 minor units once overflowed a 32-bit column into a 500 (now BIGINT)."""
-    product = await create(client, admin, price={"amount": 10**12, "currency": "EUR"})
+    product = await create_product(client, admin, price={"amount": 10**12, "currency": "EUR"})
     read = await client.get(f"/api/v1/products/{product['id']}")
     assert read.json()["price"] == {"amount": 10**12, "currency": "EUR"}

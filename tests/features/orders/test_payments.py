@@ -19,50 +19,21 @@ from keel.core.idempotency import IdempotencyKey
 from keel.core.models import utcnow
 from keel.main import create_app
 from tests.conftest import MakeSettings
-from tests.features.catalog.test_products import create as create_product
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import isolated_app, serve
 from tests.support.assertions import assert_error_body
 from tests.support.databases import POSTGRES_URL, opened
 from tests.support.gateway import GatewayScript, running_gateway
 from tests.support.routes import RECEIVED_EVENTS
-
-ORDERS = "/api/v1/orders"
-GOOD = "4242 4242 4242 4242"
-INSUFFICIENT = "4000 0000 0000 9995"
-DECLINED = "4000 0000 0000 0002"
-TIMEOUT = "4000 0000 0000 0119"
-
-
-def card(number: str = GOOD, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "number": number,
-        "exp_month": 12,
-        "exp_year": 2099,
-        "cvc": "123",
-        "holder": "Ada Lovelace",
-    }
-    body.update(overrides)
-    return {"card": body}
-
-
-async def pay(
-    http: httpx.AsyncClient, who: Account, order_id: str, body: dict[str, Any], key: str
-) -> httpx.Response:
-    headers = {**who.headers, "Idempotency-Key": key}
-    return await http.post(f"{ORDERS}/{order_id}/pay", json=body, headers=headers)
-
-
-async def placed_order(http: httpx.AsyncClient, admin: Account, buyer: Account) -> dict[str, Any]:
-    product = await create_product(http, admin, price={"amount": 2500, "currency": "EUR"})
-    response = await http.post(
-        ORDERS,
-        json={"items": [{"product_id": product["id"], "quantity": 2}]},
-        headers=buyer.headers,
-    )
-    assert response.status_code == 201, response.text
-    placed: dict[str, Any] = response.json()
-    return placed
+from tests.support.shop import (
+    DECLINED,
+    INSUFFICIENT,
+    ORDERS,
+    TIMEOUT,
+    card,
+    pay,
+    placed_order,
+)
 
 
 @pytest.fixture

@@ -16,28 +16,21 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, upd
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.jobs.models import Job, JobStatus
+from keel.core.repository import Rows, newest_first
 
 
 def _held(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
     return and_(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
 
 
-async def add(session: AsyncSession, job: Job) -> Job:
-    session.add(job)
-    await session.flush()
-    return job
-
-
-async def get(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
-    return await session.get(Job, job_id)
+_rows = Rows(Job)
+get = _rows.get
+add = _rows.add
 
 
 def listed(owner_id: uuid.UUID | None) -> Select[Job]:
     """Newest first; everyone's when `owner_id` is None."""
-    statement = select(Job).order_by(Job.created_at.desc(), Job.id)
-    if owner_id is not None:
-        statement = statement.where(Job.owner_id == owner_id)
-    return statement
+    return newest_first(Job, Job.owner_id, owner_id)
 
 
 async def claim(

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.models import utcnow
+from keel.core.repository import Rows
 from keel.core.sql import LIKE_ESCAPE, contains_pattern
 from keel.features.catalog.models import Product
 from keel.features.catalog.schemas import ProductFilters, ProductSort
@@ -48,19 +49,10 @@ def filtered(filters: ProductFilters, *, include_inactive: bool) -> Select[Produ
     return statement
 
 
-async def get(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
-    return await session.get(Product, product_id)
-
-
-async def add(session: AsyncSession, product: Product) -> Product:
-    session.add(product)
-    await session.flush()
-    return product
-
-
-async def delete(session: AsyncSession, product: Product) -> None:
-    await session.delete(product)
-    await session.flush()
+_rows = Rows(Product)
+get = _rows.get
+add = _rows.add
+delete = _rows.delete
 
 
 async def get_many(session: AsyncSession, product_ids: list[uuid.UUID]) -> list[Product]:

@@ -3,12 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from keel.core.dependencies import Cache, DbSession, Store
+from keel.core.downloads import RangeHeader, streamed
 from keel.core.pagination import Page, Pagination
-from keel.core.types import Text
 from keel.features.auth.dependencies import AdminUser, OptionalUser
 from keel.features.catalog import service
 from keel.features.catalog.schemas import (
@@ -52,15 +52,14 @@ async def read_product(
 @router.get(
     "/{product_id:uuid}/image",
     summary="Read a product's image (public, as the product is; a single `Range` gives 206)",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"image/*": {}}}, 206: {"description": "Part"}},
+    **streamed("image/*"),
 )
 async def read_product_image(
     product_id: uuid.UUID,
     session: DbSession,
     storage: Store,
     user: OptionalUser,
-    range_: Annotated[Text | None, Header(alias="range")] = None,
+    range_: RangeHeader = None,
 ) -> StreamingResponse:
     admin = user is not None and user.has_role(Role.ADMIN)
     found = await service.product_image(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keel.core.patching import PatchModel
+from keel.core.schemas import nest_columns
 from keel.core.types import NOT_A_BOOLEAN, MinorUnits, RequestModel, Text, invalid_field
 
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -76,12 +77,9 @@ class ProductResponse(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_model(cls, value: Any) -> Any:
-        if hasattr(value, "price_amount"):
-            return {
-                **{name: getattr(value, name) for name in cls.model_fields if name != "price"},
-                "price": {"amount": value.price_amount, "currency": value.currency},
-            }
-        return value
+        return nest_columns(
+            value, cls.model_fields, "price", amount="price_amount", currency="currency"
+        )
 
 
 class ProductFilters(BaseModel):

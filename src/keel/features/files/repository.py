@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.repository import Rows
 from keel.features.files.models import FileStatus, StoredFile
 
-
-async def get(session: AsyncSession, file_id: uuid.UUID) -> StoredFile | None:
-    return await session.get(StoredFile, file_id)
-
-
-async def add(session: AsyncSession, stored: StoredFile) -> StoredFile:
-    session.add(stored)
-    await session.flush()
-    return stored
-
-
-async def delete(session: AsyncSession, stored: StoredFile) -> None:
-    await session.delete(stored)
-    await session.flush()
+_rows = Rows(StoredFile)
+get = _rows.get
+add = _rows.add
+delete = _rows.delete
 
 
 def _abandoned(cutoff: datetime) -> ColumnElement[bool]:

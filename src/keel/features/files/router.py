@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Header, Query, Request, status
+from fastapi import Query, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from keel.core.dependencies import AppSettings, DbSession, Store
+from keel.core.downloads import RangeHeader, streamed
 from keel.core.errors import BadRequestError
 from keel.core.middleware.body_limit import UploadRouter
 from keel.core.types import Text
@@ -99,15 +100,14 @@ async def read_file(file_id: uuid.UUID, user: CurrentUser, session: DbSession) -
 @router.get(
     "/{file_id:uuid}/content",
     summary="Download a file (streamed; a single `Range` gives 206)",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Part"}},
+    **streamed("application/octet-stream"),
 )
 async def download_file(
     file_id: uuid.UUID,
     user: CurrentUser,
     session: DbSession,
     storage: Store,
-    range_: Annotated[Text | None, Header(alias="range")] = None,
+    range_: RangeHeader = None,
 ) -> StreamingResponse:
     found = await service.download(session, storage, user, file_id, range_)
     return found.response()

@@ -38,7 +38,7 @@ from keel.features.files.ranges import parse_range
 from keel.features.files.schemas import UploadUrlRequest, UploadUrlResponse
 from keel.features.files.signing import sign_upload, verify_upload
 from keel.features.files.sniffing import SNIFF_BYTES, accepted_type
-from keel.features.users.models import Role, User
+from keel.features.users.models import User
 
 log = get_logger(__name__)
 
@@ -132,11 +132,7 @@ async def upload(
 async def get_for(session: AsyncSession, user: User, file_id: uuid.UUID) -> StoredFile:
     """An active file the user owns (any file for admins); 404 for everything else."""
     stored = await repository.get(session, file_id)
-    if (
-        stored is None
-        or stored.status != FileStatus.ACTIVE
-        or (stored.owner_id != user.id and not user.has_role(Role.ADMIN))
-    ):
+    if stored is None or stored.status != FileStatus.ACTIVE or not user.may_see(stored.owner_id):
         raise _not_found()
     return stored
 
@@ -310,7 +306,7 @@ async def complete_upload(
     A wrong size or type deletes the object (the client starts again with a new URL).
     """
     stored = await repository.get(session, file_id)
-    if stored is None or (stored.owner_id != user.id and not user.has_role(Role.ADMIN)):
+    if stored is None or not user.may_see(stored.owner_id):
         raise _not_found()
     if stored.status == FileStatus.ACTIVE:
         return stored  # completing twice is harmless

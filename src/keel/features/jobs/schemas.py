@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from keel.core.jobs.models import JobStatus
+from keel.core.schemas import nest_columns
 
 
 class JobProgress(BaseModel):
@@ -30,9 +31,6 @@ class JobResponse(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_model(cls, value: Any) -> Any:
-        if hasattr(value, "progress_done"):
-            return {
-                **{name: getattr(value, name) for name in cls.model_fields if name != "progress"},
-                "progress": {"done": value.progress_done, "total": value.progress_total},
-            }
-        return value
+        return nest_columns(
+            value, cls.model_fields, "progress", done="progress_done", total="progress_total"
+        )

@@ -24,7 +24,7 @@ async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> Pa
 
 async def get_for(session: AsyncSession, user: User, job_id: uuid.UUID) -> Job:
     job = await repository.get(session, job_id)
-    if job is None or (job.owner_id != user.id and not user.has_role(Role.ADMIN)):
+    if job is None or not user.may_see(job.owner_id):
         raise NotFoundError("Job not found")
     return job
 

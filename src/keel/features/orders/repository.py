@@ -6,27 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.repository import Rows, newest_first
 from keel.features.orders.models import Order, OrderStatus
 
-
-async def add(session: AsyncSession, order: Order) -> Order:
-    session.add(order)
-    await session.flush()
-    return order
-
-
-async def get(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
-    return await session.get(Order, order_id)
+_rows = Rows(Order)
+get = _rows.get
+add = _rows.add
 
 
 def for_user(user_id: uuid.UUID | None) -> Select[Order]:
-    statement = select(Order).order_by(Order.created_at.desc(), Order.id)
-    if user_id is not None:
-        statement = statement.where(Order.user_id == user_id)
-    return statement
+    """Newest first; everyone's when `user_id` is None."""
+    return newest_first(Order, Order.user_id, user_id)
 
 
 def _claim_free(now: datetime) -> Any:

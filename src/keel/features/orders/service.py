@@ -93,7 +93,7 @@ async def create_order(
 
 async def _visible_order(session: AsyncSession, actor: User, order_id: uuid.UUID) -> Order:
     order = await repository.get(session, order_id)
-    if order is None or (order.user_id != actor.id and not actor.has_role(Role.ADMIN)):
+    if order is None or not actor.may_see(order.user_id):
         raise _not_found()
     return order
 

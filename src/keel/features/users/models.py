@@ -39,6 +39,14 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     def has_role(self, role: Role) -> bool:
         return any(row.role == role for row in self.role_rows)
 
+    def may_see(self, owner_id: uuid.UUID | None) -> bool:
+        """The one visibility rule: a row is seen by its owner and by admins.
+
+        Callers answer False with a 404, never a 403, so nobody learns that someone else's
+        order, file or job exists. An ownerless row (`None`, e.g. a system job) is admins' only.
+        """
+        return (owner_id is not None and owner_id == self.id) or self.has_role(Role.ADMIN)
+
 
 class UserRole(Base):
     __tablename__ = "user_roles"

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.repository import Rows
 from keel.core.sql import LIKE_ESCAPE, contains_pattern
 from keel.features.users.models import User, UserRole
 from keel.features.users.schemas import UserFilters, normalise_email
 
-
-async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return await session.get(User, user_id)
+_rows = Rows(User)
+get = _rows.get
+add = _rows.add
+delete = _rows.delete
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -33,14 +33,3 @@ def filtered(filters: UserFilters) -> Select[User]:
     if filters.is_active is not None:
         statement = statement.where(User.is_active.is_(filters.is_active))
     return statement
-
-
-async def add(session: AsyncSession, user: User) -> User:
-    session.add(user)
-    await session.flush()
-    return user
-
-
-async def delete(session: AsyncSession, user: User) -> None:
-    await session.delete(user)
-    await session.flush()

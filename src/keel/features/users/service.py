@@ -156,10 +156,9 @@ async def get_for(
     session: AsyncSession, actor: User, user_id: uuid.UUID, access: Access = Access.READ
 ) -> User:
     """The account `actor` may see (READ: admins, or the user themself) or manage (admins)."""
-    is_admin = actor.has_role(Role.ADMIN)
-    if not is_admin and user_id != actor.id:
+    if not actor.may_see(user_id):
         raise NotFoundError("User not found")
-    if not is_admin and access is Access.MANAGE:
+    if access is Access.MANAGE and not actor.has_role(Role.ADMIN):
         raise ForbiddenError("Only admins can manage accounts here; use /users/me")
     user = await repository.get(session, user_id)
     if user is None:

@@ -1,0 +1,62 @@
+"""What every repository needs and none varies: add, get by id and delete one model's rows.
+
+A feature's repository binds its model once (`_rows = Rows(Product)`) and re-exports the
+three, so services keep calling `repository.get(session, id)`. `newest_first` is the one
+listing order of owned rows (orders, jobs). Everything that differs between features (filters,
+conditional UPDATEs, locks) stays written out in the feature's repository.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, Mapped
+
+from keel.core.models import Base
+
+M = TypeVar("M", bound=Base)
+
+
+class Rows(Generic[M]):
+    __slots__ = ("model",)
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+
+    async def get(self, session: AsyncSession, row_id: uuid.UUID) -> M | None:
+        return await session.get(self.model, row_id)
+
+    async def add(self, session: AsyncSession, row: M) -> M:
+        """Insert now (flush), so the caller sees database defaults and constraint errors here."""
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def delete(self, session: AsyncSession, row: M) -> None:
+        await session.delete(row)
+        await session.flush()
+
+
+class _Dated(Protocol):
+    """A model with the `UUIDPrimaryKey` and `Timestamps` columns."""
+
+    id: ClassVar[Mapped[uuid.UUID]]
+    created_at: ClassVar[Mapped[datetime]]
+
+
+D = TypeVar("D", bound=_Dated)
+
+
+def newest_first(
+    model: type[D], owner: InstrumentedAttribute[Any], owner_id: uuid.UUID | None
+) -> Select[D]:
+    """Newest first, the id breaking ties so pages stay stable; everyone's rows when
+    `owner_id` is None (an admin's list), else those whose `owner` column is `owner_id`."""
+    statement = select(model).order_by(model.created_at.desc(), model.id)
+    if owner_id is not None:
+        statement = statement.where(owner == owner_id)
+    return statement

@@ -1,0 +1,76 @@
+"""Shop data through the API: products, placed orders, card bodies and pay calls.
+
+Shared by the catalog, orders, payments and tracing tests, so each builds an order the way a
+client does instead of copying the requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.support.accounts import Account
+
+PRODUCTS = "/api/v1/products"
+ORDERS = "/api/v1/orders"
+GOOD = "4242 4242 4242 4242"
+INSUFFICIENT = "4000 0000 0000 9995"
+DECLINED = "4000 0000 0000 0002"
+TIMEOUT = "4000 0000 0000 0119"
+
+
+def product(**overrides: Any) -> dict[str, Any]:
+    """A valid product body with a unique SKU."""
+    body: dict[str, Any] = {
+        "sku": f"SKU-{uuid.uuid4().hex[:10]}",
+        "name": "Widget",
+        "description": "A useful widget",
+        "price": {"amount": 1999, "currency": "EUR"},
+        "stock": 5,
+    }
+    body.update(overrides)
+    return body
+
+
+async def create_product(
+    client: httpx.AsyncClient, admin: Account, **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post(PRODUCTS, json=product(**overrides), headers=admin.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def card(number: str = GOOD, **overrides: Any) -> dict[str, Any]:
+    """A pay body with a card that passes the checks (a sandbox test number decides the rest)."""
+    body: dict[str, Any] = {
+        "number": number,
+        "exp_month": 12,
+        "exp_year": 2099,
+        "cvc": "123",
+        "holder": "Ada Lovelace",
+    }
+    body.update(overrides)
+    return {"card": body}
+
+
+async def pay(
+    http: httpx.AsyncClient, who: Account, order_id: str, body: dict[str, Any], key: str
+) -> httpx.Response:
+    headers = {**who.headers, "Idempotency-Key": key}
+    return await http.post(f"{ORDERS}/{order_id}/pay", json=body, headers=headers)
+
+
+async def placed_order(http: httpx.AsyncClient, admin: Account, buyer: Account) -> dict[str, Any]:
+    """A pending order of two units of a new 25.00 EUR product."""
+    item = await create_product(http, admin, price={"amount": 2500, "currency": "EUR"})
+    response = await http.post(
+        ORDERS,
+        json={"items": [{"product_id": item["id"], "quantity": 2}]},
+        headers=buyer.headers,
+    )
+    assert response.status_code == 201, response.text
+    placed: dict[str, Any] = response.json()
+    return placed
