@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.config import Settings
-from keel.core.database import after_commit, after_rollback
+from keel.core.database import after_commit, after_rollback, keep_changes
 from keel.core.errors import (
     ConflictError,
     NotFoundError,
@@ -325,11 +325,11 @@ async def complete_upload(
             )
         head = await storage.read_head(stored.storage_key, SNIFF_BYTES)
         accepted_type(stored.content_type, head, settings.upload_allowed_types)
-    except (ValidationFailedError, UnsupportedMediaTypeError):
+    except (ValidationFailedError, UnsupportedMediaTypeError) as error:
         await storage.discard(stored.storage_key)
         await repository.delete(session, stored)
         # The refusal is the answer, and the pending row must go with the object.
-        await session.commit()
+        keep_changes(session, error)
         raise
     digest = hashlib.sha256()
     async for chunk in await storage.read(stored.storage_key):

@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.cache import ReadCache
-from keel.core.database import after_commit
+from keel.core.database import after_commit, commit_now, keep_changes
 from keel.core.errors import (
     ConflictError,
     ForbiddenError,
@@ -203,14 +203,14 @@ async def pay_order(
         raise _payment_in_progress(
             "Another payment of this order is in progress; nothing was charged"
         )
-    await session.commit()  # every other payer and canceller sees the claim from here on
+    await commit_now(session)  # every other payer and canceller sees the claim from here on
     try:
         charge = await payments.charge(gateway, bill, card)
-    except (PaymentDeclinedError, payments.ChargeNotMadeError):
+    except (PaymentDeclinedError, payments.ChargeNotMadeError) as error:
         # Nothing was charged: the order is free for the next attempt at once. (On a
         # ChargeUnknownError the claim stays until it expires or this key retries.)
         await repository.release_payment_claim(session, order.id, claim)
-        await session.commit()
+        keep_changes(session, error)
         raise
     if not await repository.mark_paid(session, order.id, attempt):
         await session.refresh(order)
@@ -221,11 +221,14 @@ async def pay_order(
         cancelled = order.status == OrderStatus.CANCELLED
         reason = "order_cancelled" if cancelled else "attempt_superseded"
         refund = await payments.refund_late_charge(session, gateway, bill, charge, reason)
-        await session.commit()  # the refund record survives the error below
         refunded = "was refunded" if refund.refund_id else "will be refunded"
-        raise ConflictError(
-            f"The order changed while it was being paid; the charge {refunded}",
-            details={"status": order.status, "reason": reason},
+        # The refund record survives the 409.
+        raise keep_changes(
+            session,
+            ConflictError(
+                f"The order changed while it was being paid; the charge {refunded}",
+                details={"status": order.status, "reason": reason},
+            ),
         )
     payments.record_payment(session, bill, charge, card)
     await session.flush()
