@@ -35,6 +35,11 @@ async def get(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     return await session.get(Job, job_id)
 
 
+async def reload(session: AsyncSession, job: Job) -> None:
+    """Read the job's row again after a conditional update (or a worker) changed it."""
+    await session.refresh(job)
+
+
 def listed(owner_id: uuid.UUID | None) -> Select[Job]:
     """Newest first; everyone's when `owner_id` is None."""
     statement = select(Job).order_by(Job.created_at.desc(), Job.id)

@@ -95,22 +95,19 @@ class _Checked:
 async def upload(
     session: AsyncSession,
     storage: Storage,
-    settings: Settings,
     owner: User,
     part: FilePart,
     *,
+    max_bytes: int,
+    allowed_types: list[str],
     any_text: bool = False,
 ) -> StoredFile:
-    """Store the part. `any_text`: text in any encoding, NUL bytes included, passes the type
-    check (for a caller that checks the text itself; see `sniffing.detect`)."""
+    """Store the part: at most `max_bytes`, of one of `allowed_types` (as sniffed). `any_text`:
+    text in any encoding, NUL bytes included, passes the type check (for a caller that checks
+    the text itself; see `sniffing.detect`)."""
     file_id = uuid.uuid4()
     key = storage_key(file_id)
-    checked = _Checked(
-        part.content_type,
-        settings.max_upload_bytes,
-        settings.upload_allowed_types,
-        any_text=any_text,
-    )
+    checked = _Checked(part.content_type, max_bytes, allowed_types, any_text=any_text)
     await storage.write(key, checked.chunks(part.chunks))
     after_rollback(session, lambda: storage.discard(key))
     assert checked.content_type is not None
@@ -334,8 +331,5 @@ async def complete_upload(
     digest = hashlib.sha256()
     async for chunk in await storage.read(stored.storage_key):
         digest.update(chunk)
-    stored.sha256 = digest.hexdigest()
-    stored.status = FileStatus.ACTIVE.value
-    stored.upload_expires_at = None
-    await session.flush()
+    await repository.activate(session, stored, digest.hexdigest())
     return stored

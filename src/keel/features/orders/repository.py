@@ -22,6 +22,12 @@ async def get(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
     return await session.get(Order, order_id)
 
 
+async def reload(session: AsyncSession, order: Order) -> None:
+    """Read the order's row again: a conditional update below changed it behind the
+    session's back (or found that another request had)."""
+    await session.refresh(order)
+
+
 def for_user(user_id: uuid.UUID | None) -> Select[Order]:
     statement = select(Order).order_by(Order.created_at.desc(), Order.id)
     if user_id is not None:

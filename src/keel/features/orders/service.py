@@ -138,7 +138,7 @@ async def cancel_order(
     """Cancel a pending order. A payment in flight wins: while its claim is live, 409."""
     order = await _visible_order(session, actor, order_id)
     if not await repository.cancel(session, order.id, utcnow()):
-        await session.refresh(order)
+        await repository.reload(session, order)
         _require_pending(order, "cancelled")
         raise _payment_in_progress(
             "A payment of this order is in progress; cancel once it has finished"
@@ -146,7 +146,7 @@ async def cancel_order(
     await catalog.release_stock(
         session, cache, [(item.product_id, item.quantity) for item in order.items]
     )
-    await session.refresh(order)
+    await repository.reload(session, order)
     event = Event(
         type="order.cancelled",
         id=str(order.id),
@@ -198,7 +198,7 @@ async def pay_order(
     claim = f"{actor.id}:{idempotency_key}"
     now = utcnow()
     if not await repository.claim_payment(session, order, claim, now + claim_lease(gateway), now):
-        await session.refresh(order)
+        await repository.reload(session, order)
         _require_pending(order, "paid")
         raise _payment_in_progress(
             "Another payment of this order is in progress; nothing was charged"
@@ -213,7 +213,7 @@ async def pay_order(
         keep_changes(session, error)
         raise
     if not await repository.mark_paid(session, order.id, attempt):
-        await session.refresh(order)
+        await repository.reload(session, order)
         if order.payment is not None and order.payment.transaction_id == charge.transaction_id:
             # Another request of this attempt (ours ran out of time and was continued) got
             # this very charge from the gateway and recorded it first: nothing to give back.
@@ -230,9 +230,8 @@ async def pay_order(
                 details={"status": order.status, "reason": reason},
             ),
         )
-    payments.record_payment(session, bill, charge, card)
-    await session.flush()
-    await session.refresh(order)
+    await payments.record_payment(session, bill, charge, card)
+    await repository.reload(session, order)
     event = Event(
         type="order.paid", id=str(order.id), user_id=order.user_id, data={"status": "paid"}
     )

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.sql import LIKE_ESCAPE, contains_pattern
+from keel.core.sql import LIKE_ESCAPE, contains_pattern, try_flush
 from keel.features.users.models import User, UserRole
 from keel.features.users.schemas import UserFilters, normalise_email
 
@@ -35,12 +35,21 @@ def filtered(filters: UserFilters) -> Select[User]:
     return statement
 
 
-async def add(session: AsyncSession, user: User) -> User:
-    session.add(user)
-    await session.flush()
-    return user
+async def insert(session: AsyncSession, user: User) -> bool:
+    """Add a new user; False if the email is taken (a registration race lost, too)."""
+    return await try_flush(session, add=user)
 
 
-async def delete(session: AsyncSession, user: User) -> None:
-    await session.delete(user)
+async def save(session: AsyncSession) -> bool:
+    """Write the changes made to loaded users; False if a changed email is taken."""
+    return await try_flush(session)
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write the changes made to loaded users now (none of which can collide)."""
     await session.flush()
+
+
+async def delete_unless_referenced(session: AsyncSession, user: User) -> bool:
+    """Delete the user; False if business records (orders) refer to the account."""
+    return await try_flush(session, delete=user)
