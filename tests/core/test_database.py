@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -12,9 +13,21 @@ from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.config import Settings, load_settings
-from keel.core.database import Database, build_engine
+from keel.core.database import (
+    Database,
+    after_commit,
+    after_rollback,
+    build_engine,
+    commit_now,
+    committing,
+    discard_changes,
+    keep_changes,
+    keeps_changes,
+)
+from keel.core.errors import ConflictError
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.support import accounts, routes
@@ -83,6 +96,119 @@ async def test_request_session_commits_on_success_and_rolls_back_on_error(
     assert kept.status_code == 200
     assert failed_count == 0, "a failed request must leave no partial rows"
     assert kept_count == 1
+
+
+async def _probe_counts(make_settings: MakeSettings, label: str) -> dict[str, int]:
+    """Committed probe rows per label starting with `label`, read on a fresh engine (what
+    other requests see), then deleted."""
+    database = Database.from_settings(make_settings())
+    try:
+        async with database.engine.begin() as connection:
+            rows = await connection.execute(
+                text("SELECT label, COUNT(*) FROM test_probe WHERE label LIKE :p GROUP BY label"),
+                {"p": f"{label}%"},
+            )
+            counts = {found.removeprefix(label): count for found, count in rows}
+            await connection.execute(
+                text("DELETE FROM test_probe WHERE label LIKE :p"), {"p": f"{label}%"}
+            )
+    finally:
+        await database.dispose()
+    return counts
+
+
+async def test_an_error_raised_through_keep_changes_commits_and_is_answered(
+    make_settings: MakeSettings,
+) -> None:
+    label = uuid.uuid4().hex
+    async with serve(unisolated_app(make_settings)) as http:
+        kept = await http.post(f"/_test/probe/{label}-kept", params={"keep": True})
+        plain = await http.post(f"/_test/probe/{label}-plain", params={"fail": True})
+        replaced = await http.post(f"/_test/probe-replaced/{label}-replaced")
+    error = assert_error_body(kept, 409, "CONFLICT")
+    assert (error["message"], error["details"]) == ("kept after writing", {"kept": True})
+    assert_error_body(plain, 409, "CONFLICT")
+    assert_error_body(replaced, 400, "BAD_REQUEST")
+    assert await _probe_counts(make_settings, label) == {"-kept": 1}, (
+        "only the error raised through keep_changes commits; a plain one, or another error "
+        "raised in place of a kept one, rolls back"
+    )
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def callback(self, name: str) -> Callable[[], Awaitable[None]]:
+        async def record() -> None:
+            self.calls.append(name)
+
+        return record
+
+
+async def _run_committing(
+    session: AsyncSession, label: str, recorder: _Recorder, error: Exception | None
+) -> None:
+    async with committing(session):
+        await session.execute(text("INSERT INTO test_probe (label) VALUES (:l)"), {"l": label})
+        after_commit(session, recorder.callback("committed"))
+        after_rollback(session, recorder.callback("rolled back"))
+        if error is not None:
+            raise error
+
+
+@pytest.mark.parametrize(
+    ("keep", "expected_calls", "expected_rows"),
+    [(True, ["committed"], {"": 1}), (False, ["rolled back"], {})],
+)
+async def test_keep_changes_commits_the_transaction_and_runs_its_after_commit_callbacks(
+    make_settings: MakeSettings,
+    keep: bool,
+    expected_calls: list[str],
+    expected_rows: dict[str, int],
+) -> None:
+    """Outside requests too (jobs, commands): `committing` honours the mark, and the
+    callbacks follow what really happened to the transaction."""
+    label, recorder = uuid.uuid4().hex, _Recorder()
+    database = Database.from_settings(make_settings())
+    try:
+        async with database.sessionmaker() as session:
+            error = ConflictError("refused")
+            with pytest.raises(ConflictError) as raised:
+                await _run_committing(
+                    session, label, recorder, keep_changes(session, error) if keep else error
+                )
+            assert raised.value is error
+            assert not keeps_changes(session, error), "the mark ends with its transaction"
+    finally:
+        await database.dispose()
+    assert recorder.calls == expected_calls
+    assert await _probe_counts(make_settings, label) == expected_rows
+
+
+async def test_commit_now_publishes_and_discard_changes_undoes_only_what_follows(
+    make_settings: MakeSettings,
+) -> None:
+    label, recorder = uuid.uuid4().hex, _Recorder()
+    database = Database.from_settings(make_settings())
+    try:
+        async with database.sessionmaker() as session, committing(session):
+            insert = text("INSERT INTO test_probe (label) VALUES (:l)")
+            await session.execute(insert, {"l": f"{label}-published"})
+            after_commit(session, recorder.callback("published"))
+            await commit_now(session)
+            seen_by_others = await _probe_counts(make_settings, f"{label}-published")
+            await session.execute(insert, {"l": f"{label}-discarded"})
+            after_commit(session, recorder.callback("discarded committed"))
+            after_rollback(session, recorder.callback("discarded rolled back"))
+            await discard_changes(session)
+            await session.execute(insert, {"l": f"{label}-last"})
+    finally:
+        await database.dispose()
+    assert seen_by_others == {"": 1}, "commit_now makes the row visible to other connections"
+    assert recorder.calls == ["published", "discarded rolled back"]
+    # (the published row was deleted by the read above)
+    assert await _probe_counts(make_settings, label) == {"-last": 1}
 
 
 async def test_safe_methods_get_a_read_only_session(make_settings: MakeSettings) -> None:

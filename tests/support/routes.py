@@ -14,8 +14,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from keel.core.database import keep_changes
 from keel.core.dependencies import DbSession, Events, Jobs, Store
-from keel.core.errors import ConflictError
+from keel.core.errors import BadRequestError, ConflictError
 from keel.core.events import Event
 from keel.features.auth.dependencies import OptionalUser
 
@@ -69,11 +70,26 @@ async def slow_statement(session: DbSession, seconds: float = 1.0) -> dict[str, 
 
 
 @router.post("/probe/{label}")
-async def write_probe(session: DbSession, label: str, fail: bool = False) -> dict[str, str]:
+async def write_probe(
+    session: DbSession, label: str, fail: bool = False, keep: bool = False
+) -> dict[str, str]:
+    """Write one probe row; `fail` answers 409 after the write, `keep` through `keep_changes`."""
     await session.execute(text("INSERT INTO test_probe (label) VALUES (:label)"), {"label": label})
+    if keep:
+        raise keep_changes(session, ConflictError("kept after writing", details={"kept": True}))
     if fail:
         raise ConflictError("failed after writing")
     return {"label": label}
+
+
+@router.post("/probe-replaced/{label}")
+async def replaced_kept_error(session: DbSession, label: str) -> None:
+    """An error marked to keep the changes, replaced by another one before it propagates."""
+    await session.execute(text("INSERT INTO test_probe (label) VALUES (:label)"), {"label": label})
+    try:
+        raise keep_changes(session, ConflictError("kept"))
+    except ConflictError:
+        raise BadRequestError("raised while handling the kept error") from None
 
 
 @router.get("/write-in-get/{label}")

@@ -3,6 +3,10 @@
 The engine is built in the lifespan (never at import time) and reached through `DbSession`.
 A request gets exactly one session; it commits when the endpoint returns normally and rolls
 back on any error, so a failed request leaves no partial rows behind.
+
+Services never call `commit()` or `rollback()` themselves. The two reasons to end a
+transaction early each have one named way: `keep_changes` (commit, then fail: the change
+must survive the error that follows) and `commit_now` (publish a claim before a slow call).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from sqlalchemy import TextClause, event, text
@@ -215,6 +219,9 @@ get_database = from_state("database", Database)
 AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "keel_after_commit"
 _AFTER_ROLLBACK = "keel_after_rollback"
+_KEEP_ON = "keel_keep_changes_on"
+
+E = TypeVar("E", bound=BaseException)
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
@@ -235,6 +242,48 @@ def after_rollback(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault(_AFTER_ROLLBACK, []).append(callback)
 
 
+def keep_changes(session: AsyncSession, error: E) -> E:
+    """Commit, then fail: when `error` ends this session's transaction, it commits instead of
+    rolling back, and the error is answered as usual. `raise keep_changes(session, error)`.
+
+    For a change that is itself the point of the failure: a revoked token family before its
+    401, a refund record before its 409, a released claim before its 402. The mark belongs
+    to this one error object, set as it is raised, so nothing written after it and no other
+    error commits by accident; an error raised in its place (wrapped, or a failure while
+    handling it) rolls back as any error does. Any exception may carry it, not only an
+    `AppError`: the idempotency layer re-raises unexpected ones after releasing its key.
+    """
+    session.info[_KEEP_ON] = error
+    return error
+
+
+def keeps_changes(session: AsyncSession, error: BaseException) -> bool:
+    """Whether `error` was raised through `keep_changes` on this session."""
+    return session.info.get(_KEEP_ON) is error
+
+
+async def commit_now(session: AsyncSession) -> None:
+    """Publish: commit what the transaction holds so far, before the request goes on.
+
+    Not for surviving an error (that is `keep_changes`), but for a change other requests
+    must see *now*, while this one still works: a claim taken before a slow external call
+    (a payment, an idempotency key), so a concurrent request meets it instead of repeating
+    the work. The request continues in a new transaction; callbacks registered so far run as
+    for any commit.
+    """
+    await _commit(session)
+
+
+async def discard_changes(session: AsyncSession) -> None:
+    """Roll back what the request changed so far and continue in a new transaction.
+
+    For recording an outcome without the work that failed (the idempotency layer stores an
+    error's answer, or releases its key, then raises through `keep_changes`). The
+    discarded work's callbacks run as for any rollback.
+    """
+    await _rollback(session)
+
+
 async def _run_callbacks(callbacks: list[AfterCommit]) -> None:
     for callback in callbacks:
         try:
@@ -243,19 +292,39 @@ async def _run_callbacks(callbacks: list[AfterCommit]) -> None:
             log.exception("transaction_callback_failed")
 
 
-@asynccontextmanager
-async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Commit when the block succeeds, roll back on any error (including cancellation)."""
+async def _commit(session: AsyncSession) -> None:
+    """Commit; on success the after-commit callbacks run, if the commit fails it rolls back."""
     try:
-        yield session
         await session.commit()
     except BaseException:
-        session.info.pop(_AFTER_COMMIT, None)
-        await session.rollback()
-        await _run_callbacks(session.info.pop(_AFTER_ROLLBACK, []))
+        await _rollback(session)
         raise
     session.info.pop(_AFTER_ROLLBACK, None)
     await _run_callbacks(session.info.pop(_AFTER_COMMIT, []))
+
+
+async def _rollback(session: AsyncSession) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+    await session.rollback()
+    await _run_callbacks(session.info.pop(_AFTER_ROLLBACK, []))
+
+
+@asynccontextmanager
+async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit when the block succeeds, roll back on any error (including cancellation),
+    except an error raised through `keep_changes`: that one commits, then propagates."""
+    try:
+        yield session
+    except BaseException as error:
+        keep = keeps_changes(session, error)
+        session.info.pop(_KEEP_ON, None)
+        if keep:
+            await _commit(session)
+        else:
+            await _rollback(session)
+        raise
+    session.info.pop(_KEEP_ON, None)
+    await _commit(session)
 
 
 async def get_session(

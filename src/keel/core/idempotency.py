@@ -41,7 +41,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from keel.core.database import DbSession
+from keel.core.database import (
+    DbSession,
+    commit_now,
+    discard_changes,
+    keep_changes,
+    keeps_changes,
+)
 from keel.core.errors import AppError, ConflictError, ValidationFailedError
 from keel.core.exception_handlers import error_body
 from keel.core.logging import get_logger
@@ -133,7 +139,7 @@ class IdempotencyStore:
         if found is None:
             lease = Lease(owner_id, key, uuid.uuid4())
             if await self._insert(session, lease, fingerprint, now):
-                await session.commit()
+                await commit_now(session)  # concurrent requests with this key meet the claim
                 return lease
             found = await self._find(session, owner_id, key)  # another request inserted first
             if found is None:
@@ -169,7 +175,7 @@ class IdempotencyStore:
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             raise in_flight()  # another retry took it over first
-        await session.commit()
+        await commit_now(session)
         log.warning("idempotency_key_taken_over", key_id=str(found.id))
         return lease
 
@@ -221,11 +227,9 @@ class IdempotencyStore:
         )
 
     async def release(self, session: AsyncSession, lease: Lease) -> None:
-        """Forget the key, so a retry runs again (committed; the request's changes are
-        rolled back first). Only while this request still holds it."""
-        await session.rollback()
+        """Forget the key, so a retry runs again; in the caller's transaction (raise
+        through `keep_changes` to commit it). Only while this request still holds it."""
         await session.execute(delete(IdempotencyKey).where(*self._held(lease)))
-        await session.commit()
 
     def _held(self, lease: Lease) -> tuple[Any, ...]:
         return (
@@ -241,6 +245,10 @@ def _canonical_body(raw: bytes) -> str:
         return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
     except ValueError:
         return raw.decode("utf-8", "replace")
+
+
+def _momentary(error: AppError) -> bool:
+    return error.status_code >= 500 or error.status_code in MOMENTARY_STATUSES
 
 
 class IdempotentRequest:
@@ -271,20 +279,19 @@ class IdempotentRequest:
             return JSONResponse(
                 claimed.body, status_code=claimed.status_code, headers={REPLAYED_HEADER: "true"}
             )
+        session = self._session
         try:
             result = await work()
-        except AppError as error:
-            if error.status_code >= 500 or error.status_code in MOMENTARY_STATUSES:
-                await self._store.release(self._session, claimed)
+        except BaseException as error:
+            # The key's outcome commits with the error; the work's changes only if the work
+            # itself raised through `keep_changes` (a refund record, a released claim).
+            if not keeps_changes(session, error):
+                await discard_changes(session)
+            if isinstance(error, AppError) and not _momentary(error):
+                await self._store.complete(session, claimed, error.status_code, error_body(error))
             else:
-                await self._session.rollback()  # the request's changes; the answer stays
-                await self._store.complete(
-                    self._session, claimed, error.status_code, error_body(error)
-                )
-                await self._session.commit()
-            raise
-        except BaseException:
-            await self._store.release(self._session, claimed)
+                await self._store.release(session, claimed)
+            keep_changes(session, error)
             raise
         body = result.model_dump(mode="json")
         await self._store.complete(self._session, claimed, 200, body)

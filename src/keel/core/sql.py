@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 LIKE_ESCAPE = "\\"
 
 
@@ -12,3 +15,26 @@ def contains_pattern(text: str) -> str:
     """
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+async def try_flush(
+    session: AsyncSession, *, add: object | None = None, delete: object | None = None
+) -> bool:
+    """Write the session's pending changes (with `add` added or `delete` deleted first);
+    False if a constraint refused them: a unique value taken, a row other rows still refer to.
+
+    In a savepoint, so the refusal undoes only this write and the request's transaction stays
+    usable, and a race lost to a concurrent request is caught as surely as a value already
+    there. The repository turns False into what it means ("SKU taken"); the service into the
+    error.
+    """
+    try:
+        async with session.begin_nested():
+            if add is not None:
+                session.add(add)
+            if delete is not None:
+                await session.delete(delete)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True

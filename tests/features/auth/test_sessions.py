@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keel.core.realtime import SESSIONS_ENDED
 from keel.features.auth.models import RefreshToken
 from keel.features.users.models import User
 from tests.support.accounts import Account, login, signed_up
 from tests.support.assertions import assert_error_body
+from tests.support.routes import RECEIVED_EVENTS
 
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
@@ -62,6 +64,19 @@ async def test_reusing_a_spent_refresh_token_revokes_the_family(
     assert_error_body(await refresh(client, rotated["refresh_token"]), 401, "UNAUTHORIZED")
     assert_error_body(await me(client, rotated["access_token"]), 401, "UNAUTHORIZED")
     assert_error_body(await me(client, account.access_token), 401, "UNAUTHORIZED")
+
+
+async def test_reuse_closes_the_familys_sockets(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    """The revocation commits with the 401, and so does its event: the family's open
+    WebSockets close as they do on logout."""
+    key = uuid.uuid4().hex
+    await client.post(f"/_test/events/{key}")
+    await refresh(client, account.refresh_token)
+    assert_error_body(await refresh(client, account.refresh_token), 401, "UNAUTHORIZED")
+    ended = [e for e in RECEIVED_EVENTS[key] if e.type == SESSIONS_ENDED]
+    assert [(str(e.user_id), e.data["reason"]) for e in ended] == [(account.id, "refresh_reuse")]
 
 
 async def test_reuse_revokes_only_that_family(client: httpx.AsyncClient, account: Account) -> None:

@@ -28,6 +28,11 @@ get = _rows.get
 add = _rows.add
 
 
+async def reload(session: AsyncSession, job: Job) -> None:
+    """Read the job's row again after a conditional update (or a worker) changed it."""
+    await session.refresh(job)
+
+
 def listed(owner_id: uuid.UUID | None) -> Select[Job]:
     """Newest first; everyone's when `owner_id` is None."""
     return newest_first(Job, Job.owner_id, owner_id)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.database import after_commit
+from keel.core.database import after_commit, keep_changes
 from keel.core.errors import UnauthorizedError
 from keel.core.events import EventHub
 from keel.core.logging import get_logger
@@ -114,7 +114,10 @@ async def refresh(
     now = utcnow()
     if not await repository.spend(session, stored.id, now):
         await _revoke_family_for_reuse(session, events, claims.subject, claims.session_id)
-        raise InvalidTokenError("Refresh token already used; the session has been revoked")
+        # The revocation is the point of this 401: it commits, and the sockets close.
+        raise keep_changes(
+            session, InvalidTokenError("Refresh token already used; the session has been revoked")
+        )
     family = await repository.get_session(session, claims.session_id)
     user = await users.get_active(session, claims.subject)
     if family is None or family.revoked_at is not None or family.expires_at <= now:
@@ -129,7 +132,6 @@ async def _revoke_family_for_reuse(
 ) -> None:
     await repository.revoke_sessions(session, user_id, utcnow(), "refresh_reuse", only=session_id)
     _close_sockets_after_commit(session, events, user_id, "refresh_reuse", only=session_id)
-    await session.commit()  # must outlive the 401 that follows (which rolls back the rest)
     log.warning("refresh_token_reuse", user_id=str(user_id), session_id=str(session_id))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.models import utcnow
 from keel.core.repository import Rows
-from keel.core.sql import LIKE_ESCAPE, contains_pattern
+from keel.core.sql import LIKE_ESCAPE, contains_pattern, try_flush
 from keel.features.catalog.models import Product
 from keel.features.catalog.schemas import ProductFilters, ProductSort
 
@@ -49,10 +49,35 @@ def filtered(filters: ProductFilters, *, include_inactive: bool) -> Select[Produ
     return statement
 
 
-_rows = Rows(Product)
-get = _rows.get
-add = _rows.add
-delete = _rows.delete
+get = Rows(Product).get
+
+
+async def insert(session: AsyncSession, product: Product) -> bool:
+    """Add a new product; False if its SKU is taken (nothing is added)."""
+    return await try_flush(session, add=product)
+
+
+async def save(session: AsyncSession) -> bool:
+    """Write the changes made to loaded products; False if one's new SKU is taken."""
+    return await try_flush(session)
+
+
+async def delete_unless_referenced(session: AsyncSession, product: Product) -> bool:
+    """Delete the product; False if orders refer to it (it stays, re-read)."""
+    if await try_flush(session, delete=product):
+        return True
+    await session.refresh(product)
+    return False
+
+
+async def set_image(session: AsyncSession, product: Product, file_id: uuid.UUID | None) -> None:
+    product.image_file_id = file_id
+    await session.flush()
+
+
+async def deactivate(session: AsyncSession, product: Product) -> None:
+    product.is_active = False
+    await session.flush()
 
 
 async def get_many(session: AsyncSession, product_ids: list[uuid.UUID]) -> list[Product]:

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.cache import ReadCache
@@ -87,14 +86,6 @@ def _invalidate_after_commit(session: AsyncSession, cache: ReadCache) -> None:
     after_commit(session, lambda: cache.invalidate(NAMESPACE))
 
 
-async def _flush_unique(session: AsyncSession) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise _sku_taken() from None
-
-
 async def create_product(
     session: AsyncSession, cache: ReadCache, data: ProductCreate
 ) -> ProductResponse:
@@ -107,8 +98,8 @@ async def create_product(
         stock=data.stock,
         is_active=data.is_active,
     )
-    session.add(product)
-    await _flush_unique(session)
+    if not await repository.insert(session, product):
+        raise _sku_taken()
     _invalidate_after_commit(session, cache)
     return ProductResponse.model_validate(product)
 
@@ -125,7 +116,8 @@ async def update_product(
     if changes.price is not None:
         product.price_amount = changes.price.amount
         product.currency = changes.price.currency
-    await _flush_unique(session)
+    if not await repository.save(session):
+        raise _sku_taken()
     _invalidate_after_commit(session, cache)
     return ProductResponse.model_validate(product)
 
@@ -138,8 +130,7 @@ async def set_image(
         raise _not_found()
     if file_id is not None:
         await files_service.read_image(session, file_id)
-    product.image_file_id = file_id
-    await session.flush()
+    await repository.set_image(session, product, file_id)
     _invalidate_after_commit(session, cache)
     return ProductResponse.model_validate(product)
 
@@ -169,13 +160,8 @@ async def delete_product(session: AsyncSession, cache: ReadCache, product_id: uu
     product = await repository.get(session, product_id)
     if product is None:
         raise _not_found()
-    try:
-        async with session.begin_nested():
-            await repository.delete(session, product)
-    except IntegrityError:
-        await session.refresh(product)
-        product.is_active = False
-        await session.flush()
+    if not await repository.delete_unless_referenced(session, product):
+        await repository.deactivate(session, product)
     _invalidate_after_commit(session, cache)
 
 

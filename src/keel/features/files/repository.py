@@ -17,6 +17,14 @@ add = _rows.add
 delete = _rows.delete
 
 
+async def activate(session: AsyncSession, stored: StoredFile, sha256: str) -> None:
+    """A direct upload's object checked out: the file becomes visible, with its hash."""
+    stored.sha256 = sha256
+    stored.status = FileStatus.ACTIVE
+    stored.upload_expires_at = None
+    await session.flush()
+
+
 def _abandoned(cutoff: datetime) -> ColumnElement[bool]:
     return and_(
         StoredFile.status == FileStatus.PENDING,

@@ -38,7 +38,14 @@ async def upload_file(
 ) -> FileResponse:
     try:
         part = await read_file_part(request)
-        stored = await service.upload(session, storage, settings, user, part)
+        stored = await service.upload(
+            session,
+            storage,
+            user,
+            part,
+            max_bytes=settings.max_upload_bytes,
+            allowed_types=settings.upload_allowed_types,
+        )
     except ClientDisconnect:
         raise BadRequestError("The client went away during the upload") from None
     return FileResponse.model_validate(stored)

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.config import Settings
-from keel.core.database import after_commit, after_rollback
+from keel.core.database import after_commit, after_rollback, keep_changes
 from keel.core.errors import (
     ConflictError,
     NotFoundError,
@@ -95,22 +95,19 @@ class _Checked:
 async def upload(
     session: AsyncSession,
     storage: Storage,
-    settings: Settings,
     owner: User,
     part: FilePart,
     *,
+    max_bytes: int,
+    allowed_types: list[str],
     any_text: bool = False,
 ) -> StoredFile:
-    """Store the part. `any_text`: text in any encoding, NUL bytes included, passes the type
-    check (for a caller that checks the text itself; see `sniffing.detect`)."""
+    """Store the part: at most `max_bytes`, of one of `allowed_types` (as sniffed). `any_text`:
+    text in any encoding, NUL bytes included, passes the type check (for a caller that checks
+    the text itself; see `sniffing.detect`)."""
     file_id = uuid.uuid4()
     key = storage_key(file_id)
-    checked = _Checked(
-        part.content_type,
-        settings.max_upload_bytes,
-        settings.upload_allowed_types,
-        any_text=any_text,
-    )
+    checked = _Checked(part.content_type, max_bytes, allowed_types, any_text=any_text)
     await storage.write(key, checked.chunks(part.chunks))
     after_rollback(session, lambda: storage.discard(key))
     assert checked.content_type is not None
@@ -323,17 +320,14 @@ async def complete_upload(
             )
         head = await storage.read_head(stored.storage_key, SNIFF_BYTES)
         accepted_type(stored.content_type, head, settings.upload_allowed_types)
-    except (ValidationFailedError, UnsupportedMediaTypeError):
+    except (ValidationFailedError, UnsupportedMediaTypeError) as error:
         await storage.discard(stored.storage_key)
         await repository.delete(session, stored)
         # The refusal is the answer, and the pending row must go with the object.
-        await session.commit()
+        keep_changes(session, error)
         raise
     digest = hashlib.sha256()
     async for chunk in await storage.read(stored.storage_key):
         digest.update(chunk)
-    stored.sha256 = digest.hexdigest()
-    stored.status = FileStatus.ACTIVE
-    stored.upload_expires_at = None
-    await session.flush()
+    await repository.activate(session, stored, digest.hexdigest())
     return stored

@@ -52,7 +52,9 @@ async def import_products(
     else:
         try:
             part = await read_file_part(request)
-            job = await service.import_uploaded_csv(session, storage, jobs, settings, admin, part)
+            job = await service.import_uploaded_csv(
+                session, storage, jobs, admin, part, max_bytes=settings.max_upload_bytes
+            )
         except ClientDisconnect:
             raise BadRequestError("The client went away during the upload") from None
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"

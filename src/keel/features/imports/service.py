@@ -29,16 +29,19 @@ async def import_uploaded_csv(
     session: AsyncSession,
     storage: Storage,
     jobs: JobQueue,
-    settings: Settings,
     admin: User,
     part: FilePart,
+    *,
+    max_bytes: int,
 ) -> Job:
-    """Store the CSV as the admin's file (streamed, limits as for any upload), then queue it.
+    """Store the CSV as the admin's file (streamed, at most `max_bytes` as for any upload),
+    then queue it.
 
     Any text passes the upload's type check: a file that is not UTF-8, or holds a NUL byte, is
     the job's to report (a failed job naming the offset, or a row error), not a 415."""
-    csv_only = settings.model_copy(update={"upload_allowed_types": CSV_TYPES})
-    stored = await files.upload(session, storage, csv_only, admin, part, any_text=True)
+    stored = await files.upload(
+        session, storage, admin, part, max_bytes=max_bytes, allowed_types=CSV_TYPES, any_text=True
+    )
     return await jobs.enqueue(session, KIND, {"file_id": str(stored.id)}, owner_id=admin.id)
 
 

@@ -47,7 +47,7 @@ async def cancel(session: AsyncSession, events: EventHub, user: User, job_id: uu
         )
         after_commit(session, lambda: events.publish(event))
     elif not await repository.request_cancel(session, job_id):
-        await session.refresh(job)
+        await repository.reload(session, job)
         raise _finished(job)  # it finished a moment ago
-    await session.refresh(job)
+    await repository.reload(session, job)
     return job

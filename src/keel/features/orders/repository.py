@@ -17,6 +17,12 @@ get = _rows.get
 add = _rows.add
 
 
+async def reload(session: AsyncSession, order: Order) -> None:
+    """Read the order's row again: a conditional update below changed it behind the
+    session's back (or found that another request had)."""
+    await session.refresh(order)
+
+
 def for_user(user_id: uuid.UUID | None) -> Select[Order]:
     """Newest first; everyone's when `user_id` is None."""
     return newest_first(Order, Order.user_id, user_id)

@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.cache import ReadCache
-from keel.core.database import after_commit
+from keel.core.database import after_commit, commit_now, keep_changes
 from keel.core.errors import (
     ConflictError,
     FieldError,
@@ -135,7 +135,7 @@ async def cancel_order(
     """Cancel a pending order. A payment in flight wins: while its claim is live, 409."""
     order = await _visible_order(session, actor, order_id)
     if not await repository.cancel(session, order.id, utcnow()):
-        await session.refresh(order)
+        await repository.reload(session, order)
         _require_pending(order, "cancelled")
         raise _payment_in_progress(
             "A payment of this order is in progress; cancel once it has finished"
@@ -143,7 +143,7 @@ async def cancel_order(
     await catalog.release_stock(
         session, cache, [(item.product_id, item.quantity) for item in order.items]
     )
-    await session.refresh(order)
+    await repository.reload(session, order)
     event = Event(
         type="order.cancelled",
         id=str(order.id),
@@ -195,22 +195,22 @@ async def pay_order(
     claim = f"{actor.id}:{idempotency_key}"
     now = utcnow()
     if not await repository.claim_payment(session, order, claim, now + claim_lease(gateway), now):
-        await session.refresh(order)
+        await repository.reload(session, order)
         _require_pending(order, "paid")
         raise _payment_in_progress(
             "Another payment of this order is in progress; nothing was charged"
         )
-    await session.commit()  # every other payer and canceller sees the claim from here on
+    await commit_now(session)  # every other payer and canceller sees the claim from here on
     try:
         charge = await payments.charge(gateway, bill, card)
-    except (PaymentDeclinedError, payments.ChargeNotMadeError):
+    except (PaymentDeclinedError, payments.ChargeNotMadeError) as error:
         # Nothing was charged: the order is free for the next attempt at once. (On a
         # ChargeUnknownError the claim stays until it expires or this key retries.)
         await repository.release_payment_claim(session, order.id, claim)
-        await session.commit()
+        keep_changes(session, error)
         raise
     if not await repository.mark_paid(session, order.id, attempt):
-        await session.refresh(order)
+        await repository.reload(session, order)
         if order.payment is not None and order.payment.transaction_id == charge.transaction_id:
             # Another request of this attempt (ours ran out of time and was continued) got
             # this very charge from the gateway and recorded it first: nothing to give back.
@@ -218,15 +218,17 @@ async def pay_order(
         cancelled = order.status == OrderStatus.CANCELLED
         reason = "order_cancelled" if cancelled else "attempt_superseded"
         refund = await payments.refund_late_charge(session, gateway, bill, charge, reason)
-        await session.commit()  # the refund record survives the error below
         refunded = "was refunded" if refund.refund_id else "will be refunded"
-        raise ConflictError(
-            f"The order changed while it was being paid; the charge {refunded}",
-            details={"status": order.status, "reason": reason},
+        # The refund record survives the 409.
+        raise keep_changes(
+            session,
+            ConflictError(
+                f"The order changed while it was being paid; the charge {refunded}",
+                details={"status": order.status, "reason": reason},
+            ),
         )
-    payments.record_payment(session, bill, charge, card)
-    await session.flush()
-    await session.refresh(order)
+    await payments.record_payment(session, bill, charge, card)
+    await repository.reload(session, order)
     event = Event(
         type="order.paid", id=str(order.id), user_id=order.user_id, data={"status": "paid"}
     )

@@ -26,6 +26,7 @@ from keel.core.payments import (
     PaymentGateway,
     RefundRequest,
 )
+from keel.features.payments import repository
 from keel.features.payments.cards import Card
 from keel.features.payments.models import Payment, Refund
 
@@ -85,7 +86,7 @@ async def charge(gateway: PaymentGateway, bill: Bill, card: Card) -> Charge:
         raise ChargeUnknownError from None
 
 
-def record_payment(session: AsyncSession, bill: Bill, charge: Charge, card: Card) -> Payment:
+async def record_payment(session: AsyncSession, bill: Bill, charge: Charge, card: Card) -> Payment:
     payment = Payment(
         order_id=bill.order_id,
         transaction_id=charge.transaction_id,
@@ -95,7 +96,7 @@ def record_payment(session: AsyncSession, bill: Bill, charge: Charge, card: Card
         last4=card.last4,
         paid_at=utcnow(),
     )
-    session.add(payment)
+    await repository.add(session, payment)
     return payment
 
 
@@ -130,6 +131,5 @@ async def refund_late_charge(
     else:
         refund.refund_id = receipt.refund_id
         log.warning("late_charge_refunded", order_id=str(bill.order_id), reason=reason)
-    session.add(refund)
-    await session.flush()
+    await repository.add(session, refund)
     return refund

@@ -6,14 +6,11 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.repository import Rows
-from keel.core.sql import LIKE_ESCAPE, contains_pattern
+from keel.core.sql import LIKE_ESCAPE, contains_pattern, try_flush
 from keel.features.users.models import User, UserRole
 from keel.features.users.schemas import UserFilters, normalise_email
 
-_rows = Rows(User)
-get = _rows.get
-add = _rows.add
-delete = _rows.delete
+get = Rows(User).get
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -33,3 +30,23 @@ def filtered(filters: UserFilters) -> Select[User]:
     if filters.is_active is not None:
         statement = statement.where(User.is_active.is_(filters.is_active))
     return statement
+
+
+async def insert(session: AsyncSession, user: User) -> bool:
+    """Add a new user; False if the email is taken (a registration race lost, too)."""
+    return await try_flush(session, add=user)
+
+
+async def save(session: AsyncSession) -> bool:
+    """Write the changes made to loaded users; False if a changed email is taken."""
+    return await try_flush(session)
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write the changes made to loaded users now (none of which can collide)."""
+    await session.flush()
+
+
+async def delete_unless_referenced(session: AsyncSession, user: User) -> bool:
+    """Delete the user; False if business records (orders) refer to the account."""
+    return await try_flush(session, delete=user)

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.database import after_commit
@@ -64,12 +63,8 @@ async def create_user(
         is_active=True,
     )
     user.set_roles(roles or {Role.CUSTOMER})
-    try:
-        # A savepoint, so losing a registration race leaves the request's transaction usable.
-        async with session.begin_nested():
-            await repository.add(session, user)
-    except IntegrityError:
-        raise _email_taken() from None
+    if not await repository.insert(session, user):  # a registration race lost
+        raise _email_taken()
     return user
 
 
@@ -90,7 +85,7 @@ async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 async def replace_password_hash(session: AsyncSession, user: User, new_hash: str) -> None:
     """Store a re-hash with current parameters (done after a successful login)."""
     user.password_hash = new_hash
-    await session.flush()
+    await repository.flush(session)
 
 
 async def update_me(
@@ -113,11 +108,8 @@ async def update_me(
         user.full_name = str(changes.full_name)
     if "password" in sent:
         await _change_password(hasher, user, str(changes.password))
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise _email_taken() from None
+    if not await repository.save(session):
+        raise _email_taken()
     if "password" in sent:
         await on_password_changed()
     return user
@@ -192,7 +184,7 @@ async def admin_update(
         ended = "deactivated"
     if changes.is_active is not None:
         user.is_active = changes.is_active
-    await session.flush()
+    await repository.flush(session)
     if ended is not None:
         _close_sockets_after_commit(session, events, user.id, ended)
     return user
@@ -211,11 +203,6 @@ async def delete_user(
     user = await get_for(session, actor, user_id, Access.MANAGE)
     if user.id == actor.id:
         raise ConflictError("Admins cannot delete their own account")
-    try:
-        async with session.begin_nested():
-            await repository.delete(session, user)
-    except IntegrityError:  # business records (orders) refer to the account
-        raise ConflictError(
-            "This account has records that must be kept; deactivate it instead"
-        ) from None
+    if not await repository.delete_unless_referenced(session, user):
+        raise ConflictError("This account has records that must be kept; deactivate it instead")
     _close_sockets_after_commit(session, events, user_id, "deleted")
