@@ -37,25 +37,46 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
+_PARKED = threading.Event()  # never set
+
+
+def _serve_then_park(server: uvicorn.Server, sock: socket.socket, done: threading.Event) -> None:
+    """Run the server, then keep the thread (a daemon) alive until the process exits.
+
+    A thread that ran the app ran SQLAlchemy's greenlets. When such a thread ends, greenlet
+    destroys its thread state later, from a pending call in the main thread, and with greenlet
+    3.5.6 on Python 3.11 that destruction was seen to spin forever inside a weakref callback
+    (a whole CI run hung in an unrelated test). A parked daemon thread never ends, so its
+    greenlet state is never destroyed from another thread.
+    """
+    try:
+        server.run(sockets=[sock])
+    finally:
+        done.set()
+    _PARKED.wait()
+
+
 @contextmanager
 def uvicorn_server(app: ASGIApp, *, name: str = "test-server", **config: Any) -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL.
 
     `config` goes to `uvicorn.Config` (e.g. `lifespan="on"`). The server is asked to stop when
     the block ends, forced if it does not, and a server that still will not stop is an error.
+    The thread stays parked afterwards (see `_serve_then_park`).
     """
     sock = _listening_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **config)
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name)
+    done = threading.Event()
+    thread = threading.Thread(target=_serve_then_park, args=(server, sock, done), name=name)
     thread.daemon = True
     thread.start()
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while not server.started:
-            if not thread.is_alive():
+            if done.is_set():
                 raise RuntimeError(f"{name} stopped during start-up (see the log above)")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start in {STARTUP_SECONDS} s")
@@ -63,12 +84,11 @@ def uvicorn_server(app: ASGIApp, *, name: str = "test-server", **config: Any) ->
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=SHUTDOWN_SECONDS)
-        if thread.is_alive():
+        if not done.wait(timeout=SHUTDOWN_SECONDS):
             server.force_exit = True
-            thread.join(timeout=SHUTDOWN_SECONDS)
+            done.wait(timeout=SHUTDOWN_SECONDS)
         sock.close()
-    if thread.is_alive():
+    if not done.is_set():
         raise RuntimeError(f"{name} did not shut down in {2 * SHUTDOWN_SECONDS} s")
 
 
