@@ -51,7 +51,7 @@ needs_servers = pytest.mark.skipif(
 # Enough rows that an import spans many batches (seconds of work), so a worker can be
 # stopped reliably in the middle of it.
 CRASH_ROWS = 40_000
-RELEASE_ROWS = 20_000
+RELEASE_ROWS = 80_000  # long enough (about 10 s) that SIGTERM always meets it running
 BATCH_SIZE = 200
 FINISH_TIMEOUT = 60.0
 
