@@ -251,16 +251,14 @@ def _momentary(error: AppError) -> bool:
     return error.status_code >= 500 or error.status_code in MOMENTARY_STATUSES
 
 
+@dataclass(frozen=True, slots=True)
 class IdempotentRequest:
     """One request's Idempotency-Key and the way to answer it at most once (see `run`)."""
 
-    def __init__(
-        self, store: IdempotencyStore, session: AsyncSession, request: Request, key: str
-    ) -> None:
-        self._store = store
-        self._session = session
-        self._request = request
-        self.key = key
+    _store: IdempotencyStore
+    _session: AsyncSession
+    _request: Request
+    key: str
 
     async def run(
         self, owner_id: uuid.UUID, work: Callable[[], Awaitable[BaseModel]]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from keel.core.config import Settings
-from keel.core.jobs.models import Job
+from keel.core.jobs.models import Job, Outcome
 from keel.core.models import utcnow
 from tests.support.accounts import signed_up
 from tests.support.databases import opened
@@ -252,6 +252,8 @@ async def test_an_outcome_from_a_runner_that_lost_its_lease_is_ignored(
     from keel.core.jobs import repository
     from keel.core.jobs.models import JobStatus
 
+    succeeded = Outcome(JobStatus.SUCCEEDED)
+
     job_id = await insert_job(fast_jobs_settings, max_attempts=5)
     now = utcnow()
     async with opened(fast_jobs_settings.database_url) as database:
@@ -265,10 +267,12 @@ async def test_an_outcome_from_a_runner_that_lost_its_lease_is_ignored(
             assert second is not None
             assert second.attempts == 2
         async with sessions() as session, session.begin():
-            assert not await repository.finish(session, job_id, 1, JobStatus.SUCCEEDED, now)
+            assert not await repository.finish(
+                session, job_id, 1, Outcome(JobStatus.SUCCEEDED), now
+            )
             assert await repository.record_progress(session, job_id, 1, 5, 10) is None
             assert not await repository.renew_lease(session, job_id, 1, now)
-            assert await repository.finish(session, job_id, 2, JobStatus.SUCCEEDED, now)
+            assert await repository.finish(session, job_id, 2, succeeded, now)
             assert await repository.claim(session, job_id, now, now) is None
             status = await session.scalar(select(Job.status).where(Job.id == job_id))
     assert status == "succeeded"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,24 @@ class JobStatus(StrEnum):
 
 
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended: its final status and what it leaves behind (a result or an error)."""
+
+    status: JobStatus
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    def event_data(self, kind: str) -> dict[str, Any]:
+        """The `job.finished` event's data: only the parts this outcome has."""
+        data: dict[str, Any] = {"kind": kind, "status": self.status}
+        if self.result is not None:
+            data["result"] = self.result
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
 
 class Job(UUIDPrimaryKey, Timestamps, Base):

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.jobs.models import Job, JobStatus
+from keel.core.jobs.models import Job, JobStatus, Outcome
 from keel.core.repository import Rows, newest_first
 
 
@@ -92,18 +92,21 @@ async def finish(
     session: AsyncSession,
     job_id: uuid.UUID,
     attempt: int,
-    status: JobStatus,
+    outcome: Outcome,
     now: datetime,
-    *,
-    result: dict[str, Any] | None = None,
-    error: str | None = None,
 ) -> bool:
-    outcome = await session.execute(
+    written = await session.execute(
         update(Job)
         .where(_held(job_id, attempt))
-        .values(status=status, result=result, error=error, finished_at=now, lease_expires_at=None)
+        .values(
+            status=outcome.status,
+            result=outcome.result,
+            error=outcome.error,
+            finished_at=now,
+            lease_expires_at=None,
+        )
     )
-    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+    return bool(written.rowcount)  # type: ignore[attr-defined]
 
 
 async def retry_later(

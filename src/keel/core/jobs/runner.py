@@ -24,7 +24,7 @@ from keel.core.jobs.handlers import (
     Maintenance,
     PermanentJobError,
 )
-from keel.core.jobs.models import Job, JobStatus
+from keel.core.jobs.models import Job, JobStatus, Outcome
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
 from keel.core.tracing import job_span, record_job_outcome
@@ -129,16 +129,16 @@ class JobRunner:
                 raise PermanentJobError(f"No handler for jobs of kind {job.kind!r}")
             result = await handler(context)
         except JobCancelledError:
-            await self._finish(job, attempt, JobStatus.CANCELLED)
+            await self._finish(job, attempt, Outcome(JobStatus.CANCELLED))
         except PermanentJobError as exc:
-            await self._finish(job, attempt, JobStatus.FAILED, error=str(exc))
+            await self._finish(job, attempt, Outcome(JobStatus.FAILED, error=str(exc)))
         except LeaseLostError:
             log.warning("job_lease_lost", job_id=str(job.id), attempt=attempt)
             record_job_outcome(self.resources.tracing, "lease_lost")
         except Exception as exc:
             await self._failed(job, attempt, exc)
         else:
-            await self._finish(job, attempt, JobStatus.SUCCEEDED, result=result or {})
+            await self._finish(job, attempt, Outcome(JobStatus.SUCCEEDED, result=result or {}))
 
     async def _failed(self, job: Job, attempt: int, exc: Exception) -> None:
         error = client_message(exc)
@@ -149,7 +149,7 @@ class JobRunner:
             log.error(
                 "job_failed", job_id=str(job.id), kind=job.kind, attempt=attempt, error=detail
             )
-            await self._finish(job, attempt, JobStatus.FAILED, error=error)
+            await self._finish(job, attempt, Outcome(JobStatus.FAILED, error=error))
             return
         settings = self.resources.settings
         delay = backoff_seconds(
@@ -168,31 +168,21 @@ class JobRunner:
                 session, job.id, attempt, utcnow() + timedelta(seconds=delay), error
             )
 
-    async def _finish(
-        self,
-        job: Job,
-        attempt: int,
-        status: JobStatus,
-        *,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-    ) -> None:
+    async def _finish(self, job: Job, attempt: int, outcome: Outcome) -> None:
         async with self.resources.database.transaction() as session:
-            done = await repository.finish(
-                session, job.id, attempt, status, utcnow(), result=result, error=error
-            )
+            done = await repository.finish(session, job.id, attempt, outcome, utcnow())
         if not done:
             log.warning("job_outcome_lost", job_id=str(job.id), attempt=attempt)
             return
-        log.info("job_finished", job_id=str(job.id), kind=job.kind, status=status)
-        record_job_outcome(self.resources.tracing, status, error)
-        data: dict[str, Any] = {"kind": job.kind, "status": status}
-        if result is not None:
-            data["result"] = result
-        if error is not None:
-            data["error"] = error
+        log.info("job_finished", job_id=str(job.id), kind=job.kind, status=outcome.status)
+        record_job_outcome(self.resources.tracing, outcome.status, outcome.error)
         await self.resources.events.publish(
-            Event(type="job.finished", id=str(job.id), user_id=job.owner_id, data=data)
+            Event(
+                type="job.finished",
+                id=str(job.id),
+                user_id=job.owner_id,
+                data=outcome.event_data(job.kind),
+            )
         )
 
     async def _report(self, job: Job, attempt: int, done: int, total: int | None) -> None:
