@@ -69,89 +69,57 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        use_attribute_docstrings=True,
     )
 
     environment: Environment = "development"
     app_name: str = "Keel"
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
-    log_json: bool | None = Field(
-        default=None, description="JSON log lines; defaults to on in production only."
-    )
+    log_json: bool | None = None
+    """JSON log lines; defaults to on in production only."""
 
     # HTTP serving
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     graceful_shutdown_seconds: int = Field(default=30, ge=0, le=600)
-    forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
-        description="Proxies trusted for X-Forwarded-For/Proto (uvicorn's forwarded_allow_ips).",
-    )
-    http_max_header_bytes: int = Field(
-        default=64 * 1024,
-        ge=1024,
-        le=16 * 1024 * 1024,
-        description="Largest request head (request line and headers); 431 beyond it.",
-    )
-    http_header_timeout_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        le=600,
-        description="Time a client has to send a whole request head before it is disconnected.",
-    )
-    http_body_timeout_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=3600,
-        description="Longest silence between two chunks of a request body before closing.",
-    )
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies trusted for X-Forwarded-For/Proto (uvicorn's forwarded_allow_ips)."""
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Largest request head (request line and headers); 431 beyond it."""
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    """Time a client has to send a whole request head before it is disconnected."""
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Longest silence between two chunks of a request body before closing."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = True
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
-    max_request_bytes: int = Field(
-        default=1024 * 1024, ge=1024, description="Largest request body outside uploads."
-    )
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body outside uploads."""
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
-    docs_enabled: bool | None = Field(
-        default=None,
-        description="Serve /docs and /openapi.json; defaults to on outside production only.",
-    )
+    docs_enabled: bool | None = None
+    """Serve /docs and /openapi.json; defaults to on outside production only."""
 
     # Database
     database_url: str = DEFAULT_SQLITE_URL
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(
-        default=0,
-        ge=0,
-        le=200,
-        description="Extra connections under bursts; each is closed again when returned.",
-    )
-    db_pool_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Wait for a pooled connection before answering 503."
-    )
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
+    """Extra connections under bursts; each is closed again when returned."""
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Wait for a pooled connection before answering 503."""
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
-    db_pool_pre_ping: bool = Field(
-        default=False,
-        description="Test each pooled connection before use (one extra round trip per request).",
-    )
-    db_connect_timeout_seconds: float = Field(
-        default=5.0, gt=0, le=600, description="Longest wait to open a PostgreSQL connection."
-    )
-    db_statement_timeout_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        le=3600,
-        description=(
-            "Longest one SQL statement may take (PostgreSQL statement_timeout, and the same "
-            "bound on the client for a server that went silent); beyond it the request is a 503."
-        ),
-    )
+    db_pool_pre_ping: bool = False
+    """Test each pooled connection before use (one extra round trip per request)."""
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    """Longest wait to open a PostgreSQL connection."""
+    db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """Longest one SQL statement may take (PostgreSQL statement_timeout, and the same bound on the
+    client for a server that went silent); beyond it the request is a 503.
+    """
     db_echo: bool = False
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
-    auto_migrate: bool | None = Field(
-        default=None,
-        description="Upgrade the database on start-up; defaults to on outside production.",
-    )
+    auto_migrate: bool | None = None
+    """Upgrade the database on start-up; defaults to on outside production."""
 
     # Shared backends (optional in development)
     redis_url: SecretStr | None = None
@@ -160,16 +128,14 @@ class Settings(BaseSettings):
     storage_url: str = Field(
         default="file://./var/files", pattern=r"^(file://.+|s3://[^/]+(/.*)?|memory://.*)$"
     )
-    storage_endpoint: str | None = Field(
-        default=None, description="S3-compatible endpoint URL (MinIO, moto, R2); AWS if unset."
-    )
+    storage_endpoint: str | None = None
+    """S3-compatible endpoint URL (MinIO, moto, R2); AWS if unset."""
     storage_region: str = "us-east-1"
     storage_access_key_id: str | None = None
     storage_secret_access_key: SecretStr | None = None
     storage_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    storage_timeout_seconds: float = Field(
-        default=60.0, gt=0, le=3600, description="Per storage request (one part of an upload)."
-    )
+    storage_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """Per storage request (one part of an upload)."""
     upload_allowed_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "image/png",
@@ -179,51 +145,34 @@ class Settings(BaseSettings):
             "application/pdf",
             "text/csv",
             "text/plain",
-        ],
-        description="Content types accepted for uploads, checked against the file's bytes.",
+        ]
     )
-    upload_url_ttl_seconds: int = Field(
-        default=900, ge=30, le=7 * 86400, description="Life of a direct-upload URL."
-    )
-    upload_abandon_grace_seconds: float = Field(
-        default=3600,
-        ge=0,
-        le=7 * 86400,
-        description="How long after its URL expired a never-completed direct upload is "
-        "deleted (row and object); an upload started just before expiry may still be running.",
-    )
-    maintenance_seconds: float = Field(
-        default=60,
-        gt=0,
-        le=86400,
-        description="How often each job-consuming process runs periodic upkeep "
-        "(sweeping abandoned uploads).",
-    )
+    """Content types accepted for uploads, checked against the file's bytes."""
+    upload_url_ttl_seconds: int = Field(default=900, ge=30, le=7 * 86400)
+    """Life of a direct-upload URL."""
+    upload_abandon_grace_seconds: float = Field(default=3600, ge=0, le=7 * 86400)
+    """How long after its URL expired a never-completed direct upload is deleted (row and object);
+    an upload started just before expiry may still be running.
+    """
+    maintenance_seconds: float = Field(default=60, gt=0, le=86400)
+    """How often each job-consuming process runs periodic upkeep (sweeping abandoned uploads)."""
 
     # Background jobs: in-process (embedded), or Redis Streams and `keel worker` processes
-    job_broker: Literal["embedded", "redis"] | None = Field(
-        default=None, description="Defaults to redis when KEEL_REDIS_URL is set, else embedded."
-    )
+    job_broker: Literal["embedded", "redis"] | None = None
+    """Defaults to redis when KEEL_REDIS_URL is set, else embedded."""
     job_queue_name: str = "keel:jobs"
-    job_concurrency: int = Field(
-        default=4, ge=1, le=256, description="Jobs run at once per process."
-    )
+    job_concurrency: int = Field(default=4, ge=1, le=256)
+    """Jobs run at once per process."""
     job_max_attempts: int = Field(default=5, ge=1, le=50)
     job_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
     job_retry_max_seconds: float = Field(default=300.0, gt=0, le=86400)
-    job_lease_seconds: float = Field(
-        default=60.0,
-        ge=1,
-        le=3600,
-        description="A running job whose worker stops renewing this lease is picked up again.",
-    )
-    job_sweep_seconds: float = Field(
-        default=5.0, gt=0, le=600, description="How often due retries and lost jobs are sent."
-    )
+    job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    """A running job whose worker stops renewing this lease is picked up again."""
+    job_sweep_seconds: float = Field(default=5.0, gt=0, le=600)
+    """How often due retries and lost jobs are sent."""
     import_batch_size: int = Field(default=1000, ge=1, le=50_000)
-    import_max_errors: int = Field(
-        default=100, ge=0, le=100_000, description="Row errors kept in an import's result."
-    )
+    import_max_errors: int = Field(default=100, ge=0, le=100_000)
+    """Row errors kept in an import's result."""
 
     # Security
     jwt_secret: SecretStr | None = None
@@ -233,19 +182,17 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(default=7, ge=1, le=7)
     password_hash_time_cost: int = Field(default=3, ge=1, le=20)
     password_hash_memory_kib: int = Field(default=65536, ge=1024, le=1048576)
-    admin_password: SecretStr | None = Field(
-        default=None, description="Password `keel create-admin` uses instead of prompting."
-    )
+    admin_password: SecretStr | None = None
+    """Password `keel create-admin` uses instead of prompting."""
 
     # Rate limits ("N/second|minute|hour|day"); Redis-backed when KEEL_REDIS_URL is set
     rate_limit_enabled: bool = True
     rate_limit_default: str = "300/minute"
     rate_limit_login_ip: str = "20/minute"
-    rate_limit_login_account: str = Field(
-        default="5/minute",
-        description="Failed logins per account (successful ones do not count); then even the "
-        "right password waits.",
-    )
+    rate_limit_login_account: str = "5/minute"
+    """Failed logins per account (successful ones do not count); then even the right password
+    waits.
+    """
     rate_limit_register_ip: str = "10/minute"
     rate_limit_refresh_ip: str = "30/minute"
     rate_limit_key_prefix: str = "keel"
@@ -256,8 +203,10 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "Keel <no-reply@keel.invalid>"
-    smtp_starttls: bool = Field(default=True, description="Upgrade with STARTTLS after connect.")
-    smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (465).")
+    smtp_starttls: bool = True
+    """Upgrade with STARTTLS after connect."""
+    smtp_tls: bool = False
+    """Implicit TLS from the first byte (465)."""
     smtp_validate_certs: bool = True
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
@@ -275,45 +224,34 @@ class Settings(BaseSettings):
     # Realtime: events fan out over Redis pub/sub when KEEL_REDIS_URL is set
     events_channel: str = "keel:events"
     ws_heartbeat_seconds: float = Field(default=25.0, gt=0, le=3600)
-    ws_queue_size: int = Field(
-        default=100, ge=1, le=100_000, description="Events buffered per slow connection."
-    )
+    ws_queue_size: int = Field(default=100, ge=1, le=100_000)
+    """Events buffered per slow connection."""
     ws_auth_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
     # Tracing: OpenTelemetry over OTLP/HTTP, off by default
     otel_enabled: bool = False
-    otel_exporter_endpoint: str = Field(
-        default="http://127.0.0.1:4318",
-        pattern=r"^https?://[^/]+",
-        description="OTLP/HTTP collector base URL; traces go to <endpoint>/v1/traces.",
-    )
+    otel_exporter_endpoint: str = Field(default="http://127.0.0.1:4318", pattern=r"^https?://[^/]+")
+    """OTLP/HTTP collector base URL; traces go to <endpoint>/v1/traces."""
     otel_service_name: str = Field(default="keel", min_length=1)
-    otel_sample_ratio: float = Field(
-        default=1.0,
-        ge=0,
-        le=1,
-        description="Share of new traces kept; a caller's sampled trace is always continued.",
-    )
-    otel_headers: SecretStr | None = Field(
-        default=None, description="Sent with every export: `name=value,...` (e.g. an API key)."
-    )
+    otel_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """Share of new traces kept; a caller's sampled trace is always continued."""
+    otel_headers: SecretStr | None = None
+    """Sent with every export: `name=value,...` (e.g. an API key)."""
     otel_export_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     otel_excluded_paths: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["/health", "/ready", "/metrics"],
-        description="Paths never traced (probes and scrapes).",
+        default_factory=lambda: ["/health", "/ready", "/metrics"]
     )
+    """Paths never traced (probes and scrapes)."""
 
     # Operations
-    metrics_enabled: bool | None = Field(
-        default=None,
-        description="Serve /metrics; defaults to on outside production, and in production "
-        "only when KEEL_METRICS_TOKEN is set.",
-    )
-    metrics_token: SecretStr | None = Field(
-        default=None,
-        description="When set, /metrics answers only `Authorization: Bearer <token>` "
-        "(Prometheus' `authorization.credentials`); required for /metrics in production.",
-    )
+    metrics_enabled: bool | None = None
+    """Serve /metrics; defaults to on outside production, and in production only when
+    KEEL_METRICS_TOKEN is set.
+    """
+    metrics_token: SecretStr | None = None
+    """When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus'
+    `authorization.credentials`); required for /metrics in production.
+    """
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     _secret_generated: bool = PrivateAttr(default=False)
