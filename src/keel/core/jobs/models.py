@@ -25,7 +25,10 @@ FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How an attempt ended: its final status and what it leaves behind (a result or an error)."""
+    """How an attempt ended: its final status and what it leaves behind (a result or an error).
+
+    The fields are named after the `jobs` columns they are written to.
+    """
 
     status: JobStatus
     result: dict[str, Any] | None = None

@@ -9,6 +9,7 @@ dead) can no longer record progress or an outcome over its successor's.
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -98,13 +99,7 @@ async def finish(
     written = await session.execute(
         update(Job)
         .where(_held(job_id, attempt))
-        .values(
-            status=outcome.status,
-            result=outcome.result,
-            error=outcome.error,
-            finished_at=now,
-            lease_expires_at=None,
-        )
+        .values(**asdict(outcome), finished_at=now, lease_expires_at=None)
     )
     return bool(written.rowcount)  # type: ignore[attr-defined]
 
