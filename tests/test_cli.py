@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,26 @@ def test_import_products_refuses_a_malformed_file(
 def test_import_products_needs_an_existing_file(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["import-products", str(tmp_path / "missing.csv")])
     assert result.exit_code == 2
+
+
+def test_openapi_writes_the_document_without_a_server(tmp_path: Path) -> None:
+    target = tmp_path / "openapi.json"
+    result = runner.invoke(cli, ["openapi", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(target.read_text(encoding="utf-8"))
+    assert document["openapi"].startswith("3.")
+    assert document["paths"]["/api/v1/auth/register"]["post"]["operationId"] == "auth-register"
+
+
+def test_openapi_on_stdout_is_only_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEEL_JWT_SECRET", raising=False)  # would log a warning at start-up
+    result = runner.invoke(cli, ["openapi"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["info"]["title"]
+
+
+def test_openapi_refuses_an_unwritable_output(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["openapi", "--output", str(tmp_path / "missing" / "x.json")])
+    assert result.exit_code == 2
+    assert "Cannot write" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)

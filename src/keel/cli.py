@@ -1,4 +1,5 @@
-"""The `keel` command: serve, worker, migrate, check-config, create-admin, import-products.
+"""The `keel` command: serve, worker, migrate, check-config, create-admin, import-products,
+openapi.
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -225,6 +226,34 @@ def check_config() -> None:
             typer.echo(message, err=True)
         raise typer.Exit(code=2)
     typer.echo("No problems found.")
+
+
+@cli.command("openapi")
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the OpenAPI document (JSON) without starting a server or opening a database.
+
+    The document is this configuration's: limits that are settings (the largest upload, the
+    accepted file types) are the ones this deployment enforces. It is the input for client
+    generators; CI builds the TypeScript client from it.
+    """
+    import json
+
+    from keel.main import create_app
+
+    _set_env(log_level="ERROR")  # stdout is the document: no start-up warnings in it
+    document = json.dumps(create_app(_settings(production_checks=False)).openapi(), indent=2)
+    if output is None:
+        typer.echo(document)
+        return
+    try:
+        output.write_text(document + "\n", encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"Cannot write {output}: {exc.strerror}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @cli.command("create-admin")

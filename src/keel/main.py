@@ -15,7 +15,7 @@ from keel.core.lifespan import build_lifespan
 from keel.core.logging import configure_logging, get_logger
 from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
 from keel.core.middleware import install_middleware
-from keel.core.openapi import adjust_openapi
+from keel.core.openapi import adjust_openapi, document_error_statuses, operation_id
 from keel.core.schemas import ERROR_RESPONSES
 from keel.core.tracing import instrument_app
 from keel.features.files.openapi import document_limits
@@ -66,6 +66,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_served else None,
         responses=ERROR_RESPONSES,
+        generate_unique_id_function=operation_id,
     )
     register_exception_handlers(app)
     install_middleware(app, settings, http_metrics, upload_prefixes=UPLOAD_PREFIXES)
@@ -75,7 +76,7 @@ def create_app(
 
     app.include_router(health_router)
     app.include_router(api_router)
-    adjust_openapi(app, document_limits(settings))
+    adjust_openapi(app, document_limits(settings), document_error_statuses)
     if settings.docs_served:
         install_docs(app)
     instrument_app(app, settings)  # nothing at all unless KEEL_OTEL_ENABLED

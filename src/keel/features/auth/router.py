@@ -19,6 +19,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post(
     "/register",
+    summary="Create a customer account (a welcome email follows)",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(rate_limit(Limit.REGISTER_IP))],
 )
@@ -34,7 +35,11 @@ async def register(
     return UserResponse.model_validate(user)
 
 
-@router.post("/login", dependencies=[Depends(rate_limit(Limit.LOGIN_IP))])
+@router.post(
+    "/login",
+    summary="Sign in with email and password: an access and a refresh token",
+    dependencies=[Depends(rate_limit(Limit.LOGIN_IP))],
+)
 async def login(
     body: LoginRequest, session: DbSession, hasher: Hasher, tokens: Tokens, limiter: Limiter
 ) -> TokenPair:
@@ -64,7 +69,11 @@ async def token(
     return await service.login(session, hasher, tokens, limiter, body.email, body.password)
 
 
-@router.post("/refresh", dependencies=[Depends(rate_limit(Limit.REFRESH_IP))])
+@router.post(
+    "/refresh",
+    summary="Trade a refresh token for a new pair (the old one is spent)",
+    dependencies=[Depends(rate_limit(Limit.REFRESH_IP))],
+)
 async def refresh(
     body: RefreshRequest, session: DbSession, tokens: Tokens, events: Events
 ) -> TokenPair:
@@ -73,6 +82,7 @@ async def refresh(
 
 @router.post(
     "/logout",
+    summary="End the session a refresh token belongs to (its access tokens stop at once)",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Depends(rate_limit(Limit.REFRESH_IP))],
 )

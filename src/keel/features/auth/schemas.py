@@ -18,7 +18,7 @@ class TokenForm(RequestModel):
     FastAPI's `OAuth2PasswordRequestForm` declares it, but a `RequestModel`: no NUL anywhere."""
 
     grant_type: Annotated[str | None, Field(pattern=r"^password$")] = None
-    username: str
+    username: str = Field(description="The account's email (OAuth2 names this field username).")
     password: str = Field(json_schema_extra={"format": "password"})
     scope: str = ""
     client_id: str | None = None

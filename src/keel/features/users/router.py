@@ -15,12 +15,14 @@ from keel.features.users.schemas import AdminUserUpdate, MeUpdate, UserFilters, 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.get("/me")
+@router.get("/me", summary="Read your own account")
 async def read_me(user: CurrentUser) -> UserResponse:
     return UserResponse.model_validate(user)
 
 
-@router.patch("/me")
+@router.patch(
+    "/me", summary="Change your name, or your email or password (with your current password)"
+)
 async def update_me(
     changes: MeUpdate,
     principal: CurrentPrincipal,
