@@ -252,6 +252,11 @@ class Settings(BaseSettings):
     """When set, /metrics answers only `Authorization: Bearer <token>` (Prometheus'
     `authorization.credentials`); required for /metrics in production.
     """
+    sentry_dsn: SecretStr | None = None
+    """Report unexpected errors and failed jobs to Sentry (needs the `sentry` extra); off when
+    unset, and then sentry-sdk is not even imported."""
+    sentry_environment: str | None = None
+    """The environment name on Sentry's events; defaults to KEEL_ENVIRONMENT."""
     ready_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     _secret_generated: bool = PrivateAttr(default=False)

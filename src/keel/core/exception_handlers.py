@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from keel.core.error_reporting import report_exception
 from keel.core.errors import (
     STATUS_CODES,
     AppError,
@@ -166,6 +167,7 @@ def unexpected_error_response(
     exc: BaseException, *, request_id_header: bool = False
 ) -> JSONResponse:
     log.error("unhandled_exception", exc_info=exc)
+    report_exception(exc)
     return error_response(InternalError(), request_id_header=request_id_header)
 
 

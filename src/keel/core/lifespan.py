@@ -20,6 +20,7 @@ from keel.core.cache import ReadCache
 from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.email import EmailSender, build_email_sender
+from keel.core.error_reporting import error_reporting
 from keel.core.errors import ConfigError
 from keel.core.events import EventHub, RedisEventHub
 from keel.core.idempotency import IdempotencyStore
@@ -105,6 +106,7 @@ async def open_state(
     async with AsyncExitStack() as stack:
         stack.callback(log.info, "stopped")  # registered first, so run last
         stack.callback(mark_process_dead)
+        stack.enter_context(error_reporting(settings))  # closed after everything else
         database = Database.from_settings(settings)
         stack.push_async_callback(database.dispose)
         if tracing is not None:

@@ -97,12 +97,17 @@ _SCRUBS: tuple[tuple[re.Pattern[str], Any], ...] = (
 )
 
 
+def scrub_text(text: str) -> str:
+    """Mask the secrets that can hide inside text (see `_SCRUBS`); also used for what leaves
+    the process another way (error reports)."""
+    for pattern, replacement in _SCRUBS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def scrub_rendered(_: Any, __: str, line: Any) -> Any:
     """The last step of every handler's chain: mask secrets in the rendered line itself."""
-    if isinstance(line, str):
-        for pattern, replacement in _SCRUBS:
-            line = pattern.sub(replacement, line)
-    return line
+    return scrub_text(line) if isinstance(line, str) else line
 
 
 def drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from keel.core.error_reporting import report_exception
 from keel.core.events import Event
 from keel.core.jobs import repository
 from keel.core.jobs.handlers import (
@@ -149,6 +150,7 @@ class JobRunner:
             log.error(
                 "job_failed", job_id=str(job.id), kind=job.kind, attempt=attempt, error=detail
             )
+            report_exception(exc, job_id=str(job.id), job_kind=job.kind)
             await self._finish(job, attempt, Outcome(JobStatus.FAILED, error=error))
             return
         settings = self.resources.settings
