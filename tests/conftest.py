@@ -106,6 +106,10 @@ def make_settings(database_url: str) -> MakeSettings:
             "rate_limit_login_account": "100000/minute",
             "rate_limit_register_ip": "100000/minute",
             "rate_limit_refresh_ip": "100000/minute",
+            "rate_limit_password_reset_ip": "100000/minute",
+            "rate_limit_password_reset_account": "100000/minute",
+            "rate_limit_account_token_ip": "100000/minute",
+            "rate_limit_verify_resend_account": "100000/minute",
             "storage_url": "memory://",
             "_env_file": None,
         }

@@ -1,5 +1,6 @@
 """The `keel` command: serve, worker, migrate, check-config, create-admin, import-products,
 openapi.
+email preview.
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 cli = typer.Typer(help="Keel: a production-grade FastAPI shop backend.", no_args_is_help=True)
 migrate_cli = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 cli.add_typer(migrate_cli, name="migrate")
+email_cli = typer.Typer(help="The emails Keel sends.", no_args_is_help=True)
+cli.add_typer(email_cli, name="email")
 
 console = Console()
 errors = Console(stderr=True)
@@ -295,7 +298,7 @@ async def _ensure_admin(database: Database, settings: Settings, data: UserCreate
         existing = await users.get_by_email(session, data.email)
         if existing is None:
             hasher = PasswordHasher.from_settings(settings)
-            await users.create_user(session, hasher, data, roles={Role.ADMIN})
+            await users.create_user(session, hasher, data, roles={Role.ADMIN}, verified=True)
             return True
         existing.set_roles({*existing.roles, Role.ADMIN})
         existing.is_active = True
@@ -344,6 +347,45 @@ def migrate_revision(
     _with_database(
         _settings(), lambda db: runner.revision(db.engine, message, autogenerate=autogenerate)
     )
+
+
+@email_cli.command("preview")
+def email_preview(
+    name: Annotated[str, typer.Argument(help="welcome, verify_email, password_reset, ...")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="FILE.html: the HTML part; FILE.txt: the text part; anything else: the whole "
+            "message (.eml). Without it, the whole message is printed.",
+        ),
+    ] = None,
+) -> None:
+    """Render one email with sample values (product name and links from the settings)."""
+    from keel.core.email import mime_message
+    from keel.features.auth import emails
+
+    try:
+        message = emails.Message(name)
+    except ValueError:
+        known = ", ".join(m.value for m in emails.Message)
+        errors.print(f"[red]Unknown email {name!r}; one of: {known}[/]")
+        raise typer.Exit(code=2) from None
+    settings = _settings(production_checks=False)
+    email = emails.preview(settings, message)
+    suffix = output.suffix.lower() if output is not None else ""
+    if suffix == ".html":
+        rendered = email.html or ""
+    elif suffix == ".txt":
+        rendered = email.body
+    else:
+        rendered = mime_message(email, settings.smtp_from).as_string()
+    if output is None:
+        typer.echo(rendered)
+        return
+    output.write_text(rendered, encoding="utf-8")
+    console.print(f"[green]Wrote {email.subject!r} to {output}[/]")
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """A pytest plugin: no secret the suite creates may appear in any log line the suite writes.
 
 While the run lasts, every access and refresh token Keel issues (and the JWT secret that
-signed it), every password it hashes and every hash it makes, and every card number a
-gateway is asked to charge, is recorded
-(by wrapping `TokenService.issue`, `PasswordHasher.hash` and the gateways' `charge`; what
+signed it), every one-time token it emails (password reset, verification), every password
+it hashes and every hash it makes, and every card number a gateway is asked to charge, is
+recorded (by wrapping `TokenService.issue` and `one_time`, `PasswordHasher.hash` and the
+gateways' `charge`; what
 they return is untouched). A handler on the root logger renders every record exactly as
 Keel's own handler writes it (same formatter, so the redaction that matters is the one
 production runs) and keeps the line. When the session ends the lines are searched for the
@@ -161,7 +162,13 @@ def instrument(scanner: LeakScanner, monkeypatch: pytest.MonkeyPatch) -> None:
         request = args[0] if args else kwargs["request"]
         scanner.record_secret("card", request.card.number)
 
+    def one_time(_: Any, __: Any, made: str) -> None:
+        scanner.record_secret("one_time_token", made)
+
     monkeypatch.setattr(TokenService, "issue", _recording(scanner, issue, token))
+    monkeypatch.setattr(
+        TokenService, "one_time", _recording(scanner, TokenService.one_time, one_time)
+    )
     monkeypatch.setattr(PasswordHasher, "hash", _recording(scanner, PasswordHasher.hash, password))
     for gateway in (SandboxGateway, HttpGateway):
         monkeypatch.setattr(gateway, "charge", _recording(scanner, gateway.charge, card))

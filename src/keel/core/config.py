@@ -195,7 +195,31 @@ class Settings(BaseSettings):
     """
     rate_limit_register_ip: str = "10/minute"
     rate_limit_refresh_ip: str = "30/minute"
+    rate_limit_password_reset_ip: str = "10/minute"  # noqa: S105 - a name, not a secret
+    """Password-reset requests per client address."""
+    rate_limit_password_reset_account: str = "3/hour"  # noqa: S105 - a name, not a secret
+    """Password-reset requests per email address (known or not: the answer is the same)."""
+    rate_limit_account_token_ip: str = "30/minute"  # noqa: S105 - a name, not a secret
+    """Presented reset and verification tokens per client address."""
+    rate_limit_verify_resend_account: str = "3/hour"
+    """Verification emails re-sent per account."""
     rate_limit_key_prefix: str = "keel"
+
+    # Account lifecycle: password reset, email verification
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$"
+    )
+    """Where people reach Keel (or its frontend): the base of every link in an email, e.g.
+    `https://shop.example.com` makes `https://shop.example.com/reset-password?token=...`.
+    """
+    require_verified_email: bool | None = None
+    """Refuse orders and uploads (403 EMAIL_NOT_VERIFIED) until the account's address is
+    verified; defaults to on in production only.
+    """
+    password_reset_minutes: int = Field(default=60, ge=5, le=1440)
+    """Life of a password-reset link."""
+    email_verification_hours: int = Field(default=48, ge=1, le=720)
+    """Life of a verification (and change-of-email) link."""
 
     # Email: the log sender unless KEEL_SMTP_HOST is set
     smtp_host: str | None = None
@@ -278,6 +302,10 @@ class Settings(BaseSettings):
         "rate_limit_login_account",
         "rate_limit_register_ip",
         "rate_limit_refresh_ip",
+        "rate_limit_password_reset_ip",
+        "rate_limit_password_reset_account",
+        "rate_limit_account_token_ip",
+        "rate_limit_verify_resend_account",
     )
     @classmethod
     def _parse_rate(cls, value: str) -> str:
@@ -349,6 +377,18 @@ class Settings(BaseSettings):
         return not self.is_production or self.metrics_token is not None
 
     @property
+    def verified_email_required(self) -> bool:
+        """Unverified accounts may not order or upload: by default in production only."""
+        if self.require_verified_email is None:
+            return self.is_production
+        return self.require_verified_email
+
+    @property
+    def public_base_url(self) -> str:
+        """`public_url` without a trailing slash, for joining paths onto."""
+        return self.public_url.rstrip("/")
+
+    @property
     def should_auto_migrate(self) -> bool:
         return (not self.is_production) if self.auto_migrate is None else self.auto_migrate
 
@@ -418,6 +458,9 @@ class Settings(BaseSettings):
         derived = {
             "log_json": f"{str(self.json_logs).lower()} (default {production})",
             "auto_migrate": f"{str(self.should_auto_migrate).lower()} (default {production})",
+            "require_verified_email": (
+                f"{str(self.verified_email_required).lower()} (default {production})"
+            ),
             "job_broker": (
                 "embedded (no KEEL_REDIS_URL)" if self.jobs_embedded else "redis (KEEL_REDIS_URL)"
             ),

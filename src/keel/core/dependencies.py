@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from keel.core.cache import ReadCache
 from keel.core.config import Settings
-from keel.core.database import DbSession, get_database
+from keel.core.database import Database, DbSession, get_database
 from keel.core.email import EmailSender
 from keel.core.events import EventHub
 from keel.core.jobs.queue import JobQueue
@@ -22,6 +22,7 @@ from keel.core.state import from_state
 from keel.core.storage import Storage
 
 __all__ = [
+    "AppDatabase",
     "AppSettings",
     "Cache",
     "DbSession",
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 
+AppDatabase = Annotated[Database, Depends(get_database)]
+"""The database itself, for work after the response (a background task opens its own
+transaction: the request's session is closed by then)."""
 AppSettings = Annotated[Settings, Depends(from_state("settings", Settings))]
 Hasher = Annotated[PasswordHasher, Depends(from_state("password_hasher", PasswordHasher))]
 Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenService))]

@@ -20,9 +20,24 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Email:
+    """One message: `body` is the plain-text part; `html`, when given, its HTML alternative."""
+
     to: str
     subject: str
     body: str
+    html: str | None = None
+
+
+def mime_message(email: Email, sender: str) -> EmailMessage:
+    """The message as it goes out: plain text, with the HTML as its alternative."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = email.to
+    message["Subject"] = email.subject
+    message.set_content(email.body)
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html")
+    return message
 
 
 class EmailSender(Protocol):
@@ -30,7 +45,8 @@ class EmailSender(Protocol):
 
 
 class LogEmailSender:
-    """Development default: the email goes to the log (recipient and subject, not the body)."""
+    """Development default: the email goes to the log (recipient and subject only: never the
+    body, which may hold a reset or verification link)."""
 
     async def send(self, email: Email) -> None:
         log.info("email_not_sent_log_sender", to=email.to, subject=email.subject)
@@ -42,12 +58,7 @@ class SmtpEmailSender:
         self._settings = settings
 
     def _message(self, email: Email) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self._settings.smtp_from
-        message["To"] = email.to
-        message["Subject"] = email.subject
-        message.set_content(email.body)
-        return message
+        return mime_message(email, self._settings.smtp_from)
 
     async def send(self, email: Email) -> None:
         settings = self._settings

@@ -35,6 +35,10 @@ class Limit(StrEnum):
     LOGIN_ACCOUNT = "login_account"
     REGISTER_IP = "register_ip"
     REFRESH_IP = "refresh_ip"
+    PASSWORD_RESET_IP = "password_reset_ip"  # noqa: S105 - a name, not a secret
+    PASSWORD_RESET_ACCOUNT = "password_reset_account"  # noqa: S105 - a name, not a secret
+    ACCOUNT_TOKEN_IP = "account_token_ip"  # noqa: S105 - a name, not a secret
+    VERIFY_RESEND_ACCOUNT = "verify_resend_account"
 
 
 FAIL_OPEN = frozenset({Limit.DEFAULT})

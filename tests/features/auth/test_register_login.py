@@ -29,12 +29,14 @@ async def test_register_returns_the_user_without_secrets(client: httpx.AsyncClie
     assert user["email"] == "new.user@example.com"
     assert user["roles"] == ["customer"]
     assert user["is_active"] is True
+    assert user["is_verified"] is False
     assert set(user) == {
         "id",
         "email",
         "full_name",
         "roles",
         "is_active",
+        "is_verified",
         "created_at",
         "updated_at",
     }

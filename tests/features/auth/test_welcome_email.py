@@ -3,42 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from email import message_from_bytes
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.features.auth.emails import WELCOME_SUBJECT
 from tests.conftest import MakeSettings
 from tests.support.accounts import register
 from tests.support.app import isolated_app, serve
-from tests.support.network import closed_port, free_port
+from tests.support.mail import Inbox
+from tests.support.mail import smtp_server as running_smtp_server
+from tests.support.network import closed_port
 
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Envelope] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
+WELCOME_SUBJECT = "Welcome to Keel"
 
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+    with running_smtp_server() as server:
+        yield server
 
 
 async def test_welcome_email_is_delivered_over_smtp(
@@ -56,14 +39,14 @@ async def test_welcome_email_is_delivered_over_smtp(
     application = isolated_app(settings, db_connection)
     async with serve(application) as http:
         user, _ = await register(http, email="New.Customer@Example.com", full_name="Ada")
-    assert len(inbox.messages) == 1
-    envelope = inbox.messages[0]
-    assert envelope.rcpt_tos == ["new.customer@example.com"]
-    assert envelope.mail_from == "hello@keel.test"
-    message = message_from_bytes(envelope.original_content or b"")
-    assert message["Subject"] == WELCOME_SUBJECT
-    assert message["To"] == user["email"]
-    assert "Ada" in message.get_payload()  # type: ignore[operator]
+    assert len(inbox.received) == 1
+    received = inbox.received[0]
+    assert received.rcpt_tos == ["new.customer@example.com"]
+    assert received.envelope.mail_from == "hello@keel.test"
+    assert received.subject == WELCOME_SUBJECT
+    assert received.message["To"] == user["email"]
+    assert "Ada" in received.text
+    assert "Ada" in received.html
 
 
 async def test_failing_smtp_server_does_not_fail_registration(
@@ -84,9 +67,10 @@ async def test_failing_smtp_server_does_not_fail_registration(
     failures = [
         r.msg
         for r in caplog.records
-        if isinstance(r.msg, dict) and r.msg.get("event") == "welcome_email_failed"
+        if isinstance(r.msg, dict) and r.msg.get("event") == "email_failed"
     ]
     assert failures
+    assert failures[0]["message"] == "welcome"
     assert failures[0]["to"] == user["email"]
 
 

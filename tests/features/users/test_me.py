@@ -75,11 +75,20 @@ async def test_email_change_to_a_look_alike_of_a_taken_address_is_409(
     assert_error_body(response, 409, "CONFLICT")
 
 
-async def test_email_change_is_normalised(client: httpx.AsyncClient, account: Account) -> None:
+async def test_email_change_is_normalised_and_waits_for_confirmation(
+    client: httpx.AsyncClient, account: Account, caplog: pytest.LogCaptureFixture
+) -> None:
     response = await patch(
         client, account, {"email": "Moved@Example.COM", "current_password": account.password}
     )
-    assert response.json()["email"] == "moved@example.com"
+    assert response.status_code == 200
+    assert response.json()["email"] == account.email  # switched only once confirmed
+    sent_to = [
+        r.msg["to"]
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("event") == "email_not_sent_log_sender"
+    ]
+    assert sent_to[-1] == "moved@example.com"
 
 
 async def test_email_change_needs_the_current_password(

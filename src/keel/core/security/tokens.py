@@ -7,6 +7,7 @@ to, so revoking a session kills its access tokens at once, not only when they ex
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from keel.core.errors import UnauthorizedError
 from keel.core.models import utcnow
 
 ALGORITHM = "HS256"
+ONE_TIME_TOKEN_BYTES = 32
 TokenType = Literal["access", "refresh"]
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud", "typ", "sid"]
 
@@ -80,6 +82,11 @@ class TokenService:
             "exp": int(claims.expires_at.timestamp()),
         }
         return IssuedToken(jwt.encode(payload, self._secret, algorithm=ALGORITHM), claims)
+
+    def one_time(self) -> str:
+        """A random token for a link sent by email (password reset, verification): opaque,
+        256 bits, URL-safe. Only its hash is stored; it is never logged."""
+        return secrets.token_urlsafe(ONE_TIME_TOKEN_BYTES)
 
     def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
         """Verify signature, algorithm, expiry, issuer, audience and type; 401 otherwise."""

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
-from keel.core.dependencies import DbSession, Tokens
+from keel.core.dependencies import AppSettings, DbSession, Tokens
 from keel.core.errors import ForbiddenError, UnauthorizedError
-from keel.features.auth import service
+from keel.features.auth import lifecycle, service
 from keel.features.auth.service import Principal
 from keel.features.users.models import Role, User
 
@@ -40,6 +40,15 @@ async def get_current_user(principal: CurrentPrincipal) -> User:
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_verified_user(user: CurrentUser, settings: AppSettings) -> User:
+    """`CurrentUser`, refused with 403 EMAIL_NOT_VERIFIED while its address is unverified and
+    KEEL_REQUIRE_VERIFIED_EMAIL is on (placing orders, uploading)."""
+    return lifecycle.require_verified(settings, user)
+
+
+VerifiedUser = Annotated[User, Depends(get_verified_user)]
 
 
 async def get_optional_user(

@@ -1,28 +1,199 @@
-"""The welcome email, sent after registration from a background task."""
+"""The account emails: one Jinja2 template pair (HTML and plain text) per message, rendered
+with the product name (KEEL_APP_NAME) and links built on KEEL_PUBLIC_URL.
+
+Templates live in `keel/templates/email/`: `NAME.html` (autoescaped, so a full name cannot
+inject markup) and `NAME.txt` (not escaped: it is plain text). Links point at the frontend's
+pages (`/verify-email`, `/reset-password`), which post the token to the API.
+
+Every message is sent after the response, from a background task: a failure is logged (the
+recipient and the message name, never the body or a link) and never reaches the client.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from keel.core.config import Settings
 from keel.core.email import Email, EmailSender
 from keel.core.logging import get_logger
 
 log = get_logger(__name__)
 
-WELCOME_SUBJECT = "Welcome to Keel"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 
 
-def welcome_email(to: str, full_name: str) -> Email:
-    return Email(
-        to=to,
-        subject=WELCOME_SUBJECT,
-        body=f"Hello {full_name},\n\nYour Keel account is ready. Sign in with {to}.\n",
+class Message(StrEnum):
+    WELCOME = "welcome"
+    VERIFY_EMAIL = "verify_email"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a name, not a secret
+    EMAIL_CHANGED = "email_changed"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a name, not a secret
+
+
+SUBJECTS: dict[Message, str] = {
+    Message.WELCOME: "Welcome to {product}",
+    Message.VERIFY_EMAIL: "Confirm your email address for {product}",
+    Message.PASSWORD_RESET: "Reset your {product} password",
+    Message.EMAIL_CHANGED: "Your {product} email address was changed",
+    Message.PASSWORD_CHANGED: "Your {product} password was changed",
+}
+
+VERIFY_PAGE = "/verify-email"
+RESET_PAGE = "/reset-password"
+FORGOT_PAGE = "/forgot-password"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,  # a missing variable is a bug, not an empty string
+        keep_trailing_newline=True,
     )
 
 
-async def send_welcome_email(sender: EmailSender, to: str, full_name: str) -> None:
-    """Runs after the response: a failure is logged and never reaches the client."""
+def subject(settings: Settings, message: Message) -> str:
+    return SUBJECTS[message].format(product=settings.app_name)
+
+
+def link(settings: Settings, page: str, token: str | None = None) -> str:
+    """An absolute link on KEEL_PUBLIC_URL, with the token as its query when there is one."""
+    query = f"?{urlencode({'token': token})}" if token is not None else ""
+    return f"{settings.public_base_url}{page}{query}"
+
+
+def _duration(lifetime: timedelta) -> str:
+    minutes = int(lifetime.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minutes"
+
+
+def render(settings: Settings, message: Message, to: str, **context: Any) -> Email:
+    """Both parts of `message` for `to`; `context` fills the template's own variables."""
+    values = {
+        "product": settings.app_name,
+        "to": to,
+        "subject": subject(settings, message),
+        **context,
+    }
+    environment = _environment()
+    return Email(
+        to=to,
+        subject=values["subject"],
+        body=environment.get_template(f"{message.value}.txt").render(values),
+        html=environment.get_template(f"{message.value}.html").render(values),
+    )
+
+
+def verification_lifetime(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.email_verification_hours)
+
+
+def reset_lifetime(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.password_reset_minutes)
+
+
+def welcome_email(settings: Settings, to: str, full_name: str, token: str | None) -> Email:
+    """The welcome, carrying the verification link (one email at registration, not two)."""
+    return render(
+        settings,
+        Message.WELCOME,
+        to,
+        full_name=full_name,
+        link=link(settings, VERIFY_PAGE, token) if token is not None else None,
+        valid_for=_duration(verification_lifetime(settings)),
+    )
+
+
+def verify_email(
+    settings: Settings, to: str, full_name: str, token: str, *, changing: bool = False
+) -> Email:
+    """A verification link; `changing` when `to` is the new address of a change of email."""
+    return render(
+        settings,
+        Message.VERIFY_EMAIL,
+        to,
+        full_name=full_name,
+        link=link(settings, VERIFY_PAGE, token),
+        valid_for=_duration(verification_lifetime(settings)),
+        changing=changing,
+    )
+
+
+def password_reset_email(settings: Settings, to: str, full_name: str, token: str) -> Email:
+    return render(
+        settings,
+        Message.PASSWORD_RESET,
+        to,
+        full_name=full_name,
+        link=link(settings, RESET_PAGE, token),
+        valid_for=_duration(reset_lifetime(settings)),
+    )
+
+
+def email_changed_email(settings: Settings, old: str, new: str, full_name: str) -> Email:
+    """The notice to the old address once a change of email is confirmed."""
+    return render(settings, Message.EMAIL_CHANGED, old, full_name=full_name, new_email=new)
+
+
+def password_changed_email(
+    settings: Settings, to: str, full_name: str, *, signed_out: bool
+) -> Email:
+    return render(
+        settings,
+        Message.PASSWORD_CHANGED,
+        to,
+        full_name=full_name,
+        link=link(settings, FORGOT_PAGE),
+        signed_out=signed_out,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What `keel email preview` fills a message with."""
+
+    to: str = "ada@example.com"
+    full_name: str = "Ada Lovelace"
+    token: str = "PREVIEW-TOKEN"  # noqa: S105 - a placeholder shown in previews
+
+
+def preview(settings: Settings, message: Message, sample: Sample | None = None) -> Email:
+    """`message` rendered with sample values, for `keel email preview NAME`."""
+    s = sample or Sample()
+    builders = {
+        Message.WELCOME: lambda: welcome_email(settings, s.to, s.full_name, s.token),
+        Message.VERIFY_EMAIL: lambda: verify_email(settings, s.to, s.full_name, s.token),
+        Message.PASSWORD_RESET: lambda: password_reset_email(settings, s.to, s.full_name, s.token),
+        Message.EMAIL_CHANGED: lambda: email_changed_email(
+            settings, s.to, "ada.new@example.com", s.full_name
+        ),
+        Message.PASSWORD_CHANGED: lambda: password_changed_email(
+            settings, s.to, s.full_name, signed_out=True
+        ),
+    }
+    return builders[message]()
+
+
+async def deliver(sender: EmailSender, email: Email, message: Message) -> None:
+    """Send from a background task: a failure is logged and never reaches the client."""
     try:
-        await sender.send(welcome_email(to, full_name))
+        await sender.send(email)
     except Exception as exc:
-        log.error("welcome_email_failed", to=to, error_type=type(exc).__name__)
+        log.error("email_failed", message=message.value, to=email.to, error_type=type(exc).__name__)
     else:
-        log.info("welcome_email_sent", to=to)
+        log.info("email_sent", message=message.value, to=email.to)

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum
 
 
 class AuthSession(UUIDPrimaryKey, Timestamps, Base):
@@ -31,6 +32,37 @@ class RefreshToken(UUIDPrimaryKey, Base):
         ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class TokenPurpose(StrEnum):
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a name, not a secret
+    VERIFY_EMAIL = "verify_email"
+    CHANGE_EMAIL = "change_email"
+
+
+class AccountToken(UUIDPrimaryKey, Base):
+    """A one-time token sent by email (reset, verify, change of email): stored only as its
+    SHA-256 hash, like refresh tokens; `used_at` marks it spent. `email` is the address the
+    token was sent to: the one a verification proves, or the new one a change of email
+    switches to."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint(
+            "purpose IN ('password_reset', 'verify_email', 'change_email')",
+            name="known_purpose",
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[TokenPurpose] = mapped_column(str_enum(TokenPurpose, 20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]

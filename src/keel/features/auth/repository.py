@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.features.auth.models import AuthSession, RefreshToken
+from keel.features.auth.models import AccountToken, AuthSession, RefreshToken
 from keel.features.users.models import User
 
 
@@ -30,10 +30,18 @@ async def get_session(session: AsyncSession, session_id: uuid.UUID) -> AuthSessi
 
 async def spend(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> bool:
     """Mark a refresh token used; False if it already was (a reuse, or a lost race)."""
+    return await spend_once(session, RefreshToken, token_id, now)
+
+
+async def spend_once(
+    session: AsyncSession,
+    model: type[RefreshToken] | type[AccountToken],
+    token_id: uuid.UUID,
+    now: datetime,
+) -> bool:
+    """Set `used_at` on one unspent token row: of two concurrent spenders, one wins."""
     result = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
+        update(model).where(model.id == token_id, model.used_at.is_(None)).values(used_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

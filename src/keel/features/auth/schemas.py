@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from keel.core.types import RequestModel
-from keel.features.users.schemas import Email
+from keel.features.users.schemas import Email, Password
 
 
 class LoginRequest(RequestModel):
@@ -34,3 +34,28 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 scheme name
     expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+OneTimeToken = Annotated[
+    str,
+    Field(min_length=1, max_length=200, description="The token from the emailed link's query."),
+]
+
+
+class PasswordResetRequest(RequestModel):
+    email: Email
+
+
+class PasswordResetConfirm(RequestModel):
+    token: OneTimeToken
+    new_password: Password
+
+
+class VerifyEmailRequest(RequestModel):
+    token: OneTimeToken
+
+
+class Accepted(BaseModel):
+    """A 202: the request was taken; what it leads to (an email) happens afterwards."""
+
+    message: str

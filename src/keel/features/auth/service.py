@@ -44,7 +44,8 @@ class Principal:
     expires_at: datetime  # of the access token that authenticated this call
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """How every token Keel must recognise later is stored: its SHA-256, never itself."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -92,7 +93,7 @@ async def _issue_pair(
         RefreshToken(
             id=refresh.claims.token_id,
             session_id=session_id,
-            token_hash=_digest(refresh.token),
+            token_hash=digest(refresh.token),
             created_at=now,
             expires_at=refresh.claims.expires_at,
         ),
@@ -108,7 +109,7 @@ async def refresh(
     session: AsyncSession, tokens: TokenService, events: EventHub, refresh_token: str
 ) -> TokenPair:
     claims = tokens.decode(refresh_token, "refresh")
-    stored = await repository.get_refresh_token(session, _digest(refresh_token))
+    stored = await repository.get_refresh_token(session, digest(refresh_token))
     if stored is None or stored.session_id != claims.session_id:
         raise InvalidTokenError()
     now = utcnow()
@@ -141,7 +142,7 @@ async def logout(
     """Revoke the token's whole session (its WebSockets close, in every process).
     Idempotent for a token that was already spent."""
     claims = tokens.decode(refresh_token, "refresh")
-    stored = await repository.get_refresh_token(session, _digest(refresh_token))
+    stored = await repository.get_refresh_token(session, digest(refresh_token))
     if stored is None:
         raise InvalidTokenError()
     await repository.revoke_sessions(
@@ -155,6 +156,15 @@ async def revoke_other_sessions(
 ) -> None:
     await repository.revoke_sessions(session, user_id, utcnow(), "password_changed", keep=keep)
     _close_sockets_after_commit(session, events, user_id, "password_changed", keep=keep)
+
+
+async def end_all_sessions(
+    session: AsyncSession, events: EventHub, user_id: uuid.UUID, reason: str
+) -> None:
+    """Every session of the account ends: its refresh tokens and access tokens stop at once
+    (as a logout's do), and its sockets close once this commits."""
+    await repository.revoke_sessions(session, user_id, utcnow(), reason)
+    _close_sockets_after_commit(session, events, user_id, reason)
 
 
 def _close_sockets_after_commit(

@@ -12,7 +12,7 @@ from keel.core.downloads import RangeHeader, streamed
 from keel.core.errors import BadRequestError
 from keel.core.middleware.body_limit import UploadRouter
 from keel.core.types import Text
-from keel.features.auth.dependencies import CurrentUser
+from keel.features.auth.dependencies import CurrentUser, VerifiedUser
 from keel.features.files import service
 from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
 from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
@@ -34,7 +34,7 @@ MULTIPART_BODY: dict[str, Any] = {
     openapi_extra=MULTIPART_BODY,
 )
 async def upload_file(
-    request: Request, user: CurrentUser, session: DbSession, storage: Store, settings: AppSettings
+    request: Request, user: VerifiedUser, session: DbSession, storage: Store, settings: AppSettings
 ) -> FileResponse:
     try:
         part = await read_file_part(request)
@@ -59,7 +59,7 @@ async def upload_file(
 async def create_upload_url(
     body: UploadUrlRequest,
     request: Request,
-    user: CurrentUser,
+    user: VerifiedUser,
     session: DbSession,
     storage: Store,
     settings: AppSettings,

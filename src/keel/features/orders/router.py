@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import Page, Pagination
-from keel.features.auth.dependencies import CurrentUser
+from keel.features.auth.dependencies import CurrentUser, VerifiedUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Place an order (reserves stock)")
 async def create_order(
-    body: OrderCreate, user: CurrentUser, session: DbSession, cache: Cache
+    body: OrderCreate, user: VerifiedUser, session: DbSession, cache: Cache
 ) -> OrderResponse:
     return await service.create_order(session, cache, user, body)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum
@@ -22,6 +22,8 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     full_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Proven by following the verification email; accounts older than verification are true.
+    is_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Joined eagerly: the current user is loaded with its roles in one statement per request.
     role_rows: Mapped[list[UserRole]] = relationship(
         cascade="all, delete-orphan", lazy="joined", order_by="UserRole.role"

@@ -3,12 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 
-from keel.core.dependencies import DbSession, Events, Hasher
+from keel.core.dependencies import AppSettings, DbSession, Events, Hasher, Mailer, Tokens
 from keel.core.pagination import Page, Pagination
+from keel.features.auth import emails, lifecycle
 from keel.features.auth import service as auth
 from keel.features.auth.dependencies import AdminUser, CurrentPrincipal, CurrentUser
+from keel.features.auth.models import TokenPurpose
 from keel.features.users import service
 from keel.features.users.schemas import AdminUserUpdate, MeUpdate, UserFilters, UserResponse
 
@@ -21,7 +23,8 @@ async def read_me(user: CurrentUser) -> UserResponse:
 
 
 @router.patch(
-    "/me", summary="Change your name, or your email or password (with your current password)"
+    "/me",
+    summary="Change my name, password or email (a new email switches once it is confirmed)",
 )
 async def update_me(
     changes: MeUpdate,
@@ -29,14 +32,31 @@ async def update_me(
     session: DbSession,
     hasher: Hasher,
     events: Events,
+    tokens: Tokens,
+    settings: AppSettings,
+    mailer: Mailer,
+    background: BackgroundTasks,
 ) -> UserResponse:
-    async def revoke_other_sessions() -> None:
-        await auth.revoke_other_sessions(
-            session, events, principal.user.id, keep=principal.session_id
-        )
+    user = principal.user
 
-    user = await service.update_me(session, hasher, principal.user, changes, revoke_other_sessions)
-    return UserResponse.model_validate(user)
+    async def password_changed() -> None:
+        await auth.revoke_other_sessions(session, events, user.id, keep=principal.session_id)
+        notice = emails.password_changed_email(
+            settings, user.email, user.full_name, signed_out=False
+        )
+        background.add_task(emails.deliver, mailer, notice, emails.Message.PASSWORD_CHANGED)
+
+    async def email_change_requested(new_email: str) -> None:
+        token = await lifecycle.issue(
+            session, tokens, settings, user, TokenPurpose.CHANGE_EMAIL, new_email
+        )
+        confirm = emails.verify_email(settings, new_email, user.full_name, token, changing=True)
+        background.add_task(emails.deliver, mailer, confirm, emails.Message.VERIFY_EMAIL)
+
+    updated = await service.update_me(
+        session, hasher, user, changes, password_changed, email_change_requested
+    )
+    return UserResponse.model_validate(updated)
 
 
 @router.get("", summary="List users (admin)")

@@ -61,6 +61,7 @@ class UserResponse(BaseModel):
     full_name: str
     roles: list[Role]
     is_active: bool
+    is_verified: bool
     created_at: datetime
     updated_at: datetime
 

@@ -33,6 +33,8 @@ from keel.features.users.schemas import (
 from keel.features.users.schemas import normalise_email as _normalise_email
 
 OnPasswordChanged = Callable[[], Awaitable[None]]
+OnEmailChangeRequested = Callable[[str], Awaitable[None]]
+"""Called with the new address: the change waits until that address confirms it."""
 
 
 class Access(StrEnum):
@@ -49,6 +51,8 @@ async def create_user(
     hasher: PasswordHasher,
     data: UserCreate,
     roles: set[Role] | None = None,
+    *,
+    verified: bool = False,
 ) -> User:
     """The 409 for a taken address stays (people need to know why they cannot register), but
     the password is hashed first either way, so a 409 takes as long as a 201 and the timing
@@ -61,6 +65,7 @@ async def create_user(
         full_name=data.full_name,
         password_hash=password_hash,
         is_active=True,
+        is_verified=verified,
     )
     user.set_roles(roles or {Role.CUSTOMER})
     if not await repository.insert(session, user):  # a registration race lost
@@ -94,16 +99,18 @@ async def update_me(
     user: User,
     changes: MeUpdate,
     on_password_changed: OnPasswordChanged,
+    on_email_change_requested: OnEmailChangeRequested,
 ) -> User:
+    """A new email is not written here: a confirmation goes to the new address, and the
+    account switches only once it is followed (`change_email`). The 409 for a taken address
+    comes now, as at registration, and again at confirmation if someone took it meanwhile."""
     sent = sent_fields(changes)
     changing_email = "email" in sent and changes.email != user.email
     if changing_email or "password" in sent:
         # A stolen access token alone must not be enough to take the account over.
         await _check_current_password(hasher, user, changes.current_password)
-    if changing_email:
-        if await repository.get_by_email(session, str(changes.email)) is not None:
-            raise _email_taken()
-        user.email = str(changes.email)
+    if changing_email and await repository.get_by_email(session, str(changes.email)) is not None:
+        raise _email_taken()
     if "full_name" in sent:
         user.full_name = str(changes.full_name)
     if "password" in sent:
@@ -112,7 +119,31 @@ async def update_me(
         raise _email_taken()
     if "password" in sent:
         await on_password_changed()
+    if changing_email:
+        await on_email_change_requested(str(changes.email))
     return user
+
+
+async def set_password(
+    session: AsyncSession, hasher: PasswordHasher, user: User, new_password: str
+) -> None:
+    """A new password chosen without the old one (a password reset): same rules as a change."""
+    await _change_password(hasher, user, new_password, loc=("body", "new_password"))
+    await repository.flush(session)
+
+
+async def mark_verified(session: AsyncSession, user: User) -> None:
+    user.is_verified = True
+    await repository.flush(session)
+
+
+async def change_email(session: AsyncSession, user: User, new_email: str) -> bool:
+    """Switch to a confirmed new address (so it is verified); False if it is taken now."""
+    if await repository.get_by_email(session, new_email) not in (None, user):
+        return False
+    user.email = new_email
+    user.is_verified = True
+    return await repository.save(session)
 
 
 async def _check_current_password(
@@ -128,11 +159,16 @@ async def _check_current_password(
         )
 
 
-async def _change_password(hasher: PasswordHasher, user: User, new_password: str) -> None:
+async def _change_password(
+    hasher: PasswordHasher,
+    user: User,
+    new_password: str,
+    loc: tuple[str, ...] = ("body", "password"),
+) -> None:
     try:
         password_differs_from_email(new_password, user.email)
     except ValueError as exc:
-        raise ValidationFailedError.field(("body", "password"), str(exc), "value_error") from None
+        raise ValidationFailedError.field(loc, str(exc), "value_error") from None
     user.password_hash = await hasher.hash(new_password)
 
 

@@ -1,0 +1,175 @@
+"""Password reset, email verification and change of email: one-time tokens sent by email.
+
+A token is 256 random bits (`TokenService.one_time`), stored only as its SHA-256 hash (as
+refresh tokens are), with a purpose, the address it was sent to, an expiry and `used_at`.
+Issuing one spends the account's older ones of the same purpose, so only the newest link
+works. Redeeming spends it with a conditional UPDATE, so two concurrent redemptions cannot
+both win. An unknown, tampered, expired or spent token gets the same 400 (the caller learns
+nothing about which), in the SPEC error body.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.core.config import Settings
+from keel.core.database import Database
+from keel.core.email import EmailSender
+from keel.core.errors import BadRequestError, ConflictError, ForbiddenError
+from keel.core.events import EventHub
+from keel.core.logging import get_logger
+from keel.core.models import utcnow
+from keel.core.security.passwords import PasswordHasher
+from keel.core.security.tokens import TokenService
+from keel.features.auth import emails, token_repository
+from keel.features.auth import service as auth
+from keel.features.auth.models import AccountToken, TokenPurpose
+from keel.features.users import service as users
+from keel.features.users.models import User
+
+log = get_logger(__name__)
+
+INVALID_LINK = "This link is invalid, has expired or was already used"
+VERIFICATIONS = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL)
+
+
+class InvalidAccountTokenError(BadRequestError):
+    """400, not 401: the caller is not failing to authenticate (a 401's `WWW-Authenticate:
+    Bearer` would send a client to refresh its access token, which cannot help)."""
+
+    default_message = INVALID_LINK
+
+    def __init__(self) -> None:
+        super().__init__(details={"field": "token"})
+
+
+class EmailNotVerifiedError(ForbiddenError, code="EMAIL_NOT_VERIFIED"):
+    """403 with its own code: the account may do this once its address is verified."""
+
+    default_message = "Verify your email address first (POST /api/v1/auth/verify-email/resend)"
+
+
+async def issue(
+    session: AsyncSession,
+    tokens: TokenService,
+    settings: Settings,
+    user: User,
+    purpose: TokenPurpose,
+    email: str | None = None,
+) -> str:
+    """A new token for `user` (sent to `email`, the account's address by default)."""
+    now = utcnow()
+    lifetime = (
+        emails.reset_lifetime(settings)
+        if purpose is TokenPurpose.PASSWORD_RESET
+        else emails.verification_lifetime(settings)
+    )
+    same = VERIFICATIONS if purpose in VERIFICATIONS else (purpose,)
+    await token_repository.spend_outstanding(session, user.id, same, now)
+    token = tokens.one_time()
+    await token_repository.add(
+        session,
+        AccountToken(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=auth.digest(token),
+            email=email or user.email,
+            created_at=now,
+            expires_at=now + lifetime,
+        ),
+    )
+    return token
+
+
+async def _redeem(
+    session: AsyncSession, token: str, purposes: tuple[TokenPurpose, ...]
+) -> tuple[AccountToken, User]:
+    """The token's row (now spent) and its active account; 400 for any bad token."""
+    now = utcnow()
+    stored = await token_repository.get_by_hash(session, auth.digest(token))
+    if (
+        stored is None
+        or stored.purpose not in purposes
+        or stored.used_at is not None
+        or stored.expires_at <= now
+    ):
+        raise InvalidAccountTokenError()
+    user = await users.get_active(session, stored.user_id)
+    if user is None or not await token_repository.spend(session, stored.id, now):
+        raise InvalidAccountTokenError()
+    return stored, user
+
+
+async def request_password_reset(
+    database: Database,
+    tokens: TokenService,
+    sender: EmailSender,
+    settings: Settings,
+    email: str,
+) -> None:
+    """After the 202 (a background task): the lookup, the token and the email all happen off
+    the request path, so the answer and its timing are the same for every address."""
+    try:
+        async with database.transaction() as session:
+            user = await users.get_by_email(session, email)
+            if user is None or not user.is_active:
+                log.info("password_reset_no_account")
+                return
+            token = await issue(session, tokens, settings, user, TokenPurpose.PASSWORD_RESET)
+            message = emails.password_reset_email(settings, user.email, user.full_name, token)
+    except Exception as exc:
+        log.error("password_reset_failed", error_type=type(exc).__name__)
+        return
+    # Sent once the token is committed, so the link works when it arrives.
+    await emails.deliver(sender, message, emails.Message.PASSWORD_RESET)
+
+
+async def reset_password(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    events: EventHub,
+    token: str,
+    new_password: str,
+) -> User:
+    """Set the password, end every session of the account (refresh families revoked, access
+    tokens refused at once, sockets closed) and spend the token. Following the link proves
+    the address too, so the account becomes verified."""
+    stored, user = await _redeem(session, token, (TokenPurpose.PASSWORD_RESET,))
+    await users.set_password(session, hasher, user, new_password)
+    user.is_verified = user.is_verified or stored.email == user.email
+    await token_repository.spend_outstanding(
+        session, user.id, (TokenPurpose.PASSWORD_RESET,), utcnow()
+    )
+    await auth.end_all_sessions(session, events, user.id, "password_reset")
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    user: User
+    previous_email: str | None  # set when a change of email was confirmed
+
+
+async def verify_email(session: AsyncSession, token: str) -> Verified:
+    """A verification proves the address it was sent to; a change-of-email token switches
+    the account to its new address (409 if someone took it meanwhile)."""
+    stored, user = await _redeem(session, token, VERIFICATIONS)
+    if stored.purpose is TokenPurpose.VERIFY_EMAIL:
+        if stored.email != user.email:  # sent to an address the account no longer has
+            raise InvalidAccountTokenError()
+        await users.mark_verified(session, user)
+        return Verified(user, None)
+    previous = user.email
+    if not await users.change_email(session, user, stored.email):
+        raise ConflictError("An account with this email already exists", details={"field": "email"})
+    return Verified(user, previous)
+
+
+def require_verified(settings: Settings, user: User) -> User:
+    if settings.verified_email_required and not user.is_verified:
+        raise EmailNotVerifiedError()
+    return user
