@@ -1,0 +1,18 @@
+"""The rule registry. Each topic module exports `RULES`; add a module here to register it."""
+
+from __future__ import annotations
+
+from keel_audit.rules import blocking, lifecycle
+from keel_audit.rules.base import Rule
+
+_MODULES = (
+    lifecycle,
+    blocking,
+)
+
+ALL_RULES: tuple[type[Rule], ...] = tuple(
+    sorted((rule for module in _MODULES for rule in module.RULES), key=lambda rule: rule.code)
+)
+RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
+
+__all__ = ["ALL_RULES", "RULES_BY_CODE", "Rule"]
