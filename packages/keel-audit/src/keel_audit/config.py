@@ -1,19 +1,19 @@
 """`[tool.keel-audit]` in the audited project's pyproject.toml.
 
-    [tool.keel-audit]
-    select = ["KA1", "KA201"]          # code prefixes to run (default: all)
-    ignore = ["KA702"]                 # code prefixes never reported
-    src = ["backend"]                  # extra source roots (module names start below them)
-    exclude = ["migrations/versions"]  # path prefixes or globs not audited
-    max-file-bytes = 2000000           # larger files are reported as skipped (generated)
-    fail-on = "warning"                # default for --fail-on
-    fail-under = 60                    # default for --fail-under
+[tool.keel-audit]
+select = ["KA1", "KA201"]          # code prefixes to run (default: all)
+ignore = ["KA702"]                 # code prefixes never reported
+src = ["backend"]                  # extra source roots (module names start below them)
+exclude = ["migrations/versions"]  # path prefixes or globs not audited
+max-file-bytes = 2000000           # larger files are reported as skipped (generated)
+fail-on = "warning"                # default for --fail-on
+fail-under = 60                    # default for --fail-under
 
-    [tool.keel-audit.per-file-ignores]
-    "scripts/*" = ["KA201"]
+[tool.keel-audit.per-file-ignores]
+"scripts/*" = ["KA201"]
 
-    [tool.keel-audit.severity]
-    KA602 = "info"
+[tool.keel-audit.severity]
+KA602 = "info"
 """
 
 from __future__ import annotations

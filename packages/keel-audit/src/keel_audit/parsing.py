@@ -3,7 +3,7 @@
 The stdlib parser reads the file first (fast, and exact). When it rejects the syntax, the
 file may simply be newer than the running interpreter (`except A, B:` is 3.14, `type X = …`
 and `def f[T]()` are 3.12, nested same-quote f-strings are 3.12). Then libcst, which reads
-3.0–3.15, parses it, a small transformer rewrites the new constructs into older ones that
+3.0-3.15, parses it, a small transformer rewrites the new constructs into older ones that
 mean the same to the rules *on the same lines*, and `ast` parses the result. libcst is an
 optional dependency (`keel-audit[newsyntax]`), imported only when needed: on a project
 written for the running interpreter it is never loaded.

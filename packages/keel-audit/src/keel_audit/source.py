@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from keel_audit.parsing import ParseFailure, parse_source
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from keel_audit.config import Config
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+NodeT = TypeVar("NodeT", bound=ast.AST)
 
 _BUILTINS = frozenset(dir(builtins))
 # Directories no project audits: tool caches, environments, VCS metadata, build output.
@@ -129,6 +130,50 @@ class Module:
             return None
         return ".".join([base, *reversed(attrs)])
 
+    @cached_property
+    def _index(self) -> dict[type[ast.AST], list[ast.AST]]:
+        index: dict[type[ast.AST], list[ast.AST]] = {}
+        for node in ast.walk(self.tree):
+            index.setdefault(type(node), []).append(node)
+        return index
+
+    @cached_property
+    def _parents(self) -> dict[int, ast.AST]:
+        parents: dict[int, ast.AST] = {}
+        for node in ast.walk(self.tree):
+            for child in ast.iter_child_nodes(node):
+                parents[id(child)] = node
+        return parents
+
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        """The node directly containing `node` (None for the module itself)."""
+        return self._parents.get(id(node))
+
+    def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
+        current = self.parent(node)
+        while current is not None and not isinstance(
+            current, ast.FunctionDef | ast.AsyncFunctionDef
+        ):
+            current = self.parent(current)
+        return current
+
+    def at_import_time(self, node: ast.AST) -> bool:
+        """True when `node` runs when the module is imported: not inside a function or
+        lambda, and not under `if __name__ == "__main__":`."""
+        current = self.parent(node)
+        while current is not None:
+            if isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                return False
+            if isinstance(current, ast.If) and "__main__" in ast.unparse(current.test):
+                return False
+            current = self.parent(current)
+        return True
+
+    def nodes(self, kind: type[NodeT]) -> list[NodeT]:
+        """Every node of exactly this class in the module (one shared walk, cached): use
+        it instead of `ast.walk` in rules, e.g. `module.nodes(ast.Call)`."""
+        return self._index.get(kind, [])  # type: ignore[return-value]
+
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
@@ -200,9 +245,7 @@ class Project:
         return index
 
 
-def iter_functions(
-    tree: ast.AST, prefix: str
-) -> Iterator[tuple[str, FunctionNode]]:
+def iter_functions(tree: ast.AST, prefix: str) -> Iterator[tuple[str, FunctionNode]]:
     body = getattr(tree, "body", [])
     stack: list[tuple[str, ast.stmt]] = [(prefix, node) for node in reversed(body)]
     while stack:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from keel_audit.rules import blocking, lifecycle
+from keel_audit.rules import api, blocking, lifecycle, ops, security, sql, testing
 from keel_audit.rules.base import Rule
 
 _MODULES = (
     lifecycle,
     blocking,
+    api,
+    ops,
+    security,
+    sql,
+    testing,
 )
 
 ALL_RULES: tuple[type[Rule], ...] = tuple(

@@ -46,7 +46,13 @@ class Rule:
 
 
 def location(module: Module | str, node: ast.AST | int) -> Location:
-    path = module if isinstance(module, str) else module.path
+    """Where `node` starts; the column counts characters (ast counts UTF-8 bytes)."""
     if isinstance(node, int):
-        return Location(path, node)
-    return Location(path, getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
+        return Location(module if isinstance(module, str) else module.path, node)
+    line, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0)
+    if isinstance(module, str):
+        return Location(module, line, col)
+    text = module.line(line)
+    if col and not text.isascii():
+        col = len(text.encode("utf-8")[:col].decode("utf-8", errors="ignore"))
+    return Location(module.path, line, col)
