@@ -38,7 +38,7 @@ def decode(data: bytes) -> str | ParseFailure:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:
-        return ParseFailure(f"could not decode: {error}")
+        return ParseFailure(f"could not decode as utf-8 (no other encoding declared): {error}")
     try:
         return data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as error:
@@ -61,10 +61,12 @@ def parse_source(data: bytes, relpath: str) -> Parsed | ParseFailure:
         return Parsed(_ast(text, relpath), text, "ast")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         first_error = _describe(error)
+        if not _may_be_newer_syntax(error):
+            return ParseFailure(f"could not parse: {first_error}")
     try:
         rewritten = downgrade(text)
-    except ValueError as error:
-        return ParseFailure(f"could not parse: {first_error}; libcst: {error}")
+    except ValueError:  # libcst agrees it is not Python: the stdlib's message is clearer
+        return ParseFailure(f"could not parse: {first_error}")
     if rewritten is None:
         return ParseFailure(
             f"could not parse: {first_error} (install keel-audit[newsyntax] to read syntax "
@@ -74,6 +76,16 @@ def parse_source(data: bytes, relpath: str) -> Parsed | ParseFailure:
         return Parsed(_ast(rewritten, relpath), text, "libcst")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return ParseFailure(f"could not parse: {first_error}; after libcst: {_describe(error)}")
+
+
+def _may_be_newer_syntax(error: BaseException) -> bool:
+    """Only a plain syntax error can be syntax this interpreter is too old for. Nesting past
+    the parser's limits is not: libcst's native parser would recurse until the stack
+    overflows (a crash, not an exception), so such files are reported, never handed on."""
+    if not isinstance(error, SyntaxError) or isinstance(error, IndentationError):
+        return False
+    message = (error.msg or "").lower()
+    return "too many nested" not in message and "too deeply nested" not in message
 
 
 def _describe(error: BaseException) -> str:

@@ -28,7 +28,8 @@ def render(result: AuditResult) -> str:
             for step in finding.chain:
                 out.append(f"        -> {step.location.path}:{step.location.line}  {step.label}")
     if result.project.unparsed:
-        out += ["", f"NOT AUDITED ({len(result.project.unparsed)} files)"]
+        count = len(result.project.unparsed)
+        out += ["", f"NOT AUDITED ({count} file{'s' if count != 1 else ''})"]
         out += [f"  {path}: {reason}" for path, reason in sorted(result.project.unparsed)]
     if result.rule_errors:
         out += ["", "RULE ERRORS (a bug in keel-audit; the other rules ran)"]
