@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from keel_audit.callgraph import CallGraph, body_nodes
 from keel_audit.source import FunctionNode, Module, Project
 
 HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
@@ -70,14 +71,17 @@ def _router_names(module: Module) -> frozenset[str]:
     """Names bound in the module to `FastAPI()` / `APIRouter()` (or imported routers)."""
     names: set[str] = set()
     for node in ast.walk(module.tree):
-        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
-            if module.qualified_name(node.value.func) in _ROUTE_FACTORIES:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    if isinstance(target, ast.Name):
-                        names.add(target.id)
-                    elif isinstance(target, ast.Attribute):
-                        names.add(target.attr)
+        if (
+            isinstance(node, ast.Assign | ast.AnnAssign)
+            and isinstance(node.value, ast.Call)
+            and module.qualified_name(node.value.func) in _ROUTE_FACTORIES
+        ):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    names.add(target.id)
+                elif isinstance(target, ast.Attribute):
+                    names.add(target.attr)
     return frozenset(names)
 
 
@@ -86,7 +90,7 @@ def _looks_like_router(module: Module, expr: ast.expr, local_routers: frozenset[
         if expr.id in local_routers:
             return True
         # An imported router (`from app.api import router`) in a module that uses FastAPI.
-        return expr.id in module.imports and "router" in expr.id.lower() or expr.id == "app"
+        return (expr.id in module.imports and "router" in expr.id.lower()) or expr.id == "app"
     if isinstance(expr, ast.Attribute):
         return expr.attr in local_routers or "router" in expr.attr.lower() or expr.attr == "app"
     return False
@@ -138,7 +142,9 @@ def _compute_module_routes(module: Module) -> tuple[Route, ...]:
                 if isinstance(methods, list | tuple | set)
                 else frozenset({"get"})
             )
-            routes.append(Route(module, defs[node.args[1].id], names, str_value(node.args[0]), None))
+            routes.append(
+                Route(module, defs[node.args[1].id], names, str_value(node.args[0]), None)
+            )
     return tuple(routes)
 
 
@@ -170,51 +176,69 @@ def _decorator_route(
     return Route(module, func, names, path, decorator)
 
 
+def _joined(module: Module) -> str:
+    return "\n".join(module.lines)
+
+
+def mentions(module: Module, *words: str) -> bool:
+    """A cheap text pre-filter: does the module's source contain any of the words?"""
+    text: str = _memo("text", module, _joined)
+    return any(word in text for word in words)
+
+
 def walk_body(func: FunctionNode) -> Iterator[ast.AST]:
-    """Every node inside the function, not descending into nested defs or classes."""
-    stack: list[ast.AST] = list(reversed(func.body))
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in reversed(list(ast.iter_child_nodes(node))):
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-                continue
-            stack.append(child)
+    """Every node of the function's own body (nested defs, lambdas and classes left out)."""
+    return body_nodes(func)
+
+
+def _function_names(project: Project) -> dict[int, str]:
+    return {id(node): qualname for qualname, (_, node) in project.functions.items()}
+
+
+def qualname_of(project: Project, func: FunctionNode) -> str | None:
+    names: dict[int, str] = _memo("qualnames", project, _function_names)
+    return names.get(id(func))
+
+
+def _param_annotation(func: FunctionNode, name: str) -> ast.expr | None:
+    args = func.args
+    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+        if arg.arg == name and arg.annotation is not None:
+            annotation = arg.annotation
+            if isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value).endswith(
+                "Annotated"
+            ):
+                inner = annotation.slice
+                return inner.elts[0] if isinstance(inner, ast.Tuple) and inner.elts else None
+            return annotation
+    return None
 
 
 def resolve_function(
-    project: Project, module: Module, call: ast.Call, enclosing_class: str | None = None
+    project: Project, module: Module, call: ast.Call, caller: FunctionNode | None = None
 ) -> tuple[Module, FunctionNode] | None:
-    """The project function a call reaches: `helper(...)`, `mod.helper(...)`,
-    `crud.update_user(...)`, or `self.method(...)` inside a class."""
+    """The project function a call reaches: through imports and re-exports and
+    `self.method()` (the call graph's resolution), and `repo.method()` where `repo` is a
+    parameter annotated with one of the project's classes (`repo: Repository = Depends()`)."""
+    graph = CallGraph.of(project)
+    qualname = qualname_of(project, caller) if caller is not None else None
+    target = graph.resolve(module, call.func, qualname)
+    if target is not None and target in project.functions:
+        return project.functions[target]
     func = call.func
-    if (
-        enclosing_class is not None
-        and isinstance(func, ast.Attribute)
-        and isinstance(func.value, ast.Name)
-        and func.value.id in {"self", "cls"}
-    ):
-        found = project.functions.get(f"{enclosing_class}.{func.attr}")
-        if found is not None:
-            return found
-    name = module.qualified_name(func)
-    if name is None:
-        return None
-    found = project.functions.get(name)
-    if found is not None:
-        return found
-    # `from app import crud; crud.update_user` where crud is a package re-exporting.
+    if caller is not None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        annotation = _param_annotation(caller, func.value.id)
+        if annotation is not None:
+            klass = module.qualified_name(annotation)
+            if klass is not None:
+                method = f"{graph.canonical(klass)}.{func.attr}"
+                return project.functions.get(method)
     return None
 
 
-def function_qualname(project: Project, node: FunctionNode) -> str | None:
-    for qualname, (_, candidate) in project.functions.items():
-        if candidate is node:
-            return qualname
-    return None
-
-
-def settings_default(project: Project, attr: str) -> list[tuple[Module, ast.AnnAssign | ast.Assign]]:
+def settings_default(
+    project: Project, attr: str
+) -> list[tuple[Module, ast.AnnAssign | ast.Assign]]:
     """Every class-level definition of `attr` with a value, in classes of the project."""
     found: list[tuple[Module, ast.AnnAssign | ast.Assign]] = []
     for module, node in _class_fields(project).get(attr, []):
