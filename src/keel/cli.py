@@ -1,4 +1,4 @@
-"""The `keel` command: serve, worker, migrate, check-config, create-admin, import-products.
+"""The `keel` command: serve, worker, migrate, check-config, create-admin, import-products, audit.
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -315,6 +315,19 @@ def migrate_revision(
     _with_database(
         _settings(), lambda db: runner.revision(db.engine, message, autogenerate=autogenerate)
     )
+
+
+@cli.command(
+    "audit",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def audit(ctx: typer.Context) -> None:
+    """Audit a FastAPI project for production readiness: `keel audit [PATH] [keel-audit
+    options]` (see `keel audit --help`). Static: the audited code is never imported."""
+    from keel_audit.cli import main as audit_main
+
+    raise typer.Exit(code=audit_main(list(ctx.args)))
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ class FunctionInfo:
     module: Module
     node: FunctionNode
     calls: list[CallSite] = field(default_factory=list)
+    body: list[ast.AST] = field(default_factory=list)  # body_nodes(node), computed once
 
     @property
     def is_async(self) -> bool:
@@ -131,7 +132,7 @@ class CallGraph:
         module, node = entry
         info = FunctionInfo(qualname, module, node)
         awaited: set[int] = set()
-        nodes = list(body_nodes(node))
+        nodes = info.body = list(body_nodes(node))
         for child in nodes:
             if isinstance(child, ast.Await) and isinstance(child.value, ast.Call):
                 awaited.add(id(child.value))

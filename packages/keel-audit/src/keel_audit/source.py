@@ -76,7 +76,12 @@ class Module:
         """Local name → fully qualified dotted name, from every import in the module (at any
         depth: imports inside functions and `if TYPE_CHECKING:` blocks count too)."""
         found: dict[str, str] = {}
-        for node in ast.walk(self.tree):
+        statements: list[ast.Import | ast.ImportFrom] = [
+            *self.nodes(ast.Import),
+            *self.nodes(ast.ImportFrom),
+        ]
+        statements.sort(key=lambda node: (node.lineno, node.col_offset))
+        for node in statements:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -131,23 +136,35 @@ class Module:
         return ".".join([base, *reversed(attrs)])
 
     @cached_property
-    def _index(self) -> dict[type[ast.AST], list[ast.AST]]:
+    def _tables(self) -> tuple[dict[type[ast.AST], list[ast.AST]], dict[int, ast.AST]]:
+        """One pre-order walk: nodes by class (in source order) and each node's parent."""
         index: dict[type[ast.AST], list[ast.AST]] = {}
-        for node in ast.walk(self.tree):
-            index.setdefault(type(node), []).append(node)
-        return index
-
-    @cached_property
-    def _parents(self) -> dict[int, ast.AST]:
         parents: dict[int, ast.AST] = {}
-        for node in ast.walk(self.tree):
-            for child in ast.iter_child_nodes(node):
+        stack: list[ast.AST] = [self.tree]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node = pop()
+            kind = type(node)
+            bucket = index.get(kind)
+            if bucket is None:
+                index[kind] = [node]
+            else:
+                bucket.append(node)
+            children: list[ast.AST] = []
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if isinstance(value, list):
+                    children.extend(item for item in value if isinstance(item, ast.AST))
+                elif isinstance(value, ast.AST):
+                    children.append(value)
+            for child in reversed(children):
                 parents[id(child)] = node
-        return parents
+                push(child)
+        return index, parents
 
     def parent(self, node: ast.AST) -> ast.AST | None:
         """The node directly containing `node` (None for the module itself)."""
-        return self._parents.get(id(node))
+        return self._tables[1].get(id(node))
 
     def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
         current = self.parent(node)
@@ -172,7 +189,7 @@ class Module:
     def nodes(self, kind: type[NodeT]) -> list[NodeT]:
         """Every node of exactly this class in the module (one shared walk, cached): use
         it instead of `ast.walk` in rules, e.g. `module.nodes(ast.Call)`."""
-        return self._index.get(kind, [])  # type: ignore[return-value]
+        return self._tables[0].get(kind, [])  # type: ignore[return-value]
 
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""

@@ -243,7 +243,7 @@ class Analysis:
             kind = SYNC_TYPES.get(_unwrap_annotation(info.module, arg.annotation) or "")
             if kind is not None:
                 kinds[arg.arg] = kind
-        for node in body_nodes(info.node):
+        for node in info.body:
             if isinstance(node, ast.Assign):
                 kind = self._constructed(info.module, node.value)
                 if kind is not None:
@@ -299,7 +299,7 @@ class Analysis:
             for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
                 if arg.arg == expr.id:
                     return _unwrap_annotation(info.module, arg.annotation) in PATH_TYPES
-            for node in body_nodes(info.node):
+            for node in info.body:
                 if (
                     isinstance(node, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == expr.id for t in node.targets)
@@ -343,7 +343,7 @@ def _local_names(info: FunctionInfo) -> frozenset[str]:
     if isinstance(cached, frozenset):
         return cached
     names = {a.arg for a in ast.walk(info.node.args) if isinstance(a, ast.arg)}
-    for node in body_nodes(info.node):
+    for node in info.body:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
     frozen = frozenset(names)

@@ -47,15 +47,23 @@ _ENTER = frozenset({"enter_context", "enter_async_context"})
 
 
 def creations(project: Project, table: dict[str, str]) -> Iterator[tuple[Module, ast.Call, str]]:
-    """(module, call, what) for every call in non-test code that makes something in `table`."""
-    graph = CallGraph.of(project)
-    for module in project.modules:
-        if module.is_test:
-            continue
-        for call in module.nodes(ast.Call):
-            name = graph.resolve(module, call.func)
-            if name in table:
-                yield module, call, table[name]
+    """(module, call, what) for every call in non-test code that makes something in `table`
+    (one pass over the project's calls, shared by the rules that ask)."""
+    found = project.__dict__.get("_ka_creations")
+    if not isinstance(found, list):
+        graph = CallGraph.of(project)
+        found = []
+        for module in project.modules:
+            if module.is_test:
+                continue
+            for call in module.nodes(ast.Call):
+                name = graph.resolve(module, call.func)
+                if name in CONSTRUCTORS:
+                    found.append((module, call, name))
+        project.__dict__["_ka_creations"] = found
+    for module, call, name in found:
+        if name in table:
+            yield module, call, table[name]
 
 
 def _call_name(call: ast.Call) -> str:
@@ -217,8 +225,11 @@ def reachable(project: Project, roots: list[str]) -> set[str]:
     project method whose name is called or referenced on any object (`database.dispose`)."""
     graph = CallGraph.of(project)
     by_method: dict[str, list[str]] = {}
+    nested: dict[str, list[str]] = {}
     for qualname in project.functions:
-        by_method.setdefault(qualname.rsplit(".", 1)[-1], []).append(qualname)
+        owner, _, last = qualname.rpartition(".")
+        by_method.setdefault(last, []).append(qualname)
+        nested.setdefault(owner, []).append(qualname)
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -226,9 +237,10 @@ def reachable(project: Project, roots: list[str]) -> set[str]:
         if qualname in seen or qualname not in project.functions:
             continue
         seen.add(qualname)
-        module, node = project.functions[qualname]
-        todo.extend(q for q in by_method.get(node.name, []) if q.startswith(qualname + "."))
-        for child in ast.walk(node):
+        module = project.functions[qualname][0]
+        info = graph.info(qualname)
+        todo.extend(nested.get(qualname, []))
+        for child in info.body if info else ():
             if isinstance(child, ast.Attribute):
                 todo.extend(by_method.get(child.attr, []))
             elif isinstance(child, ast.Name):
@@ -261,8 +273,10 @@ class ClientNeverDisposed(Rule):
             return
         roots = shutdown_roots(project)
         disposed: set[str] = set()
+        graph = CallGraph.of(project)
         for qualname in sorted(reachable(project, roots)):
-            disposed |= _disposed_in(list(ast.walk(project.functions[qualname][1])))
+            info = graph.info(qualname)
+            disposed |= _disposed_in(info.body if info else [])
         for module, call, what in creations(project, _DISPOSABLE):
             name, managed = _bound_name(module, call)
             if managed or name is None or name in disposed or _is_sqlite(module, call):
