@@ -18,8 +18,11 @@ from keel_audit.source import FunctionNode, Module, Project
 
 HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
 _ROUTE_FACTORIES = frozenset({"fastapi.FastAPI", "fastapi.APIRouter", "fastapi.routing.APIRouter"})
-# Directories whose apps are samples rather than the product (a library's examples).
-SAMPLE_DIRS = frozenset({"examples", "example", "docs", "docs_src", "tutorial", "scripts"})
+# Directories that hold samples, operator scripts and harnesses rather than the served
+# product (a library's examples, one-off scripts, load-test benches).
+SAMPLE_DIRS = frozenset(
+    {"examples", "example", "docs", "docs_src", "tutorial", "scripts", "bench", "benchmarks"}
+)
 
 
 @dataclass(frozen=True)

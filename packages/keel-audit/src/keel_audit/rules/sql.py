@@ -50,13 +50,17 @@ def _leading_text(expr: ast.expr) -> str:
     return ""
 
 
-def _trusted(expr: ast.expr) -> bool:
+def _trusted(expr: ast.expr, assigned: dict[str, ast.expr] | None = None, depth: int = 0) -> bool:
     """Interpolations that cannot carry user input: literals, UPPER_CASE constants,
     table names, lengths and numbers, placeholders joined from literals."""
     if isinstance(expr, ast.Constant):
         return True
     if isinstance(expr, ast.Name):
-        return expr.id.isupper()
+        if expr.id.isupper():
+            return True
+        # A local built from trusted pieces (`marks = ", ".join(...)`).
+        value = (assigned or {}).get(expr.id)
+        return value is not None and depth < 3 and _trusted(value, assigned, depth + 1)
     if isinstance(expr, ast.Attribute):
         if expr.attr in {"__tablename__"}:
             return True
@@ -71,9 +75,9 @@ def _trusted(expr: ast.expr) -> bool:
         if isinstance(expr.func, ast.Attribute) and expr.func.attr == "join" and expr.args:
             return _joined_placeholders(expr.args[0])
     if isinstance(expr, ast.FormattedValue):
-        return _trusted(expr.value)
+        return _trusted(expr.value, assigned, depth)
     if isinstance(expr, ast.JoinedStr):
-        return all(_trusted(value) for value in expr.values)
+        return all(_trusted(value, assigned, depth) for value in expr.values)
     return False
 
 
@@ -90,7 +94,12 @@ def _joined_placeholders(arg: ast.expr) -> bool:
             for node in ast.walk(gen.target)
             if isinstance(node, ast.Name)
         }
-        names = {n.id for n in ast.walk(arg.elt) if isinstance(n, ast.Name)}
+        callees = {
+            id(n.func) for n in ast.walk(arg.elt) if isinstance(n, ast.Call)
+        }  # `str(i)`: the function is not a value
+        names = {
+            n.id for n in ast.walk(arg.elt) if isinstance(n, ast.Name) and id(n) not in callees
+        }
         return names <= targets
     return False
 
@@ -209,7 +218,7 @@ class SqlStringFormatting(Rule):
             parts = _untrusted_parts(argument)
             if not parts or not _SQL_START.match(_leading_text(argument)):
                 continue
-            untrusted = [p for p in parts if not _trusted(p)]
+            untrusted = [p for p in parts if not _trusted(p, assigned)]
             if not untrusted:
                 continue
             shown = ", ".join(ast.unparse(p)[:30] for p in untrusted[:3])

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from keel_audit.model import Finding, Severity
-from keel_audit.rules._web import mentions
+from keel_audit.rules._web import is_sample, mentions
 from keel_audit.rules.base import Rule
 from keel_audit.source import FunctionNode, Module, Project
 
@@ -22,13 +22,19 @@ _ASYNC_DB = frozenset(
     }
 )  # fmt: skip
 _TEST_CLIENTS = frozenset({"fastapi.testclient.TestClient", "starlette.testclient.TestClient"})
-_LOOP_RUNNERS = frozenset({"asyncio.run", "anyio.run", "trio.run"})
+_ASYNC_RESOURCES = frozenset(
+    {
+        "sqlalchemy.ext.asyncio.create_async_engine", "sqlalchemy.ext.asyncio.AsyncSession",
+        "sqlalchemy.ext.asyncio.async_sessionmaker", "asyncpg.create_pool",
+        "httpx.AsyncClient", "motor.motor_asyncio.AsyncIOMotorClient",
+    }
+)  # fmt: skip
 _ASYNC_MARKS = frozenset({"asyncio", "anyio", "trio"})
 
 
 def async_database_evidence(project: Project) -> tuple[Module, ast.AST] | None:
     """Where the application (not its tests) opens an async database, if it does."""
-    for module in project.modules:
+    for module in sorted(project.modules, key=is_sample):  # the product before its benches
         if module.is_test or not mentions(module, "async", "asyncpg", "motor", "databases"):
             continue
         for node in ast.walk(module.tree):
@@ -96,7 +102,7 @@ class SyncTestsAsyncDb(Rule):
                 continue
             if mentions(module, "TestClient"):
                 yield from self._test_clients(module, where)
-            if mentions(module, "run_until_complete", ".run("):
+            if mentions(module, "run_until_complete", "async_engine", "Async", "create_pool"):
                 yield from self._sync_fixtures(module, where)
 
     def _test_clients(self, module: Module, where: str) -> Iterator[Finding]:
@@ -115,25 +121,32 @@ class SyncTestsAsyncDb(Rule):
                 )
 
     def _sync_fixtures(self, module: Module, where: str) -> Iterator[Finding]:
+        """Sync fixtures that hand tests an async resource (an engine, session, pool or
+        client made outside the test's loop) or keep an event loop of their own to drive it
+        (`run_until_complete`). A one-shot `asyncio.run(migrate())` at setup is fine: its
+        loop is closed before any test runs."""
         for node in ast.walk(module.tree):
             if not isinstance(node, ast.FunctionDef) or not _is_fixture(module, node):
                 continue
             for inner in ast.walk(node):
                 if not isinstance(inner, ast.Call):
                     continue
-                name = module.qualified_name(inner.func)
-                runs_loop = name in _LOOP_RUNNERS or (
+                name = module.qualified_name(inner.func) or ""
+                if name in _ASYNC_RESOURCES:
+                    what = f"creates `{name.rsplit('.', 1)[-1]}` outside the test's event loop"
+                elif (
                     isinstance(inner.func, ast.Attribute)
                     and inner.func.attr == "run_until_complete"
+                ):
+                    what = f"drives its own event loop (`{ast.unparse(inner.func)}`)"
+                else:
+                    continue
+                yield self.finding(
+                    module,
+                    inner,
+                    f"sync fixture {node.name} {what}; the app's database is async ({where})",
                 )
-                if runs_loop:
-                    yield self.finding(
-                        module,
-                        inner,
-                        f"sync fixture {node.name} runs its own event loop "
-                        f"(`{ast.unparse(inner.func)}`) around an async database ({where})",
-                    )
-                    break
+                break
 
 
 def _ini_options(project: Project) -> list[dict[str, Any]]:
