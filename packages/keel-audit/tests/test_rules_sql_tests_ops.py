@@ -127,6 +127,13 @@ SYNC_TEST_POSITIVES = {
     "sync fixture with run_until_complete": {**ASYNC_APP, "tests/conftest.py": RUN_UNTIL_FIXTURE},
 }
 SYNC_TEST_NEGATIVES = {
+    "a sync fixture returning an async factory (fastapi-users' get_test_client)": {
+        **ASYNC_APP,
+        "tests/conftest.py": "import httpx\nimport pytest\n\n@pytest.fixture\n"
+        "def get_test_client():\n    async def make(app):\n"
+        "        async with httpx.AsyncClient(transport=httpx.ASGITransport(app)) as c:\n"
+        "            yield c\n    return make\n",
+    },
     "a one-shot asyncio.run(migrate()) at session setup (Keel's conftest)": {
         **ASYNC_APP,
         "tests/conftest.py": ONE_SHOT_FIXTURE,

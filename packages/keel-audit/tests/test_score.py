@@ -230,3 +230,23 @@ def test_json_is_versioned_and_deterministic(make_project: Make) -> None:
     assert data["health_max"] == 16
     assert [d["name"] for d in data["dimensions"]] == [name for name, _ in WEIGHTS]
     assert all(step["evidence"] for d in data["dimensions"] for step in d["steps"])
+
+
+def test_pool_settings_in_an_options_dict_count(make_project: Make) -> None:
+    db = (
+        "from sqlalchemy.ext.asyncio import create_async_engine\n\n"
+        "def make_engine(settings):\n    options = {}\n"
+        "    options['pool_size'] = settings.pool_size\n"
+        "    return create_async_engine(settings.url, **options)\n"
+    )
+    report = score(make_project({**GOOD, "app/db.py": db}), [])
+    database = next(d for d in report.dimensions if d.name == "database")
+    assert database.steps[-1].render() == "+ pool tuning: pool_size in app/db.py:5"
+
+
+def test_no_pool_settings_withhold_the_last_database_step(make_project: Make) -> None:
+    db = "from sqlalchemy import create_engine\n\nengine = create_engine('postgresql://h/db')\n"
+    report = score(make_project({**GOOD, "app/db.py": db}), [])
+    database = next(d for d in report.dimensions if d.name == "database")
+    assert database.level == 75
+    assert database.steps[-1].render() == "- pool tuning: no pool settings found"

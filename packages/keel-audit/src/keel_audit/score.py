@@ -641,15 +641,28 @@ def _repository_layer(facts: Facts) -> str | None:
     return None
 
 
+_POOL_KEYS = frozenset(
+    {"pool_size", "max_overflow", "pool_pre_ping", "pool_recycle", "min_size", "max_size"}
+)
+
+
 def _pool_tuning(facts: Facts) -> str | None:
+    """Pool settings passed to an engine or pool: as keywords, or as the keys of the
+    options dict that is splatted into it (`options["pool_size"] = ...`)."""
     for module in facts.app_code:
-        if not mentions(module, "pool_size", "pool_pre_ping", "pool_recycle", "min_size"):
+        if not mentions(module, *_POOL_KEYS):
             continue
         for node in ast.walk(module.tree):
-            if isinstance(node, ast.keyword) and node.arg in {
-                "pool_size", "max_overflow", "pool_pre_ping", "pool_recycle", "min_size",
-            }:  # fmt: skip
+            if isinstance(node, ast.keyword) and node.arg in _POOL_KEYS:
                 return f"{node.arg} in {module.path}:{node.value.lineno}"
+            keys: list[ast.expr | None] = []
+            if isinstance(node, ast.Dict):
+                keys = list(node.keys)
+            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+                keys = [node.slice]
+            for key in keys:
+                if isinstance(key, ast.Constant) and key.value in _POOL_KEYS:
+                    return f"{key.value} in {module.path}:{key.lineno}"
     return None
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from keel_audit.model import Finding, Severity
-from keel_audit.rules._web import is_sample, mentions
+from keel_audit.rules._web import is_sample, mentions, walk_body
 from keel_audit.rules.base import Rule
 from keel_audit.source import FunctionNode, Module, Project
 
@@ -128,7 +128,7 @@ class SyncTestsAsyncDb(Rule):
         for node in ast.walk(module.tree):
             if not isinstance(node, ast.FunctionDef) or not _is_fixture(module, node):
                 continue
-            for inner in ast.walk(node):
+            for inner in walk_body(node):  # a nested `async def` factory runs in the test's loop
                 if not isinstance(inner, ast.Call):
                     continue
                 name = module.qualified_name(inner.func) or ""
