@@ -10,7 +10,7 @@ import pytest
 
 from keel_audit.rules.base import Rule
 from keel_audit.rules.ops import BackgroundTaskLongWork, NoHealthRoute
-from keel_audit.rules.sql import SqlStringFormatting
+from keel_audit.rules.sql import AsyncSessionExpireOnCommit, SqlStringFormatting
 from keel_audit.rules.testing import AsyncTestsNoMode, SyncTestsAsyncDb
 from keel_audit.source import Project
 
@@ -357,3 +357,50 @@ def test_missing_health_route_is_reported(make_project: Make, case: str) -> None
 @pytest.mark.parametrize("case", sorted(HEALTH_NEGATIVES))
 def test_health_routes_are_found(make_project: Make, case: str) -> None:
     assert run(make_project, NoHealthRoute, HEALTH_NEGATIVES[case]) == []
+
+
+# --- KA502 -----------------------------------------------------------------------------
+
+SESSION_HEAD = (
+    "from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine\n"
+    "from sqlalchemy.orm import sessionmaker\n\nengine = create_async_engine('postgresql+asyncpg://h/db')\n"
+)
+SESSION_POSITIVES = {
+    "async_sessionmaker with defaults": "factory = async_sessionmaker(engine)\n",
+    "sessionmaker(class_=AsyncSession)": "factory = sessionmaker(engine, class_=AsyncSession)\n",
+    "AsyncSession with expire_on_commit=True": (
+        "def session():\n    return AsyncSession(engine, expire_on_commit=True)\n"
+    ),
+}
+SESSION_NEGATIVES = {
+    "expire_on_commit=False (Polar, minimal template, Keel)": (
+        "factory = async_sessionmaker(engine, expire_on_commit=False)\n"
+    ),
+    "a sync sessionmaker (Dispatch)": "factory = sessionmaker(bind=engine)\n",
+    "options splatted in": "OPTIONS = {'expire_on_commit': False}\n"
+    "factory = async_sessionmaker(engine, **OPTIONS)\n",
+    "AsyncSession only as an annotation": (
+        "async def handler(session: AsyncSession) -> None:\n    await session.commit()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SESSION_POSITIVES))
+def test_async_session_expiring_on_commit_is_reported(make_project: Make, case: str) -> None:
+    files = {"app/db.py": SESSION_HEAD + SESSION_POSITIVES[case]}
+    found = run(make_project, AsyncSessionExpireOnCommit, files)
+    assert len(found) == 1, found
+    assert "without expire_on_commit=False" in found[0]
+
+
+@pytest.mark.parametrize("case", sorted(SESSION_NEGATIVES))
+def test_async_session_look_alikes_are_not_reported(make_project: Make, case: str) -> None:
+    files = {"app/db.py": SESSION_HEAD + SESSION_NEGATIVES[case]}
+    assert run(make_project, AsyncSessionExpireOnCommit, files) == []
+
+
+def test_async_session_defaults_in_tests_are_not_reported(make_project: Make) -> None:
+    files = {
+        "tests/conftest.py": SESSION_HEAD + SESSION_POSITIVES["async_sessionmaker with defaults"]
+    }
+    assert run(make_project, AsyncSessionExpireOnCommit, files) == []

@@ -236,4 +236,59 @@ class SqlStringFormatting(Rule):
         return isinstance(call.func, ast.Attribute) and call.func.attr in _EXECUTORS
 
 
-RULES: tuple[type[Rule], ...] = (SqlStringFormatting,)
+_ASYNC_SESSIONS = frozenset(
+    {
+        "sqlalchemy.ext.asyncio.async_sessionmaker", "sqlalchemy.ext.asyncio.AsyncSession",
+        "sqlalchemy.ext.asyncio.session.AsyncSession", "sqlmodel.ext.asyncio.session.AsyncSession",
+    }
+)  # fmt: skip
+_SYNC_MAKERS = frozenset({"sqlalchemy.orm.sessionmaker", "sqlalchemy.orm.session.sessionmaker"})
+
+
+class AsyncSessionExpireOnCommit(Rule):
+    code: ClassVar[str] = "KA502"
+    name: ClassVar[str] = "async-session-expire-on-commit"
+    severity: ClassVar[Severity] = Severity.WARNING
+    summary: ClassVar[str] = "An async session factory keeps expire_on_commit=True (the default)"
+    why: ClassVar[str] = (
+        "After `await session.commit()` every loaded object is expired, so the next read of "
+        "an attribute (`return user` serialised by FastAPI, `order.id` in a log line) "
+        "triggers a lazy load. An AsyncSession cannot do implicit I/O: it raises "
+        "`MissingGreenlet` and the request ends in a 500, typically on the one path where "
+        "the handler commits before building the response. SQLAlchemy's asyncio guide sets "
+        "`expire_on_commit=False` for this reason, and so does every real project checked."
+    )
+    fix: ClassVar[str] = (
+        "Create the factory with `async_sessionmaker(engine, expire_on_commit=False)` (or "
+        "`AsyncSession(..., expire_on_commit=False)`), and `await session.refresh(obj)` "
+        "where a commit should reload server-side values."
+    )
+
+    def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
+        if module.is_test or is_sample(module) or not mentions(module, "AsyncSession", "async_"):
+            return
+        for node in ast.walk(module.tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = module.qualified_name(node.func) or ""
+            is_async = name in _ASYNC_SESSIONS or (
+                name in _SYNC_MAKERS
+                and any(
+                    k.arg == "class_" and (module.qualified_name(k.value) or "") in _ASYNC_SESSIONS
+                    for k in node.keywords
+                )
+            )
+            if not is_async or any(k.arg is None for k in node.keywords):
+                continue  # `**options` may carry expire_on_commit
+            flag = next((k.value for k in node.keywords if k.arg == "expire_on_commit"), None)
+            if flag is not None and not (isinstance(flag, ast.Constant) and flag.value is True):
+                continue
+            yield self.finding(
+                module,
+                node,
+                f"{name.rsplit('.', 1)[-1]}(...) without expire_on_commit=False: attributes "
+                "read after commit lazy-load and raise MissingGreenlet",
+            )
+
+
+RULES: tuple[type[Rule], ...] = (SqlStringFormatting, AsyncSessionExpireOnCommit)
