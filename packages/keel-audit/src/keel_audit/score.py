@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel_audit.model import Finding, Severity
-from keel_audit.rules._web import annotation_text, is_sample, iter_routes, mentions
+from keel_audit.rules._web import annotation_text, is_sample, iter_routes, mentions, nodes_of
 from keel_audit.rules.ops import health_route
 from keel_audit.rules.testing import async_database_evidence, async_mode_configured
 from keel_audit.source import Module, Project
@@ -277,7 +277,7 @@ def _exception_classes(facts: Facts) -> dict[str, tuple[str, list[str]]]:
     """Project exception classes: name → (where, base names)."""
     classes: dict[str, tuple[str, list[str]]] = {}
     for module in facts.app_code:
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.ClassDef):
             if isinstance(node, ast.ClassDef) and node.bases:
                 bases = [ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases]
                 classes[node.name] = (f"{module.path}:{node.lineno}", bases)
@@ -299,7 +299,7 @@ def _handlers(facts: Facts) -> list[tuple[str, str]]:
     for module in facts.app_code:
         if not mentions(module, "exception_handler"):
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -316,7 +316,7 @@ def _bare_http_exceptions(facts: Facts) -> list[str]:
     for module in facts.app_code:
         if not mentions(module, "HTTPException"):
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Raise):
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
                 name = module.qualified_name(node.exc.func) or ""
                 if name.endswith("HTTPException") and name.startswith(("fastapi", "starlette")):
@@ -381,7 +381,7 @@ def _auth(facts: Facts) -> tuple[str | None, list[str]]:
             if target.startswith("fastapi.security") and via is None:
                 via = f"{target.rsplit('.', 1)[-1]} ({module.path})"
         if mentions(module, "Authorization", "authorization"):
-            for node in ast.walk(module.tree):
+            for node in nodes_of(module, ast.Call):
                 if (
                     isinstance(node, ast.Call)
                     and isinstance(node.func, ast.Attribute)
@@ -400,7 +400,7 @@ def _rbac(facts: Facts) -> str | None:
     for module in facts.app_code:
         if any(t.endswith("SecurityScopes") for t in module.imports.values()):
             return f"SecurityScopes ({module.path})"
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and re.search(
                 r"(require|check|has)_?(role|permission|scope|admin|superuser)|permission",
                 node.name,
@@ -578,7 +578,7 @@ def _prints(facts: Facts) -> list[str]:
             continue  # a top-level script may print; the application may not
         if module.path.split("/")[0] in {"scripts", "bin", "tools", "examples", "docs"}:
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if isinstance(node, ast.Call) and module.qualified_name(node.func) == "builtins.print":
                 found.append(f"{module.path}:{node.lineno}")
     return found
@@ -652,7 +652,7 @@ def _pool_tuning(facts: Facts) -> str | None:
     for module in facts.app_code:
         if not mentions(module, *_POOL_KEYS):
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.keyword, ast.Dict, ast.Subscript):
             if isinstance(node, ast.keyword) and node.arg in _POOL_KEYS:
                 return f"{node.arg} in {module.path}:{node.value.lineno}"
             keys: list[ast.expr | None] = []
@@ -772,7 +772,7 @@ def _deployment(facts: Facts) -> tuple[Dimension, Signal]:
 def _documentation(facts: Facts) -> Signal:
     customised: list[str] = []
     for module in facts.app_code:
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if isinstance(node, ast.Call) and module.qualified_name(node.func) == "fastapi.FastAPI":
                 keys = {k.arg or "" for k in node.keywords} & {"title", "description", "version"}
                 if {"title", "description"} <= keys or any(k.arg is None for k in node.keywords):

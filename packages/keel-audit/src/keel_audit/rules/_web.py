@@ -62,6 +62,16 @@ def str_value(node: ast.expr | None) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
+def nodes_of(module: Module, *kinds: type[ast.AST]) -> list[ast.AST]:
+    """The module's nodes of these exact classes, in source order, from the shared index
+    (`Module.nodes`), instead of a fresh `ast.walk` per rule."""
+    if len(kinds) == 1:
+        return list(module.nodes(kinds[0]))
+    found = [node for kind in kinds for node in module.nodes(kind)]
+    found.sort(key=lambda node: (getattr(node, "lineno", 0), getattr(node, "col_offset", 0)))
+    return found
+
+
 def is_sample(module: Module) -> bool:
     return bool(SAMPLE_DIRS.intersection(module.path.split("/")[:-1]))
 
@@ -73,7 +83,7 @@ def call_target(module: Module, call: ast.Call) -> str | None:
 def _router_names(module: Module) -> frozenset[str]:
     """Names bound in the module to `FastAPI()` / `APIRouter()` (or imported routers)."""
     names: set[str] = set()
-    for node in ast.walk(module.tree):
+    for node in nodes_of(module, ast.Assign, ast.AnnAssign):
         if (
             isinstance(node, ast.Assign | ast.AnnAssign)
             and isinstance(node.value, ast.Call)
@@ -122,14 +132,14 @@ def _compute_module_routes(module: Module) -> tuple[Route, ...]:
     routers = _router_names(module)
     routes: list[Route] = []
     defs: dict[str, FunctionNode] = {}
-    for node in ast.walk(module.tree):
+    for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             defs.setdefault(node.name, node)
             for decorator in node.decorator_list:
                 route = _decorator_route(module, node, decorator, routers)
                 if route is not None:
                     routes.append(route)
-    for node in ast.walk(module.tree):
+    for node in nodes_of(module, ast.Call):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -256,7 +266,7 @@ def _compute_class_fields(
     for module in project.modules:
         if module.is_test:
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.ClassDef):
             if not isinstance(node, ast.ClassDef):
                 continue
             for stmt in node.body:

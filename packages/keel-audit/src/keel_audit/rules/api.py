@@ -16,6 +16,7 @@ from keel_audit.rules._web import (
     kwarg,
     literal,
     mentions,
+    nodes_of,
     resolve_function,
     walk_body,
 )
@@ -354,7 +355,7 @@ class UploadReadIntoMemory(Rule):
     def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
         if module.is_test or not mentions(module, "UploadFile"):
             return
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 yield from self._check_function(module, node)
 
@@ -652,7 +653,7 @@ class BaseHttpMiddleware(Rule):
     def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
         if module.is_test or not mentions(module, "BaseHTTPMiddleware", ".middleware("):
             return
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef):
             if isinstance(node, ast.ClassDef):
                 for base in node.bases:
                     if module.qualified_name(base) in _BASE_HTTP:

@@ -14,6 +14,7 @@ from keel_audit.rules._web import (
     iter_routes,
     literal,
     mentions,
+    nodes_of,
     resolve_function,
     str_value,
     walk_body,
@@ -119,7 +120,7 @@ def _app_creations(project: Project) -> list[tuple[Module, ast.Call]]:
     for module in project.app_modules:
         if module.is_test or is_sample(module):
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if isinstance(node, ast.Call) and module.qualified_name(node.func) == "fastapi.FastAPI":
                 found.append((module, node))
     return found
@@ -134,7 +135,7 @@ def health_route(project: Project) -> str | None:
             return f"{module.path} (imports a health-check package)"
         if not mentions(module, "health", "ready", "ping", "live", "status", "heartbeat"):
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func

@@ -14,6 +14,7 @@ from keel_audit.rules._web import (
     kwarg,
     literal,
     mentions,
+    nodes_of,
     settings_default,
     walk_body,
 )
@@ -150,7 +151,7 @@ class CorsWildcardCredentials(Rule):
     def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
         if module.is_test or not mentions(module, "CORSMiddleware"):
             return
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if not isinstance(node, ast.Call) or not node.args:
                 continue
             if not _is_cors(module, node.args[0]):
@@ -254,7 +255,7 @@ class HardCodedSecret(Rule):
         if module.is_test or is_sample(module):
             return
         settings_classes: set[int] = set()
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.ClassDef):
             if isinstance(node, ast.ClassDef):
                 bases = _class_bases(node)
                 if (
@@ -263,7 +264,7 @@ class HardCodedSecret(Rule):
                     or node.name.endswith(("Settings", "Config"))
                 ):
                     settings_classes.update(id(stmt) for stmt in node.body)
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Assign, ast.AnnAssign, ast.Call):
             if id(node) in settings_classes:
                 continue  # settings defaults are KA405's, enum members are names
             if isinstance(node, ast.Assign | ast.AnnAssign):
@@ -324,7 +325,7 @@ class SecretSettingDefault(Rule):
     def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
         if module.is_test or is_sample(module):
             return
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.ClassDef):
             if not isinstance(node, ast.ClassDef):
                 continue
             bases = _class_bases(node)
@@ -410,7 +411,7 @@ class JwtUnverified(Rule):
     def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
         if module.is_test or not mentions(module, "jwt", "jose"):
             return
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             decodes = [
@@ -466,7 +467,7 @@ class PythonJose(Rule):
     def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
         if module.is_test or not mentions(module, "jose"):
             return
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Import, ast.ImportFrom):
             if isinstance(node, ast.Import) and any(
                 a.name == "jose" or a.name.startswith("jose.") for a in node.names
             ):

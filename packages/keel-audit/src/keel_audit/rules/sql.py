@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from keel_audit.model import Finding, Location, Severity, Step
-from keel_audit.rules._web import is_sample, mentions, walk_body
+from keel_audit.rules._web import is_sample, mentions, nodes_of, walk_body
 from keel_audit.rules.base import Rule
 from keel_audit.source import FunctionNode, Module, Project
 
@@ -27,6 +27,10 @@ _EXECUTORS = frozenset(
 # way there; those are left to review, not reported.
 _SQL_START = re.compile(
     r"^\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH|MERGE|REPLACE|UPSERT)\b", re.IGNORECASE
+)
+_SQL_ANYWHERE = re.compile(
+    r"\b(select\s|insert\s+into|delete\s+from|update\s+\S+\s+set|merge\s+into|with\s+\w+\s+as)",
+    re.IGNORECASE,
 )
 _TRUSTED_ATTRS = frozenset({"__tablename__", "__table__", "name", "fullname", "key"})
 
@@ -179,7 +183,9 @@ class SqlStringFormatting(Rule):
             return  # operator scripts and migrations do not serve requests
         if not mentions(module, "execute", "text(", "fetch", "exec"):
             return
-        for node in ast.walk(module.tree):
+        if not _SQL_ANYWHERE.search("\n".join(module.lines)):
+            return  # no statement text anywhere in the file
+        for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 yield from self._check_function(module, node)
 
@@ -267,7 +273,7 @@ class AsyncSessionExpireOnCommit(Rule):
     def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
         if module.is_test or is_sample(module) or not mentions(module, "AsyncSession", "async_"):
             return
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if not isinstance(node, ast.Call):
                 continue
             name = module.qualified_name(node.func) or ""

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from keel_audit.model import Finding, Severity
-from keel_audit.rules._web import is_sample, mentions, walk_body
+from keel_audit.rules._web import is_sample, mentions, nodes_of, walk_body
 from keel_audit.rules.base import Rule
 from keel_audit.source import FunctionNode, Module, Project
 
@@ -37,7 +37,7 @@ def async_database_evidence(project: Project) -> tuple[Module, ast.AST] | None:
     for module in sorted(project.modules, key=is_sample):  # the product before its benches
         if module.is_test or not mentions(module, "async", "asyncpg", "motor", "databases"):
             continue
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call, ast.Name, ast.Attribute):
             if isinstance(node, ast.Call | ast.Name | ast.Attribute):
                 expr = node.func if isinstance(node, ast.Call) else node
                 if module.qualified_name(expr) in _ASYNC_DB:
@@ -60,7 +60,7 @@ _APP_CLASSES = frozenset({"fastapi.FastAPI", "starlette.applications.Starlette"}
 def _local_apps(module: Module) -> set[str]:
     """Names the test module binds to a `FastAPI()` / `Starlette()` it builds itself."""
     names: set[str] = set()
-    for node in ast.walk(module.tree):
+    for node in nodes_of(module, ast.Assign):
         if (
             isinstance(node, ast.Assign)
             and isinstance(node.value, ast.Call)
@@ -107,7 +107,7 @@ class SyncTestsAsyncDb(Rule):
 
     def _test_clients(self, module: Module, where: str) -> Iterator[Finding]:
         local_apps = _local_apps(module)
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.Call):
             if isinstance(node, ast.Call) and module.qualified_name(node.func) in _TEST_CLIENTS:
                 app = node.args[0] if node.args else None
                 if isinstance(app, ast.Name) and app.id in local_apps:
@@ -125,7 +125,7 @@ class SyncTestsAsyncDb(Rule):
         client made outside the test's loop) or keep an event loop of their own to drive it
         (`run_until_complete`). A one-shot `asyncio.run(migrate())` at setup is fine: its
         loop is closed before any test runs."""
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.FunctionDef):
             if not isinstance(node, ast.FunctionDef) or not _is_fixture(module, node):
                 continue
             for inner in walk_body(node):  # a nested `async def` factory runs in the test's loop
@@ -267,7 +267,7 @@ class AsyncTestsNoMode(Rule):
     @staticmethod
     def _class_marks(module: Module) -> dict[int, set[str]]:
         marks: dict[int, set[str]] = {}
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.ClassDef):
             if isinstance(node, ast.ClassDef):
                 own = _marks(module, node.decorator_list)
                 if any(ast.unparse(base).endswith("AsyncioTestCase") for base in node.bases):
@@ -290,7 +290,7 @@ class AsyncTestsNoMode(Rule):
     def _unmarked(
         module: Module, class_marks: dict[int, set[str]]
     ) -> Iterator[ast.AsyncFunctionDef]:
-        for node in ast.walk(module.tree):
+        for node in nodes_of(module, ast.AsyncFunctionDef):
             if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test"):
                 marks = _marks(module, node.decorator_list) | class_marks.get(id(node), set())
                 if not marks & _ASYNC_MARKS:
