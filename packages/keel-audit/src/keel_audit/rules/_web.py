@@ -148,13 +148,7 @@ def _compute_module_routes(module: Module) -> tuple[Route, ...]:
             and isinstance(node.args[1], ast.Name)
             and node.args[1].id in defs
         ):
-            methods_node = kwarg(node, "methods")
-            methods = literal(methods_node)
-            names = (
-                frozenset(m.lower() for m in methods if isinstance(m, str))
-                if isinstance(methods, list | tuple | set)
-                else frozenset({"get"})
-            )
+            names = _methods(node)
             routes.append(
                 Route(module, defs[node.args[1].id], names, str_value(node.args[0]), None)
             )
@@ -164,6 +158,14 @@ def _compute_module_routes(module: Module) -> tuple[Route, ...]:
 def module_routes(module: Module) -> tuple[Route, ...]:
     routes: tuple[Route, ...] = _memo("routes", module, _compute_module_routes)
     return routes
+
+
+def _methods(call: ast.Call) -> frozenset[str]:
+    """`methods=["PATCH"]` of `api_route` / `add_api_route` (FastAPI's default is GET)."""
+    methods = literal(kwarg(call, "methods"))
+    if isinstance(methods, list | tuple | set):
+        return frozenset(m.lower() for m in methods if isinstance(m, str))
+    return frozenset({"get"})
 
 
 def _decorator_route(
@@ -177,15 +179,7 @@ def _decorator_route(
     if not _looks_like_router(module, decorator.func.value, routers):
         return None
     path = str_value(decorator.args[0]) if decorator.args else str_value(kwarg(decorator, "path"))
-    if attr == "api_route":
-        methods = literal(kwarg(decorator, "methods"))
-        names = (
-            frozenset(m.lower() for m in methods if isinstance(m, str))
-            if isinstance(methods, list | tuple | set)
-            else frozenset({"get"})
-        )
-    else:
-        names = frozenset({attr})
+    names = _methods(decorator) if attr == "api_route" else frozenset({attr})
     return Route(module, func, names, path, decorator)
 
 
