@@ -131,6 +131,11 @@ SECRET_POSITIVES = {
     "module constant": 'SECRET_KEY = "k3y-9f8a7d6c5b4a"\n',
     "fastapi-users style SECRET in the app": 'SECRET = "a-long-jwt-secret"\n',
     "keyword argument": 'import redis\nclient = redis.Redis(host="cache", password="hunter22!")\n',
+    "SessionMiddleware secret_key (codecarbon)": (
+        "from starlette.middleware.sessions import SessionMiddleware\n\n"
+        "def build(app):\n"
+        '    app.add_middleware(SessionMiddleware, secret_key="some-random-string")\n'
+    ),
     "literal key to jwt.encode": (
         'import jwt\n\ndef token(sub):\n    return jwt.encode({"sub": sub}, "my-signing-key")\n'
     ),
@@ -147,6 +152,10 @@ SECRET_NEGATIVES = {
     ),
     "scope strings": 'access_token = "organization_access_tokens:read"\n',
     "an env var name and an empty default": 'GITHUB_TOKEN = "GITHUB_TOKEN"\nAPI_KEY = ""\n',
+    "a masked value for display (mealie's PostgresDsn.build)": (
+        'from pydantic import PostgresDsn\n\nSHOWN = PostgresDsn.build(scheme="postgresql", '
+        'username="******", password="******", host="db")\n'
+    ),
     "settings fields are KA405's": (
         "from pydantic_settings import BaseSettings\n\nclass Settings(BaseSettings):\n"
         '    SECRET_KEY: str = "changethis-but-long"\n'

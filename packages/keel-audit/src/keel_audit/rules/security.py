@@ -201,6 +201,7 @@ _SIGNING_NAME = re.compile(
 )
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_.:-]*$")
+_MASK_CHARS = frozenset("*xX•#.-_ ")
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _SETTINGS_BASES = frozenset({"BaseSettings", "Settings", "BaseAppSettings", "AppSettings"})
 _ENUM_BASES = frozenset({"Enum", "StrEnum", "IntEnum", "TextChoices", "Flag"})
@@ -216,6 +217,8 @@ def _looks_like_secret_value(name: str, value: object) -> bool:
         _SNAKE.match(value) and value.endswith("_" + name.lower())
     ):
         return False  # an enum value, a key name, a field label ("polar_client_secret")
+    if set(value) <= _MASK_CHARS:
+        return False  # a mask shown instead of the value ("******")
     if _ENV_NAME.match(value):
         return False  # the name of an environment variable
     if "{" in value or value.startswith(("$", "<", "%")):
