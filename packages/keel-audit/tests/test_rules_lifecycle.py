@@ -153,6 +153,14 @@ def test_disposed_through_methods_callbacks_with_or_escape(audit: Audit) -> None
                 async def script():
                     async with httpx.AsyncClient() as client:
                         await client.get("https://x")
+
+                class Exporter:
+                    def __init__(self, url):
+                        self.engine = create_async_engine(url)
+
+                def run_migrations_online(url):
+                    connectable = create_async_engine(url)
+                    connectable.begin()
             """,
             "app/main.py": """
                 from contextlib import AsyncExitStack, asynccontextmanager

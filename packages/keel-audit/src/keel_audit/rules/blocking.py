@@ -15,7 +15,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from keel_audit.callgraph import CallGraph, CallSite, FunctionInfo, body_nodes
+from keel_audit.callgraph import CallGraph, CallSite, FunctionInfo
 from keel_audit.model import Finding, Severity, Step
 from keel_audit.rules.base import Rule, location
 from keel_audit.source import Module, Project
@@ -317,11 +317,14 @@ class Analysis:
         if info is None or info.is_async or depth > 12:
             return None
         self._chains[qualname] = None  # recursion guard
+        if _cached_function(info):
+            self._chains[qualname] = None
+            return None
         kinds = self.local_kinds(info)
         found: tuple[Step, ...] | None = None
         for site in info.calls:
             hit = self.direct(info, site, kinds)
-            if hit is not None:
+            if hit is not None and not _lazy_init(info, site.node):
                 found = (Step(location(info.module, site.node), f"{hit[0]} ({hit[1]})"),)
                 break
         if found is None:
@@ -351,6 +354,38 @@ def _local_names(info: FunctionInfo) -> frozenset[str]:
     return frozen
 
 
+_CACHES = frozenset({"functools.lru_cache", "functools.cache", "functools.cached_property"})
+
+
+def _cached_function(info: FunctionInfo) -> bool:
+    """`@lru_cache` / `@cache`: the body runs once, not per request."""
+    for decorator in info.node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if info.module.qualified_name(target) in _CACHES:
+            return True
+    return False
+
+
+def _lazy_init(info: FunctionInfo, node: ast.AST) -> bool:
+    """Inside `if _thing is None:` / `if not _thing:` on a `global` of the function: a
+    one-time initialisation (a logger, a client), not work done per call."""
+    globals_ = {name for n in info.body if isinstance(n, ast.Global) for name in n.names}
+    if not globals_:
+        return False
+    current = info.module.parent(node)
+    while current is not None and current is not info.node:
+        if isinstance(current, ast.If):
+            test = current.test
+            if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                test = test.operand
+            if isinstance(test, ast.Compare) and len(test.ops) == 1:
+                test = test.left
+            if isinstance(test, ast.Name) and test.id in globals_:
+                return True
+        current = info.module.parent(current)
+    return False
+
+
 def _analysis(project: Project) -> Analysis:
     existing = project.__dict__.get("_ka_blocking")
     if not isinstance(existing, Analysis):
@@ -360,6 +395,8 @@ def _analysis(project: Project) -> Analysis:
 
 
 def _is_startup(info: FunctionInfo) -> bool:
+    """A lifespan or start-up/shutdown hook runs before serving or after it: blocking there
+    delays start-up, it does not stall requests (and is what such hooks are for)."""
     name = info.node.name.lower()
     return "lifespan" in name or "startup" in name
 
@@ -386,8 +423,7 @@ class BlockingInAsync(Rule):
     def check(self, project: Project) -> Iterator[Finding]:
         analysis = _analysis(project)
         for info in analysis.graph.all():
-            if not info.is_async or info.module.is_test:
-                yield from ()
+            if not info.is_async or info.module.is_test or _is_startup(info):
                 continue
             yield from self._check_function(analysis, info)
 
@@ -397,8 +433,6 @@ class BlockingInAsync(Rule):
         for site in info.calls:
             hit = analysis.direct(info, site, kinds)
             if hit is not None:
-                if hit[1] == FILE and _is_startup(info):
-                    continue
                 yield self.finding(
                     info.module,
                     site.node,
@@ -409,8 +443,6 @@ class BlockingInAsync(Rule):
                 continue
             inner = analysis.chain(site.target)
             if inner is None:
-                continue
-            if FILE in inner[-1].label and _is_startup(info):
                 continue
             sink = inner[-1].label
             steps = (head, Step(location(info.module, site.node), f"calls {site.target}"), *inner)

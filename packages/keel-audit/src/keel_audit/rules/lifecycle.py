@@ -284,6 +284,8 @@ class ClientNeverDisposed(Rule):
             if _in_main_block(module, call):
                 continue
             function = module.enclosing_function(call)
+            if not _long_lived(module, call, function):
+                continue
             if function is not None and (
                 name in _disposed_in(list(body_nodes(function))) or _escapes(function, name)
             ):
@@ -295,6 +297,20 @@ class ClientNeverDisposed(Rule):
                 f"{what} `{name}` is never disposed: {where} calls "
                 f"{name}.dispose()/close()/aclose()",
             )
+
+
+def _long_lived(module: Module, call: ast.Call, function: FunctionNode | None) -> bool:
+    """Only what outlives a request and is shared is reported: made at import, or made per
+    call inside an async def (a pool leaked per request). A sync function's or an object's
+    own engine (migrations, a backup exporter, a script) has an owner the source does not
+    show, so it is left alone: precision first."""
+    if function is None:
+        return True
+    parent = module.parent(call)
+    bound_to_attribute = isinstance(parent, ast.Assign) and isinstance(
+        parent.targets[0], ast.Attribute
+    )
+    return isinstance(function, ast.AsyncFunctionDef) and not bound_to_attribute
 
 
 def _is_sqlite(module: Module, call: ast.Call) -> bool:
