@@ -58,7 +58,7 @@ def build_tree(work: Path) -> Path:
     for archive in sorted(sdists.iterdir()):
         if archive.name.endswith((".tar.gz", ".tgz")):
             with tarfile.open(archive) as tar:
-                tar.extractall(tree, filter="data")  # noqa: S202 (the "data" filter)
+                tar.extractall(tree, filter="data")
         elif archive.suffix == ".zip":
             with zipfile.ZipFile(archive) as package:
                 package.extractall(tree)
