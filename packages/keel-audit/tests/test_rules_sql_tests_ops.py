@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from keel_audit.rules.base import Rule
-from keel_audit.rules.ops import BackgroundTaskLongWork, NoHealthRoute
+from keel_audit.rules.ops import BackgroundTaskLongWork, NoHealthRoute, health_route
 from keel_audit.rules.sql import AsyncSessionExpireOnCommit, SqlStringFormatting
 from keel_audit.rules.testing import AsyncTestsNoMode, SyncTestsAsyncDb
 from keel_audit.source import Project
@@ -404,3 +404,11 @@ def test_async_session_defaults_in_tests_are_not_reported(make_project: Make) ->
         "tests/conftest.py": SESSION_HEAD + SESSION_POSITIVES["async_sessionmaker with defaults"]
     }
     assert run(make_project, AsyncSessionExpireOnCommit, files) == []
+
+
+def test_health_evidence_prefers_a_health_route_over_a_status_route(make_project: Make) -> None:
+    files = {
+        "app/main.py": APP + "\n@app.get('/auth/status')\ndef status():\n    return 1\n"
+        "\n@app.get('/healthz')\ndef healthz():\n    return 1\n",
+    }
+    assert health_route(make_project(files)) == "app/main.py:9 (/healthz)"

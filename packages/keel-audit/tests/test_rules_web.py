@@ -123,3 +123,13 @@ def test_jwt_verify_false_and_kwargs_splat(make_project: Make) -> None:
     )
     found = [f.message for f in JwtUnverified().check(make_project({"app/auth.py": source}))]
     assert found == ["jwt.decode(...) verification disabled (verify_signature=False)"]
+
+
+def test_routes_on_a_project_router_class(make_project: Make) -> None:
+    source = (
+        "from fastapi import Depends\nfrom app.routing import APIRouter\n\n"
+        "router = APIRouter(prefix='/customers')\n\n"
+        "@router.patch('/{id}')\nasync def update(id: int): ...\n"
+    )
+    routes = list(iter_routes(make_project({"app/customers.py": source})))
+    assert [(r.path, sorted(r.methods)) for r in routes] == [("/{id}", ["patch"])]

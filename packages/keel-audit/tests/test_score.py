@@ -250,3 +250,9 @@ def test_no_pool_settings_withhold_the_last_database_step(make_project: Make) ->
     database = next(d for d in report.dimensions if d.name == "database")
     assert database.level == 75
     assert database.steps[-1].render() == "- pool tuning: no pool settings found"
+
+
+def test_findings_in_operator_scripts_do_not_withhold_points(make_project: Make) -> None:
+    script = Finding("KA201", Severity.ERROR, Location("scripts/backfill.py", 9), "time.sleep")
+    report = score(make_project(GOOD), [script])
+    assert report.score == 100

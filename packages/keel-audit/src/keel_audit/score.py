@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel_audit.model import Finding, Severity
-from keel_audit.rules._web import annotation_text, is_sample, iter_routes, mentions, nodes_of
+from keel_audit.rules._web import (
+    SAMPLE_DIRS,
+    annotation_text,
+    is_sample,
+    iter_routes,
+    mentions,
+    nodes_of,
+)
 from keel_audit.rules.ops import health_route
 from keel_audit.rules.testing import async_database_evidence, async_mode_configured
 from keel_audit.source import Module, Project
@@ -174,7 +181,14 @@ class Facts:
         return None
 
     def codes(self, *prefixes: str, minimum: Severity = Severity.INFO) -> list[Finding]:
-        return [f for f in self.findings if f.code.startswith(prefixes) and f.severity >= minimum]
+        """Findings in the product (not in examples, scripts or benches) with these codes."""
+        return [
+            f
+            for f in self.findings
+            if f.code.startswith(prefixes)
+            and f.severity >= minimum
+            and not SAMPLE_DIRS.intersection(f.location.path.split("/")[:-1])
+        ]
 
     def files(self, predicate: Callable[[str], bool]) -> list[str]:
         return [path for path in self.project.other_files if predicate(path)]

@@ -87,7 +87,7 @@ def _router_names(module: Module) -> frozenset[str]:
         if (
             isinstance(node, ast.Assign | ast.AnnAssign)
             and isinstance(node.value, ast.Call)
-            and module.qualified_name(node.value.func) in _ROUTE_FACTORIES
+            and _is_router_factory(module, node.value.func)
         ):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
@@ -96,6 +96,15 @@ def _router_names(module: Module) -> frozenset[str]:
                 elif isinstance(target, ast.Attribute):
                     names.add(target.attr)
     return frozenset(names)
+
+
+def _is_router_factory(module: Module, func: ast.expr) -> bool:
+    """`FastAPI()`, `APIRouter()`, or a project's own router class (Polar's
+    `polar.routing.APIRouter`): any callable whose name ends in `Router` or `FastAPI`."""
+    if module.qualified_name(func) in _ROUTE_FACTORIES:
+        return True
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return isinstance(name, str) and name.endswith(("Router", "FastAPI"))
 
 
 def _looks_like_router(module: Module, expr: ast.expr, local_routers: frozenset[str]) -> bool:

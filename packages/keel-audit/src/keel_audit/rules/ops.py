@@ -127,7 +127,9 @@ def _app_creations(project: Project) -> list[tuple[Module, ast.Call]]:
 
 
 def health_route(project: Project) -> str | None:
-    """Where the application serves a health or readiness check, if it does."""
+    """Where the application serves a health or readiness check, if it does: a `health*`,
+    `livez` or `readyz` route first, then the vaguer names (`/status` may be anything)."""
+    found: list[tuple[int, str]] = []
     for module in project.modules:
         if module.is_test:
             continue
@@ -148,9 +150,18 @@ def health_route(project: Project) -> str | None:
             paths = [str_value(arg) for arg in node.args[:1]]
             paths += [str_value(k.value) for k in node.keywords if k.arg in {"path", "prefix"}]
             for path in paths:
-                if path and path.startswith("/") and _HEALTH_PATH.search(path):
-                    return f"{module.path}:{node.lineno} ({path})"
-    return None
+                match = _HEALTH_PATH.search(path or "")
+                if path and path.startswith("/") and match:
+                    rank = (
+                        0
+                        if match.group(1)
+                        .lower()
+                        .lstrip("_")
+                        .startswith(("health", "livez", "readyz"))
+                        else 1
+                    )
+                    found.append((rank, f"{module.path}:{node.lineno} ({path})"))
+    return min(found)[1] if found else None
 
 
 class NoHealthRoute(Rule):
