@@ -237,10 +237,13 @@ def test_lifespans_lazy_initialisation_and_cached_helpers_are_not_reported(
 
                 _logger = None
 
+                def _configure():
+                    return open("log.txt", "a")
+
                 def get_logger():
                     global _logger
                     if _logger is None:
-                        _logger = open("log.txt", "a")
+                        _logger = _configure()
                     return _logger
 
                 @functools.lru_cache

@@ -236,12 +236,21 @@ def test_sqlite_nullpool_complete_or_unresolvable_settings_are_accepted(audit: A
                 def c(url, **kwargs):
                     return create_async_engine(url, **kwargs)
 
+                def one_off(url):
+                    engine = create_engine(url)
+                    with engine.connect() as connection:
+                        connection.exec_driver_sql("select 1")
+
                 def d(url):
                     if url.startswith("sqlite"):
                         return create_async_engine(url)
                     return create_async_engine(url, **dict(pool_size=1, max_overflow=0,
                                                            pool_pre_ping=True))
-            """
+            """,
+            "migrations/env.py": """
+                from sqlalchemy import create_engine
+                engine = create_engine("postgresql://db/app")
+            """,
         },
         codes=("KA103",),
     )

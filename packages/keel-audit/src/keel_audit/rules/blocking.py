@@ -329,7 +329,7 @@ class Analysis:
                 break
         if found is None:
             for site in info.calls:
-                if site.internal and site.target:
+                if site.internal and site.target and not _lazy_init(info, site.node):
                     inner = self.chain(site.target, depth + 1)
                     if inner is not None:
                         found = (

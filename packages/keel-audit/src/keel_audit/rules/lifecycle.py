@@ -313,6 +313,23 @@ def _long_lived(module: Module, call: ast.Call, function: FunctionNode | None) -
     return isinstance(function, ast.AsyncFunctionDef) and not bound_to_attribute
 
 
+_MIGRATIONS = frozenset({"alembic", "migrations", "revisions"})
+
+
+def _one_off(module: Module, call: ast.Call) -> bool:
+    """A migration script's engine, or one a function makes, uses and drops: its pool is
+    never shared, so its settings do not matter."""
+    if _MIGRATIONS & set(module.path.split("/")[:-1]):
+        return True
+    function = module.enclosing_function(call)
+    if function is None:
+        return False
+    name, managed = _bound_name(module, call)
+    parent = module.parent(call)
+    local = isinstance(parent, ast.Assign) and isinstance(parent.targets[0], ast.Name)
+    return bool(name and local and not managed and not _escapes(function, name))
+
+
 def _is_sqlite(module: Module, call: ast.Call) -> bool:
     url = (
         call.args[0]
@@ -443,6 +460,8 @@ class PoolSettings(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         for module, call, _ in creations(project, _ENGINES):
+            if _one_off(module, call):
+                continue
             missing = self._missing(module, call)
             if missing:
                 yield self.finding(
