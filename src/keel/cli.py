@@ -1,6 +1,5 @@
 """The `keel` command: serve, worker, migrate, check-config, create-admin, import-products,
-openapi.
-email preview.
+openapi, email preview, audit.
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -386,6 +385,19 @@ def email_preview(
         return
     output.write_text(rendered, encoding="utf-8")
     console.print(f"[green]Wrote {email.subject!r} to {output}[/]")
+
+
+@cli.command(
+    "audit",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def audit(ctx: typer.Context) -> None:
+    """Audit a FastAPI project for production readiness: `keel audit [PATH] [keel-audit
+    options]` (see `keel audit --help`). Static: the audited code is never imported."""
+    from keel_audit.cli import main as audit_main
+
+    raise typer.Exit(code=audit_main(list(ctx.args)))
 
 
 def main() -> None:

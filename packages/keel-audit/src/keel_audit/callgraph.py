@@ -1,0 +1,158 @@
+"""The audited project's own calls, resolved across its modules, for rules that follow them.
+
+For every function the project defines, `CallGraph.calls(qualname)` lists the calls made
+in its body (not in nested defs, lambdas or classes: those run later, or elsewhere), each
+resolved to a dotted name where the source says which function it is:
+
+* through imports, including re-exports (`from app.services import get_user` where the
+  package's `__init__` imports it from `.users`);
+* `self.method()` / `cls.method()` inside a class, to that class's method;
+* a module alias (`from app import helpers; helpers.fetch_profile()`).
+
+Calls on objects whose type the source does not state stay unresolved: precision first.
+Everything is computed lazily per function and cached, so a rule pays only for what it asks.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from keel_audit.source import FunctionNode, Module, Project
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+@dataclass(frozen=True)
+class CallSite:
+    node: ast.Call
+    target: str | None  # dotted name: a project function, or an outside one ("requests.get")
+    internal: bool  # target is a function of the audited project
+    awaited: bool  # awaited, or entered by `async with` / iterated by `async for`
+
+
+@dataclass
+class FunctionInfo:
+    qualname: str
+    module: Module
+    node: FunctionNode
+    calls: list[CallSite] = field(default_factory=list)
+    body: list[ast.AST] = field(default_factory=list)  # body_nodes(node), computed once
+
+    @property
+    def is_async(self) -> bool:
+        return isinstance(self.node, ast.AsyncFunctionDef)
+
+    @property
+    def short_name(self) -> str:
+        return self.qualname.removeprefix(self.module.name + ".")
+
+
+def body_nodes(function: FunctionNode | ast.Lambda) -> Iterator[ast.AST]:
+    """Every node in the function's own body: nested functions, lambdas and classes are
+    left out (their code runs when they are called, not here); decorators and defaults of
+    nested defs run here and are kept."""
+    body = function.body if isinstance(function.body, list) else [function.body]
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, _SCOPES):
+            heads: list[ast.AST] = list(getattr(node, "decorator_list", []))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                heads.extend(node.args.defaults)
+                heads.extend(d for d in node.args.kw_defaults if d is not None)
+            if isinstance(node, ast.ClassDef):
+                heads.extend(node.bases)
+            stack.extend(reversed(heads))
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+class CallGraph:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.functions = project.functions
+        self._info: dict[str, FunctionInfo] = {}
+        self._canonical: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, project: Project) -> CallGraph:
+        """One graph per project, shared by every rule that asks."""
+        graph = project.__dict__.get("_callgraph")
+        if not isinstance(graph, CallGraph):
+            graph = cls(project)
+            project.__dict__["_callgraph"] = graph
+        return graph
+
+    def canonical(self, dotted: str, depth: int = 0) -> str:
+        """Follow re-exports: `app.services.get_user` → `app.services.users.get_user` when
+        `app/services/__init__.py` imports it from `.users`."""
+        if dotted in self.functions or depth > 5:
+            return dotted
+        cached = self._canonical.get(dotted)
+        if cached is not None:
+            return cached
+        result = dotted
+        parts = dotted.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            module = self.project.module(".".join(parts[:cut]))
+            if module is None:
+                continue
+            head, rest = parts[cut], parts[cut + 1 :]
+            imported = module.imports.get(head)
+            if imported is not None and imported != dotted:
+                result = self.canonical(".".join([imported, *rest]), depth + 1)
+            break
+        self._canonical[dotted] = result
+        return result
+
+    def resolve(self, module: Module, func: ast.expr, qualname: str | None = None) -> str | None:
+        """The dotted name a call's function expression refers to (see the module doc)."""
+        if (
+            qualname
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in {"self", "cls"}
+        ):
+            owner = qualname.rsplit(".", 1)[0]
+            candidate = f"{owner}.{func.attr}"
+            return candidate if candidate in self.functions else None
+        name = module.qualified_name(func)
+        return self.canonical(name) if name else None
+
+    def info(self, qualname: str) -> FunctionInfo | None:
+        cached = self._info.get(qualname)
+        if cached is not None:
+            return cached
+        entry = self.functions.get(qualname)
+        if entry is None:
+            return None
+        module, node = entry
+        info = FunctionInfo(qualname, module, node)
+        awaited: set[int] = set()
+        nodes = info.body = list(body_nodes(node))
+        for child in nodes:
+            if isinstance(child, ast.Await) and isinstance(child.value, ast.Call):
+                awaited.add(id(child.value))
+            elif isinstance(child, ast.AsyncWith):
+                awaited.update(id(item.context_expr) for item in child.items)
+            elif isinstance(child, ast.AsyncFor | ast.comprehension) and (
+                isinstance(child, ast.AsyncFor) or child.is_async
+            ):
+                awaited.add(id(child.iter))
+        for child in nodes:
+            if isinstance(child, ast.Call):
+                target = self.resolve(module, child.func, qualname)
+                info.calls.append(
+                    CallSite(child, target, target in self.functions, id(child) in awaited)
+                )
+        self._info[qualname] = info
+        return info
+
+    def all(self) -> Iterator[FunctionInfo]:
+        for qualname in self.functions:
+            info = self.info(qualname)
+            if info is not None:
+                yield info

@@ -1,0 +1,378 @@
+"""Reading the audited project: files, modules, imports and names, never executing any of it.
+
+`Project.load(root, config)` walks the tree (symlinks followed once, loops reported), parses
+every `.py` file with the stdlib `ast` (falling back to libcst for syntax newer than the
+running interpreter, see `parsing.py`), and records each file it could not read in
+`Project.unparsed` with the reason. Nothing here raises on odd input.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from keel_audit.parsing import ParseFailure, parse_source
+
+if TYPE_CHECKING:
+    from keel_audit.config import Config
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+NodeT = TypeVar("NodeT", bound=ast.AST)
+
+_BUILTINS = frozenset(dir(builtins))
+# Directories no project audits: tool caches, environments, VCS metadata, build output.
+SKIPPED_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", ".env", "env", "node_modules", "__pycache__",
+        ".tox", ".nox", ".mypy_cache", ".ruff_cache", ".pytest_cache", "site-packages",
+        ".eggs", "build", "dist", "htmlcov", ".idea", ".vscode",
+    }
+)  # fmt: skip
+
+
+def _is_test_path(path: str) -> bool:
+    parts = path.split("/")
+    name = parts[-1]
+    return (
+        name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+        or any(part in {"tests", "test", "testing"} for part in parts[:-1])
+    )
+
+
+@dataclass
+class Module:
+    path: str  # posix, relative to the audited root
+    name: str  # dotted module name
+    tree: ast.Module
+    lines: list[str]
+    is_test: bool
+    parser: str = "ast"  # "ast", or "libcst" when the stdlib could not read the syntax
+
+    @property
+    def is_package(self) -> bool:
+        return self.path.endswith("__init__.py")
+
+    def resolve_relative(self, module: str | None, level: int) -> str:
+        """`from ..x import y` in `a.b.c` → `a.x` (the base the imported names hang on)."""
+        if level == 0:
+            return module or ""
+        parts = self.name.split(".")
+        keep = len(parts) - level + (1 if self.is_package else 0)
+        base = parts[: max(keep, 0)]
+        if module:
+            base.append(module)
+        return ".".join(base)
+
+    @cached_property
+    def imports(self) -> dict[str, str]:
+        """Local name → fully qualified dotted name, from every import in the module (at any
+        depth: imports inside functions and `if TYPE_CHECKING:` blocks count too)."""
+        found: dict[str, str] = {}
+        statements: list[ast.Import | ast.ImportFrom] = [
+            *self.nodes(ast.Import),
+            *self.nodes(ast.ImportFrom),
+        ]
+        statements.sort(key=lambda node: (node.lineno, node.col_offset))
+        for node in statements:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        found[alias.asname] = alias.name
+                    else:
+                        top = alias.name.split(".")[0]
+                        found.setdefault(top, top)
+            elif isinstance(node, ast.ImportFrom):
+                base = self.resolve_relative(node.module, node.level)
+                for alias in node.names:
+                    if alias.name == "*":
+                        continue
+                    target = f"{base}.{alias.name}" if base else alias.name
+                    found[alias.asname or alias.name] = target
+        return found
+
+    @cached_property
+    def top_level_names(self) -> frozenset[str]:
+        """Names the module itself defines at top level (functions, classes, assignments)."""
+        names: set[str] = set()
+        for node in self.tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        names.add(target.id)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+        return frozenset(names)
+
+    def qualified_name(self, expr: ast.expr) -> str | None:
+        """The dotted name an expression refers to, through this module's imports:
+        `sa.create_engine` → "sqlalchemy.create_engine"; a module-level def `helper` →
+        "<module>.helper"; an unshadowed builtin `open` → "builtins.open". Anything else
+        (locals, attributes of call results, `self.x`) → None."""
+        attrs: list[str] = []
+        while isinstance(expr, ast.Attribute):
+            attrs.append(expr.attr)
+            expr = expr.value
+        if not isinstance(expr, ast.Name):
+            return None
+        name = expr.id
+        if name in self.imports:
+            base = self.imports[name]
+        elif name in self.top_level_names:
+            base = f"{self.name}.{name}"
+        elif name in _BUILTINS:
+            base = f"builtins.{name}"
+        else:
+            return None
+        return ".".join([base, *reversed(attrs)])
+
+    @cached_property
+    def _tables(self) -> tuple[dict[type[ast.AST], list[ast.AST]], dict[int, ast.AST]]:
+        """One pre-order walk: nodes by class (in source order) and each node's parent."""
+        index: dict[type[ast.AST], list[ast.AST]] = {}
+        parents: dict[int, ast.AST] = {}
+        stack: list[ast.AST] = [self.tree]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node = pop()
+            kind = type(node)
+            bucket = index.get(kind)
+            if bucket is None:
+                index[kind] = [node]
+            else:
+                bucket.append(node)
+            children: list[ast.AST] = []
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if isinstance(value, list):
+                    children.extend(item for item in value if isinstance(item, ast.AST))
+                elif isinstance(value, ast.AST):
+                    children.append(value)
+            for child in reversed(children):
+                parents[id(child)] = node
+                push(child)
+        return index, parents
+
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        """The node directly containing `node` (None for the module itself)."""
+        return self._tables[1].get(id(node))
+
+    def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
+        current = self.parent(node)
+        while current is not None and not isinstance(
+            current, ast.FunctionDef | ast.AsyncFunctionDef
+        ):
+            current = self.parent(current)
+        return current
+
+    def at_import_time(self, node: ast.AST) -> bool:
+        """True when `node` runs when the module is imported: not inside a function or
+        lambda, and not under `if __name__ == "__main__":`."""
+        current = self.parent(node)
+        while current is not None:
+            if isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                return False
+            if isinstance(current, ast.If) and "__main__" in ast.unparse(current.test):
+                return False
+            current = self.parent(current)
+        return True
+
+    def nodes(self, kind: type[NodeT]) -> list[NodeT]:
+        """Every node of exactly this class in the module (one shared walk, cached): use
+        it instead of `ast.walk` in rules, e.g. `module.nodes(ast.Call)`."""
+        return self._tables[0].get(kind, [])  # type: ignore[return-value]
+
+    def line(self, number: int) -> str:
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+
+@dataclass
+class Project:
+    root: Path
+    modules: list[Module]
+    pyproject: dict[str, Any]
+    unparsed: list[tuple[str, str]]  # path, reason
+    other_files: list[str]  # relative paths of non-Python files (Dockerfile, workflows, …)
+    _by_name: dict[str, Module] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for module in self.modules:
+            self._by_name.setdefault(module.name, module)
+
+    @classmethod
+    def load(cls, root: Path, config: Config | None = None) -> Project:
+        from keel_audit.config import Config, read_pyproject
+
+        root = root.resolve()
+        pyproject = read_pyproject(root)
+        config = config or Config.from_pyproject(pyproject)
+        modules: list[Module] = []
+        unparsed: list[tuple[str, str]] = []
+        others: list[str] = []
+        source_roots = [root / extra for extra in config.src] + [root / "src", root]
+        for relpath, problem in _walk(root, config):
+            if problem is not None:
+                unparsed.append((relpath, problem))
+                continue
+            if not relpath.endswith(".py"):
+                others.append(relpath)
+                continue
+            loaded = _load_module(root, relpath, source_roots, config.max_file_bytes)
+            if isinstance(loaded, Module):
+                modules.append(loaded)
+            else:
+                unparsed.append((relpath, loaded))
+        return cls(root, modules, pyproject, unparsed, others)
+
+    def read_text(self, relpath: str) -> str | None:
+        """A project file's text (UTF-8, undecodable bytes replaced), or None if absent."""
+        path = self.root / relpath
+        try:
+            if not path.resolve().is_relative_to(self.root):
+                return None
+            return path.read_bytes().decode("utf-8", errors="replace")
+        except (OSError, ValueError):
+            return None
+
+    def module(self, name: str) -> Module | None:
+        return self._by_name.get(name)
+
+    @cached_property
+    def app_modules(self) -> list[Module]:
+        """Modules that import FastAPI or create a `FastAPI()` / `APIRouter()`."""
+        return [m for m in self.modules if any(v.startswith("fastapi") for v in m.imports.values())]
+
+    @cached_property
+    def functions(self) -> dict[str, tuple[Module, FunctionNode]]:
+        """Qualified name → (module, def), for module-level functions ("pkg.mod.f"), methods
+        ("pkg.mod.Class.f") and nested functions ("pkg.mod.outer.inner")."""
+        index: dict[str, tuple[Module, FunctionNode]] = {}
+        for module in self.modules:
+            for qualname, node in iter_functions(module.tree, module.name):
+                index.setdefault(qualname, (module, node))
+        return index
+
+
+def iter_functions(tree: ast.AST, prefix: str) -> Iterator[tuple[str, FunctionNode]]:
+    body = getattr(tree, "body", [])
+    stack: list[tuple[str, ast.stmt]] = [(prefix, node) for node in reversed(body)]
+    while stack:
+        scope, node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            qualname = f"{scope}.{node.name}"
+            yield qualname, node
+            stack.extend((qualname, child) for child in reversed(node.body))
+        elif isinstance(node, ast.ClassDef):
+            stack.extend((f"{scope}.{node.name}", child) for child in reversed(node.body))
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.AsyncWith):
+            children = [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
+            for handler in getattr(node, "handlers", []):
+                children.extend(handler.body)
+            stack.extend((scope, child) for child in reversed(children))
+
+
+def _walk(root: Path, config: Config) -> Iterator[tuple[str, str | None]]:
+    """Every file under `root` as (posix relative path, problem or None), sorted, each real
+    directory entered once: a symlink that leads back into a directory already being walked
+    is reported as a loop, one leading outside the root is skipped."""
+    seen: set[tuple[int, int]] = set()
+
+    def visit(directory: Path, rel: str) -> Iterator[tuple[str, str | None]]:
+        try:
+            stat = directory.stat()
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as error:
+            yield rel or ".", f"could not read directory: {error.strerror or error}"
+            return
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            yield rel, "symlink loop: this directory is already being audited"
+            return
+        seen.add(key)
+        for entry in entries:
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            if config.is_excluded(child_rel):
+                continue
+            try:
+                is_dir = entry.is_dir()
+                is_link = entry.is_symlink()
+            except OSError:
+                continue
+            if is_dir:
+                if entry.name in SKIPPED_DIRS or entry.name.endswith(".egg-info"):
+                    continue
+                if is_link and not _inside(root, Path(entry.path)):
+                    continue
+                yield from visit(Path(entry.path), child_rel)
+            elif entry.name in SKIPPED_DIRS:  # a worktree's `.git` file
+                continue
+            elif is_link and not entry.is_file():
+                yield child_rel, "broken symlink"
+            elif is_link and not _inside(root, Path(entry.path)):
+                continue
+            else:
+                yield child_rel, None
+
+    yield from visit(root, "")
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):
+        return False
+
+
+def module_name(root: Path, relpath: str, source_roots: list[Path]) -> str:
+    """The dotted name Python would import the file as: the package chain (directories with
+    `__init__.py`) above it, else its path under the deepest source root (`src/`, configured
+    roots, the project root)."""
+    path = root / relpath
+    parts = [path.stem] if path.name != "__init__.py" else []
+    directory = path.parent
+    if (directory / "__init__.py").is_file():
+        while (directory / "__init__.py").is_file() and directory != root.parent:
+            parts.insert(0, directory.name)
+            directory = directory.parent
+        return ".".join(parts) or path.stem
+    for source_root in source_roots:
+        if path.is_relative_to(source_root):
+            rel = path.relative_to(source_root).with_suffix("")
+            pieces = [p for p in rel.parts if p != "__init__"]
+            if all(piece.isidentifier() for piece in pieces):
+                return ".".join(pieces) or path.stem
+    return path.stem
+
+
+def _load_module(
+    root: Path, relpath: str, source_roots: list[Path], max_bytes: int
+) -> Module | str:
+    try:
+        data = (root / relpath).read_bytes()
+    except OSError as error:
+        return f"could not read: {error.strerror or error}"
+    if len(data) > max_bytes:
+        return (
+            f"skipped: {len(data):,} bytes is over max-file-bytes ({max_bytes:,}); "
+            "likely generated (raise [tool.keel-audit] max-file-bytes to audit it)"
+        )
+    parsed = parse_source(data, relpath)
+    if isinstance(parsed, ParseFailure):
+        return parsed.reason
+    return Module(
+        path=relpath,
+        name=module_name(root, relpath, source_roots),
+        tree=parsed.tree,
+        lines=parsed.text.splitlines(),
+        is_test=_is_test_path(relpath),
+        parser=parsed.parser,
+    )

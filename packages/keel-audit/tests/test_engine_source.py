@@ -1,0 +1,177 @@
+"""Reading odd trees: every file is audited or reported, never a traceback; names resolve."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import write_files
+from keel_audit.config import Config
+from keel_audit.parsing import ParseFailure, parse_source
+from keel_audit.project import run_audit
+from keel_audit.source import Module, Project
+
+PY314 = """\
+type Alias[T] = list[T]
+
+def first[T](xs: list[T]) -> T:
+    try:
+        return xs[0]
+    except ValueError, TypeError:
+        raise
+
+songs = {"a": 1}
+label = f"{songs["a"]}"
+query = t"select {label}"
+
+async def handler():
+    import time
+    time.sleep(1)
+"""
+
+
+def test_odd_files_are_reported_and_the_audit_goes_on(tmp_path: Path) -> None:
+    write_files(
+        tmp_path,
+        {
+            "ok.py": "import time\nasync def f():\n    time.sleep(1)\n",
+            "broken.py": "def f(:\n",
+            "py2.py": "print 'hello'\n",
+            "notpython.py": "#!/bin/sh\necho hi && exit 1\n",
+        },
+    )
+    (tmp_path / "latin.py").write_bytes(b"x = '\xe9'\n")
+    (tmp_path / "binary.py").write_bytes(b"\x00\x01\x02 not text")
+    (tmp_path / "huge.py").write_text("x = 1\n" * 400_000)
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop" / "again").symlink_to(tmp_path)
+    (tmp_path / "dangling.py").symlink_to(tmp_path / "missing.py")
+
+    result = run_audit(tmp_path)
+
+    reasons = dict(result.project.unparsed)
+    assert set(reasons) == {
+        "broken.py", "py2.py", "notpython.py", "latin.py", "binary.py", "huge.py",
+        "loop/again", "dangling.py",
+    }  # fmt: skip
+    assert reasons["broken.py"].startswith("could not parse: invalid syntax at line 1")
+    assert reasons["latin.py"].startswith("could not decode as utf-8")
+    assert reasons["binary.py"].startswith("not Python: the file contains NUL bytes")
+    assert "over max-file-bytes" in reasons["huge.py"]
+    assert reasons["loop/again"].startswith("symlink loop")
+    assert reasons["dangling.py"] == "broken symlink"
+    assert [f.location.path for f in result.findings if f.code == "KA201"] == ["ok.py"]
+
+
+def test_declared_encodings_and_bom_are_honoured() -> None:
+    latin = parse_source(b"# -*- coding: latin-1 -*-\nname = '\xe9'\n", "a.py")
+    bom = parse_source(b"\xef\xbb\xbfx = 1\n", "b.py")
+    assert not isinstance(latin, ParseFailure)
+    assert "\xe9" in latin.text
+    assert not isinstance(bom, ParseFailure)
+    assert bom.parser == "ast"
+
+
+def test_python_314_syntax_is_read_through_libcst_on_the_same_lines(tmp_path: Path) -> None:
+    write_files(tmp_path, {"new.py": PY314})
+    result = run_audit(tmp_path)
+    assert result.project.unparsed == []
+    (module,) = result.project.modules
+    assert module.parser == "libcst"
+    assert module.lines[5] == "    except ValueError, TypeError:"  # the real text is kept
+    handler = next(n for n in module.tree.body if isinstance(n, ast.AsyncFunctionDef))
+    assert handler.lineno == 13
+    assert [(f.code, f.location.line) for f in result.findings if f.code == "KA201"] == [
+        ("KA201", 15)
+    ]
+    joined = [n for n in ast.walk(module.tree) if isinstance(n, ast.JoinedStr)]
+    assert [n.lineno for n in joined] == [10]  # the t-string is not taken for an f-string
+
+
+def test_without_libcst_new_syntax_is_reported_not_crashed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_libcst(name: str, *args: object, **kwargs: object) -> object:
+        if name == "libcst":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_libcst)
+    failure = parse_source(PY314.encode(), "new.py")
+    assert isinstance(failure, ParseFailure)
+    assert "install keel-audit[newsyntax]" in failure.reason
+
+
+def test_module_names_imports_and_qualified_names(make_project: Callable[..., Project]) -> None:
+    project = make_project(
+        {
+            "backend/app/__init__.py": "",
+            "backend/app/core/__init__.py": "",
+            "backend/app/core/db.py": """
+                import sqlalchemy as sa
+                from sqlalchemy.ext import asyncio as sa_async
+                from . import models
+                from ..api import routes as r
+                from .models import User as U
+
+                def helper(): ...
+                engine = sa.create_engine("sqlite://")
+            """,
+            "src/pkg/mod.py": "x = 1\n",
+            "scripts/tool.py": "x = 1\n",
+        }
+    )
+    names = sorted(m.name for m in project.modules)
+    assert names == ["app", "app.core", "app.core.db", "pkg.mod", "scripts.tool"]
+    db = project.module("app.core.db")
+    assert isinstance(db, Module)
+    assert db.imports["sa"] == "sqlalchemy"
+    assert db.imports["models"] == "app.core.models"
+    assert db.imports["r"] == "app.api.routes"
+    assert db.imports["U"] == "app.core.models.User"
+
+    def qualified(source: str) -> str | None:
+        return db.qualified_name(ast.parse(source, mode="eval").body)
+
+    assert qualified("sa.create_engine") == "sqlalchemy.create_engine"
+    assert qualified("sa_async.create_async_engine") == (
+        "sqlalchemy.ext.asyncio.create_async_engine"
+    )
+    assert qualified("helper") == "app.core.db.helper"
+    assert qualified("open") == "builtins.open"
+    assert qualified("unknown_local.attr") is None
+    assert qualified("sa.create_engine().connect") is None
+    assert "app.core.db.helper" in project.functions
+
+
+def test_excluded_paths_and_tool_directories_are_not_read(tmp_path: Path) -> None:
+    write_files(
+        tmp_path,
+        {
+            "app.py": "x = 1\n",
+            ".venv/lib/site.py": "x = 1\n",
+            "node_modules/pkg/a.py": "x = 1\n",
+            "migrations/versions/0001.py": "x = 1\n",
+            "Dockerfile": "FROM python\n",
+        },
+    )
+    project = Project.load(tmp_path, Config(exclude=("migrations/versions",)))
+    assert [m.path for m in project.modules] == ["app.py"]
+    assert project.other_files == ["Dockerfile"]
+    assert project.read_text("Dockerfile") == "FROM python\n"
+    assert project.read_text("../outside") is None
+    assert project.app_modules == []
+
+
+def test_deep_nesting_is_reported_not_crashed() -> None:
+    source = "x = " + "(" * 2000 + "1" + ")" * 2000 + "\n"
+    failure = parse_source(source.encode(), "deep.py")
+    assert isinstance(failure, ParseFailure)
+    assert failure.reason.startswith("could not parse")
