@@ -22,7 +22,7 @@ from tests.features.auth.test_tokens import claims_of, tokens
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
 
-ME = "/api/v1/users/me"  # the lean path: CurrentCaller
+ME = "/api/v1/users/me"  # the lean path: CurrentPrincipal
 
 
 def orm_path(account: Account) -> str:

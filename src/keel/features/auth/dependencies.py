@@ -1,4 +1,4 @@
-"""`CurrentCaller`, `CurrentUser` and `require_roles(...)`: how every feature learns who is calling.
+"""`CurrentPrincipal`, `CurrentUser` and `require_roles(...)`: how every feature learns who calls.
 
 The access token comes from `Authorization: Bearer …`. The OAuth2 password scheme (rather than
 plain HTTP bearer) makes the Authorize button in /docs log in with email and password.
@@ -47,14 +47,8 @@ async def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-
-
-async def get_caller(principal: CurrentPrincipal) -> Caller:
-    return principal.user
-
-
-CurrentCaller = Annotated[Caller, Depends(get_caller)]
-"""Who is calling, without the ORM: for endpoints that read the caller (`/users/me`)."""
+"""Who is calling (`.user`, a `Caller`), without the ORM, in one dependency: for endpoints
+that only read the caller (`/users/me`)."""
 
 
 async def get_user_principal(
@@ -74,7 +68,7 @@ async def get_current_user(principal: CurrentUserPrincipal) -> User:
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
-"""The caller as the ORM `User` (one statement, as `CurrentCaller`, plus ORM loading)."""
+"""The caller as the ORM `User` (one statement, as `CurrentPrincipal`, plus ORM loading)."""
 
 
 async def get_optional_user(

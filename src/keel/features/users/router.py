@@ -10,7 +10,7 @@ from keel.core.pagination import Page, Pagination
 from keel.features.auth import service as auth
 from keel.features.auth.dependencies import (
     AdminUser,
-    CurrentCaller,
+    CurrentPrincipal,
     CurrentUser,
     CurrentUserPrincipal,
 )
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me")
-async def read_me(caller: CurrentCaller) -> UserResponse:
-    return UserResponse.model_validate(caller)  # from the token check's row: no ORM load
+async def read_me(principal: CurrentPrincipal) -> UserResponse:
+    return UserResponse.model_validate(principal.user)  # the token check's row: no ORM load
 
 
 @router.patch("/me")
