@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
 from keel import __version__
@@ -32,6 +33,9 @@ API_DESCRIPTION = (
 )
 
 
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(
     settings: Settings | None = None, *, job_handlers: JobHandlers | None = None
 ) -> FastAPI:
@@ -53,6 +57,10 @@ def create_app(
     pool_metrics = PoolMetrics(registry) if settings.metrics_served else None
     http_metrics = HttpMetrics(registry) if settings.metrics_served else None
     app = FastAPI(
+        # Keel traces through its own instrumentation (core/tracing.py); FastAPI's native
+        # telemetry would otherwise look up the global OpenTelemetry providers (and read the
+        # environment) on every request only to find them unset.
+        telemetry=NO_NATIVE_TELEMETRY,
         title=settings.app_name,
         version=__version__,
         description=API_DESCRIPTION,

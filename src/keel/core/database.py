@@ -327,13 +327,14 @@ async def committing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     await _commit(session)
 
 
-async def get_session(
-    connection: HTTPConnection, database: Annotated[Database, Depends(get_database)]
-) -> AsyncIterator[AsyncSession]:
+async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
     """One session per request: commit on success, roll back on any error.
 
     Safe methods (GET, HEAD, OPTIONS) get a read-only session with no transaction at all.
+    The database is read from the lifespan state here, not through `get_database`: this runs
+    on nearly every request, and each dependency layer FastAPI resolves has a cost.
     """
+    database: Database = connection.state.database
     if connection.scope.get("method") in SAFE_METHODS:
         async with database.read_sessionmaker() as session:
             yield session

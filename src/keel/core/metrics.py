@@ -102,9 +102,21 @@ class HttpMetrics:
             multiprocess_mode="livesum",
         )
 
+        # (route, method, status) -> the labelled counter and histogram. `labels()` validates
+        # and joins its arguments on every call; the children it returns never change.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     def observe(self, route: str, method: str, status: int, duration_seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(duration_seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(duration_seconds)
 
 
 def install_metrics_endpoint(

@@ -6,6 +6,7 @@ error body written while serving it can name it without passing it around.
 
 from __future__ import annotations
 
+import os
 import uuid
 from contextvars import ContextVar
 
@@ -27,7 +28,18 @@ def choose_request_id(incoming: bytes | None) -> str:
             pass
         else:
             return text
-    return str(uuid.uuid4())
+    return new_request_id()
+
+
+# The UUID variant's first hex digit (10xx in binary) for each random one.
+_VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID in its canonical text: what `str(uuid.uuid4())` gives,
+    without building a `UUID` object on every request."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 bind_request_id = _current.set

@@ -21,7 +21,12 @@ from keel.core.exception_handlers import unexpected_error_response
 from keel.core.metrics import METRICS_PATH, HttpMetrics
 from keel.core.middleware.access_log import log_request
 from keel.core.middleware.routes import route_template
-from keel.core.middleware.security_headers import security_headers
+from keel.core.middleware.security_headers import (
+    API_HEADERS,
+    DOCS_HEADERS,
+    HSTS_HEADER,
+    security_headers,
+)
 from keel.core.request_id import bind_request_id, choose_request_id, reset_request_id
 
 REQUEST_ID_KEY = b"x-request-id"
@@ -41,6 +46,10 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.docs_prefixes = docs_prefixes
+        # Every header this layer may add: a response that already sets one keeps its own.
+        self.added_names = frozenset(
+            name for variant in (API_HEADERS, DOCS_HEADERS, HSTS_HEADER) for name, _ in variant
+        ) | {REQUEST_ID_KEY}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -64,13 +73,18 @@ class RequestContextMiddleware:
         )
         extra_headers = (*protective, (REQUEST_ID_KEY, rid.encode()))
 
+        added_names = self.added_names
+
         async def send_with_context(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in extra_headers if h[0] not in present)
+                present = {name.lower() for name, _ in headers} & added_names
+                if present:  # rare: the app set one of ours itself
+                    headers.extend(h for h in extra_headers if h[0] not in present)
+                else:
+                    headers.extend(extra_headers)
                 message["headers"] = headers
             await send(message)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keel.core.errors import BadRequestError
@@ -41,12 +40,19 @@ class TrustedHostMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        host_ok = self.is_allowed(_hostname(Headers(scope=scope).get("host", "")))
+        host_ok = self.is_allowed(_hostname(_host_header(scope)))
         if not host_ok:
             response = error_response(BadRequestError("Invalid host header"))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _host_header(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return bytes(value).decode("latin-1")
+    return ""
 
 
 def _hostname(host_header: str) -> str:

@@ -100,16 +100,25 @@ class TokenService:
                 options={"require": REQUIRED_CLAIMS},
             )
             claims = TokenClaims(
-                subject=uuid.UUID(payload["sub"]),
-                session_id=uuid.UUID(payload["sid"]),
-                token_id=uuid.UUID(payload["jti"]),
+                subject=_uuid(payload["sub"]),
+                session_id=_uuid(payload["sid"]),
+                token_id=_uuid(payload["jti"]),
                 token_type=payload["typ"],
                 expires_at=datetime.fromtimestamp(payload["exp"], tz=utcnow().tzinfo),
             )
         except jwt.ExpiredSignatureError:
             raise InvalidTokenError("Token expired") from None
-        except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
+        # OverflowError and OSError: an `exp` beyond what a datetime holds (2**63, 1e308).
+        except (jwt.InvalidTokenError, ValueError, TypeError, KeyError, OverflowError, OSError):
             raise InvalidTokenError() from None
         if claims.token_type != expected_type:
             raise InvalidTokenError(f"Expected a token of type {expected_type!r}")
         return claims
+
+
+def _uuid(claim: object) -> uuid.UUID:
+    """A UUID claim; anything but its text (a number, a list, null) is as invalid as bad text
+    (`uuid.UUID` would raise AttributeError on those, which nothing here expects)."""
+    if not isinstance(claim, str):
+        raise ValueError("a UUID claim must be a string")
+    return uuid.UUID(claim)

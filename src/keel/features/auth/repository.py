@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import Row, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.features.auth.models import AccountToken, AuthSession, RefreshToken
-from keel.features.users.models import User
+from keel.features.users.models import User, UserRole
 
 
 async def add(session: AsyncSession, *rows: AuthSession | RefreshToken) -> None:
@@ -65,28 +67,57 @@ async def revoke_sessions(
     await session.execute(statement.values(revoked_at=now, revoked_reason=reason))
 
 
-# Built once: on the hot path of every authenticated request, constructing the statement and
-# its cache key cost more than the round trip itself.
-_ACTIVE_USER_IN_SESSION = (
-    select(User)
-    .join(
-        AuthSession,
-        and_(
-            AuthSession.user_id == User.id,
-            AuthSession.id == bindparam("session_id"),
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > bindparam("now"),
-        ),
+# Built once: on the hot path of every authenticated request, constructing the statements and
+# their cache keys cost more than the round trip itself.
+_users, _sessions, _roles = User.__table__, AuthSession.__table__, UserRole.__table__
+# What every principal lookup checks: the token's session is live (not revoked, not expired)
+# and belongs to the token's user, who is active.
+_LIVE_SESSION = and_(
+    _sessions.c.user_id == _users.c.id,
+    _sessions.c.id == bindparam("session_id"),
+    _sessions.c.revoked_at.is_(None),
+    _sessions.c.expires_at > bindparam("now"),
+)
+_ACTIVE_USER = and_(_users.c.id == bindparam("user_id"), _users.c.is_active.is_(True))
+
+_ACTIVE_USER_IN_SESSION = select(User).join(AuthSession, _LIVE_SESSION).where(_ACTIVE_USER)
+
+CALLER_COLUMNS = (
+    "id",
+    "email",
+    "full_name",
+    "is_active",
+    "is_verified",
+    "created_at",
+    "updated_at",
+)
+_CALLER_IN_SESSION = (
+    select(*(_users.c[name] for name in CALLER_COLUMNS), _roles.c.role)
+    .select_from(
+        _users.join(_sessions, _LIVE_SESSION).outerjoin(_roles, _roles.c.user_id == _users.c.id)
     )
-    .where(User.id == bindparam("user_id"), User.is_active.is_(True))
+    .where(_ACTIVE_USER)
 )
 
 
 async def active_user_in_session(
     session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
 ) -> User | None:
-    """The user, with roles, if active and the session is live: one statement per request."""
+    """The ORM user, with roles, if active and the session is live: one statement."""
     result = await session.execute(
         _ACTIVE_USER_IN_SESSION, {"user_id": user_id, "session_id": session_id, "now": now}
     )
     return result.unique().scalar_one_or_none()
+
+
+async def caller_in_session(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """The same check without the ORM: one Core statement on the request's connection,
+    returning the caller's columns (`CALLER_COLUMNS`) and one role per row (none: no rows).
+    Nothing enters the session's identity map."""
+    connection = await session.connection()
+    result = await connection.execute(
+        _CALLER_IN_SESSION, {"user_id": user_id, "session_id": session_id, "now": now}
+    )
+    return result.all()

@@ -28,7 +28,7 @@ from keel.features.auth import repository
 from keel.features.auth.models import AuthSession, RefreshToken
 from keel.features.auth.schemas import TokenPair
 from keel.features.users import service as users
-from keel.features.users.models import User
+from keel.features.users.models import Role, User
 
 log = get_logger(__name__)
 
@@ -36,12 +36,40 @@ BAD_CREDENTIALS = "Invalid email or password"
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as read in the token check: the user's columns and roles, no ORM
+    object. Enough to answer `/users/me` (it has `UserResponse`'s fields) and to decide on
+    roles; an endpoint that changes the user loads the ORM `User` instead (`CurrentUser`)."""
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool
+    is_verified: bool
+    roles: tuple[Role, ...]
+    created_at: datetime
+    updated_at: datetime
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: the user and the login session the access token belongs to."""
+    """The authenticated caller and the login session the access token belongs to."""
+
+    user: Caller
+    session_id: uuid.UUID
+    expires_at: datetime  # of the access token that authenticated this call
+
+
+@dataclass(frozen=True, slots=True)
+class UserPrincipal:
+    """As `Principal`, with the ORM `User`: for endpoints that change the caller's account."""
 
     user: User
     session_id: uuid.UUID
-    expires_at: datetime  # of the access token that authenticated this call
+    expires_at: datetime
 
 
 def digest(token: str) -> str:
@@ -183,11 +211,36 @@ def _close_sockets_after_commit(
 
 
 async def authenticate(session: AsyncSession, tokens: TokenService, access_token: str) -> Principal:
-    """The caller behind an access token; 401 if the user or session is no longer valid."""
+    """The caller behind an access token; 401 if the user or session is no longer valid.
+
+    One Core statement (the user's columns and roles, joined with the live session), so a
+    revoked, expired or deactivated login stops at once, without loading an ORM object."""
+    claims = tokens.decode(access_token, "access")
+    rows = await repository.caller_in_session(session, claims.subject, claims.session_id, utcnow())
+    if not rows:
+        raise InvalidTokenError()
+    first = rows[0]
+    caller = Caller(
+        id=first.id,
+        email=first.email,
+        full_name=first.full_name,
+        is_active=first.is_active,
+        is_verified=first.is_verified,
+        roles=tuple(sorted(row.role for row in rows if row.role is not None)),
+        created_at=first.created_at,
+        updated_at=first.updated_at,
+    )
+    return Principal(user=caller, session_id=claims.session_id, expires_at=claims.expires_at)
+
+
+async def authenticate_user(
+    session: AsyncSession, tokens: TokenService, access_token: str
+) -> UserPrincipal:
+    """As `authenticate`, loading the ORM `User` (with its roles) in the same one statement."""
     claims = tokens.decode(access_token, "access")
     user = await repository.active_user_in_session(
         session, claims.subject, claims.session_id, utcnow()
     )
     if user is None:
         raise InvalidTokenError()
-    return Principal(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
+    return UserPrincipal(user=user, session_id=claims.session_id, expires_at=claims.expires_at)

@@ -9,7 +9,12 @@ from keel.core.dependencies import AppSettings, DbSession, Events, Hasher, Maile
 from keel.core.pagination import Page, Pagination
 from keel.features.auth import emails, lifecycle
 from keel.features.auth import service as auth
-from keel.features.auth.dependencies import AdminUser, CurrentPrincipal, CurrentUser
+from keel.features.auth.dependencies import (
+    AdminUser,
+    CurrentPrincipal,
+    CurrentUser,
+    CurrentUserPrincipal,
+)
 from keel.features.auth.models import TokenPurpose
 from keel.features.users import service
 from keel.features.users.schemas import AdminUserUpdate, MeUpdate, UserFilters, UserResponse
@@ -18,8 +23,8 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", summary="Read your own account")
-async def read_me(user: CurrentUser) -> UserResponse:
-    return UserResponse.model_validate(user)
+async def read_me(principal: CurrentPrincipal) -> UserResponse:
+    return UserResponse.model_validate(principal.user)  # the token check's row: no ORM load
 
 
 @router.patch(
@@ -28,7 +33,7 @@ async def read_me(user: CurrentUser) -> UserResponse:
 )
 async def update_me(
     changes: MeUpdate,
-    principal: CurrentPrincipal,
+    principal: CurrentUserPrincipal,
     session: DbSession,
     hasher: Hasher,
     events: Events,
