@@ -86,6 +86,7 @@ async def test_me_from_the_lean_path_equals_the_orm_answer(
         "full_name",
         "roles",
         "is_active",
+        "is_verified",
         "created_at",
         "updated_at",
     }
