@@ -16,6 +16,7 @@ batch is one executemany upsert.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -117,14 +118,30 @@ async def _transactions(database: Database) -> AsyncIterator[Transaction]:
 
 
 class _Importer:
+    """Validates records into a batch while the batch before it is written.
+
+    Writing a batch is mostly waiting for the database; checking the next one is Python's
+    work. One writer task at a time, started when a batch is complete and awaited before the
+    next one starts, so batches are written in order and one transaction is open at most. An
+    error of the write (or of the progress report after it, where cancellation is noticed)
+    is raised by the next `flush`, so no batch is written after it.
+    """
+
     def __init__(
-        self, transaction: Transaction, cache: ReadCache, positions: dict[str, int], max_errors: int
+        self,
+        transaction: Transaction,
+        cache: ReadCache,
+        positions: dict[str, int],
+        max_errors: int,
+        progress: Progress,
     ) -> None:
         self.transaction = transaction
         self.cache = cache
         self.max_errors = max_errors
+        self.progress = progress
         self.result = ImportResult()
         self.batch: dict[str, ProductRow] = {}
+        self.writing: asyncio.Task[None] | None = None
         self.fields: Callable[[list[str]], Fields] = itemgetter(
             *(positions[column] for column in COLUMNS)
         )
@@ -156,14 +173,39 @@ class _Importer:
         fields = record.fields
         return len(fields) > self.sku_index and fields[self.sku_index] in self.batch
 
-    async def flush(self) -> None:
-        async with self.transaction() as session:
-            created, updated = await catalog.import_batch(
-                session, self.cache, list(self.batch.values())
-            )
-        self.result.created += created
-        self.result.updated += updated
-        self.batch.clear()
+    async def flush(self, consumed: int | None = None) -> None:
+        """Start writing the batch (then report `consumed` bytes as progress, if given), once
+        the batch before it is written."""
+        await self.written()
+        rows, self.batch = list(self.batch.values()), {}
+        self.writing = asyncio.create_task(self._write(rows, consumed))
+
+    async def written(self) -> None:
+        """Wait for the batch being written; raise what its write raised."""
+        writing, self.writing = self.writing, None
+        if writing is not None:
+            await writing
+
+    async def abandon(self) -> None:
+        """Stop the batch being written (its transaction rolls back) and wait until it has."""
+        writing, self.writing = self.writing, None
+        if writing is not None and not writing.done():
+            writing.cancel()
+            await asyncio.wait([writing])
+
+    async def _write(self, rows: list[ProductRow], consumed: int | None) -> None:
+        if rows:
+            async with self.transaction() as session:
+                created, updated = await catalog.import_batch(session, self.cache, rows)
+            self.result.created += created
+            self.result.updated += updated
+        if consumed is not None:
+            await self.progress(consumed)
+
+
+# While a batch is written, the loop is let run every so many records, so the writer's
+# round trips are answered promptly (reading the file lets it run only once per chunk).
+_YIELD_EVERY = 64
 
 
 async def import_products(
@@ -176,24 +218,29 @@ async def import_products(
     progress: Progress,
 ) -> ImportResult:
     """Import a file `check_file` accepted; `progress` gets the bytes read after each batch."""
-    records = csv_records(chunks)
+    importer: _Importer | None = None
     try:
         async with _transactions(database) as transaction:
-            importer: _Importer | None = None
-            async for record in records:
+            try:
+                async for record in csv_records(chunks):
+                    if importer is None:
+                        positions = _header(record.fields)
+                        importer = _Importer(transaction, cache, positions, max_errors, progress)
+                        continue
+                    if importer.repeats(record):
+                        await importer.flush()  # a repeated SKU: the later row wins, in order
+                    importer.add(record)
+                    if len(importer.batch) >= batch_size:
+                        await importer.flush(record.consumed)
+                    elif importer.writing is not None and record.number % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
                 if importer is None:
-                    positions = _header(record.fields)
-                    importer = _Importer(transaction, cache, positions, max_errors)
-                    continue
-                if importer.repeats(record):
-                    await importer.flush()  # a repeated SKU: the later row wins, in order
-                importer.add(record)
-                if len(importer.batch) >= batch_size:
-                    await importer.flush()
-                    await progress(record.consumed)
-            if importer is None:
-                raise MalformedFileError("The file is empty; it needs a header row")
-            await importer.flush()
+                    raise MalformedFileError("The file is empty; it needs a header row")
+                await importer.flush()
+                await importer.written()
+            finally:
+                if importer is not None:  # before the connection goes
+                    await importer.abandon()
     except NotUtf8Error as exc:  # the file changed since it was checked
         raise MalformedFileError(str(exc)) from None
     return importer.result
