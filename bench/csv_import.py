@@ -351,6 +351,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     database_url = bench_database_url()
     ensure_database(database_url)
     environment = keel_cli_environment(database_url)
+    if arguments.batch_size is not None:
+        environment["KEEL_IMPORT_BATCH_SIZE"] = str(arguments.batch_size)
     migrate(environment)
     with tempfile.TemporaryDirectory(prefix="keel-bench-csv-") as temporary:
         scratch = Path(temporary)
@@ -442,7 +444,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "python_bytecode_cache": "off (PYTHONDONTWRITEBYTECODE)"
         if os.environ.get("PYTHONDONTWRITEBYTECODE")
         else "default",
-        "batch_size": int(os.environ.get("KEEL_IMPORT_BATCH_SIZE", "1000")),
+        "batch_size": arguments.batch_size or 1000,
         "target_ratio": TARGET_RATIO,
         "passed": ratio >= TARGET_RATIO,
         "profile": None if profile is None else str(profile.relative_to(REPO_ROOT)),
@@ -486,6 +488,12 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows in the CSV")
     parser.add_argument(
         "--rounds", type=int, default=DEFAULT_ROUNDS, help="paired rounds (baseline and Keel)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="KEEL_IMPORT_BATCH_SIZE for keel import-products (default: Keel's own, 1000)",
     )
     parser.add_argument(
         "--profile",
