@@ -77,3 +77,22 @@ async def test_the_error_names_the_offset_of_the_first_bad_byte(data: bytes, siz
     bad = found.value.start
     with pytest.raises(NotUtf8Error, match=rf"invalid byte at offset {bad}\)$"):
         await _records(data, size)
+
+
+@pytest.mark.parametrize("size", [1, 5, 64, 4096])
+async def test_lines_read_together_give_the_records_read_one_by_one(size: int) -> None:
+    """Whole chunks of lines go to one csv reader; where that reader would read differently
+    from record-by-record (a quote inside an unquoted field opens a quoted one for it, a
+    stray carriage return), the chunk is read record by record again, whatever its size."""
+    data = b'h1,h2\nA,ab"c,"d\nB,x\n\nC,"quoted, comma"\nD,car\rriage\nE,"""q"""\r\n  \nF,end\n'
+    records = await _records(data, size)
+    assert [(r.number, r.fields, r.error is not None) for r in records] == [
+        (1, ["h1", "h2"], False),
+        (2, [], True),  # the quoted field never ends within its own line
+        (3, ["B", "x"], False),
+        (5, ["C", "quoted, comma"], False),
+        (6, [], True),  # a carriage return inside an unquoted field
+        (7, ["E", '"q"'], False),
+        (8, ["  "], False),
+        (9, ["F", "end"], False),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, UnaryExpression, func, or_, select, text, update
@@ -105,42 +106,63 @@ async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: i
 
 
 UPSERTED_COLUMNS = ("name", "description", "price_amount", "currency", "stock", "is_active")
+IMPORTED_COLUMNS = ("sku", *UPSERTED_COLUMNS)
 
-# PostgreSQL: the batch travels as one array per column and is expanded by unnest(), so the
-# statement is the same for every batch (prepared once, planned in microseconds) however
-# many rows it carries; a multi-row VALUES list of thousands of parameters costs more to
-# parse and plan than to execute. `xmax = 0` tells an inserted row from an updated one.
-_PG_UPSERT = text(
-    """
-    INSERT INTO products (id, sku, name, description, price_amount, currency, stock, is_active,
-                          created_at, updated_at)
-    SELECT gen_random_uuid(), u.*, now(), now()
-    FROM unnest(CAST(:sku AS varchar[]), CAST(:name AS varchar[]), CAST(:description AS text[]),
-                CAST(:price_amount AS bigint[]), CAST(:currency AS varchar[]),
-                CAST(:stock AS integer[]), CAST(:is_active AS boolean[])) AS u
-    ON CONFLICT (sku) DO UPDATE SET
-        name = excluded.name, description = excluded.description,
-        price_amount = excluded.price_amount, currency = excluded.currency,
-        stock = excluded.stock, is_active = excluded.is_active, updated_at = now()
-    RETURNING (xmax = 0)
-    """
+# PostgreSQL: a batch is copied (binary COPY) into a temporary table of this session, then
+# upserted from it by one statement, in the batch's transaction. TEMP rather than a table of
+# the schema: every session has its own (concurrent imports never meet), it is not written to
+# the WAL, and it goes with its connection, so a worker that dies leaves nothing behind. ON
+# COMMIT DELETE ROWS empties it at every commit and a rollback takes its rows with it, so a
+# batch never sees another's rows. No migration: it is created, if missing, by each batch's
+# first statement (which also opens the transaction the COPY then runs in).
+STAGING_TABLE = "keel_import_staging"
+_CREATE_STAGING = text(
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (sku text NOT NULL, name text NOT NULL, "
+    "description text NOT NULL, price_amount bigint NOT NULL, currency text NOT NULL, "
+    "stock integer NOT NULL, is_active boolean NOT NULL) ON COMMIT DELETE ROWS"
 )
+_DROP_STAGING = text(f"DROP TABLE IF EXISTS pg_temp.{STAGING_TABLE}")
+# `xmax = 0` tells an inserted row from an updated one; only the count comes back.
+_UPSERT_STAGED = text(
+    f"""
+    WITH upserted AS (
+        INSERT INTO products (id, sku, name, description, price_amount, currency, stock,
+                              is_active, created_at, updated_at)
+        SELECT gen_random_uuid(), sku, name, description, price_amount, currency, stock,
+               is_active, now(), now()
+        FROM {STAGING_TABLE}
+        ON CONFLICT (sku) DO UPDATE SET
+            name = excluded.name, description = excluded.description,
+            price_amount = excluded.price_amount, currency = excluded.currency,
+            stock = excluded.stock, is_active = excluded.is_active, updated_at = now()
+        RETURNING (xmax = 0) AS created
+    )
+    SELECT count(*) FILTER (WHERE created) FROM upserted
+    """  # noqa: S608 - a constant table name
+)
+# The statements themselves, for bench/csv_import.py's baseline (COPY plus this same upsert).
+CREATE_STAGING_SQL = str(_CREATE_STAGING)
+UPSERT_STAGED_SQL = str(_UPSERT_STAGED)
 
 
-async def upsert_by_sku(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    """Insert or overwrite products by SKU (rows have unique SKUs); returns how many were new.
+async def upsert_by_sku(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert or overwrite products by SKU; returns how many were new.
 
-    Rows carry `sku` and the upserted columns. SQLite has no way to tell inserts from
-    updates in one statement, so it is asked which SKUs exist first, in the same transaction.
+    Rows are tuples of `IMPORTED_COLUMNS`, with unique SKUs. PostgreSQL: COPY into the
+    session's staging table and one upsert from it. SQLite has no way to tell inserts from
+    updates in one statement, so it is asked which SKUs exist first, in the same transaction,
+    then one executemany upsert.
     """
     if not rows:
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        columns = {name: [row[name] for row in rows] for name in ("sku", *UPSERTED_COLUMNS)}
-        inserted = await session.scalars(_PG_UPSERT, columns)
-        return sum(1 for new in inserted if new)
+        await session.execute(_CREATE_STAGING)  # and the transaction begins
+        raw = await (await session.connection()).get_raw_connection()
+        driver: Any = raw.driver_connection  # asyncpg's Connection, in that transaction
+        await driver.copy_records_to_table(STAGING_TABLE, records=rows, columns=IMPORTED_COLUMNS)
+        return int(await session.scalar(_UPSERT_STAGED) or 0)
     existing = await session.scalars(
-        select(Product.sku).where(Product.sku.in_([row["sku"] for row in rows]))
+        select(Product.sku).where(Product.sku.in_([row[0] for row in rows]))
     )
     statement = sqlite.insert(Product)
     now = utcnow()
@@ -152,6 +174,20 @@ async def upsert_by_sku(session: AsyncSession, rows: list[dict[str, Any]]) -> in
                 "updated_at": now,
             },
         ),
-        [{**row, "id": uuid.uuid4(), "created_at": now, "updated_at": now} for row in rows],
+        [
+            {
+                **dict(zip(IMPORTED_COLUMNS, row, strict=True)),
+                "id": uuid.uuid4(),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for row in rows
+        ],
     )
     return len(rows) - len(set(existing))
+
+
+async def drop_staging(session: AsyncSession) -> None:
+    """Drop this session's staging table (PostgreSQL; it would go with the connection)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_DROP_STAGING)

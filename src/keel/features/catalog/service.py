@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,29 +167,21 @@ async def delete_product(session: AsyncSession, cache: ReadCache, product_id: uu
 
 
 async def import_batch(
-    session: AsyncSession, cache: ReadCache, products: list[ProductCreate]
+    session: AsyncSession, cache: ReadCache, rows: Sequence[Sequence[Any]]
 ) -> tuple[int, int]:
-    """Create or overwrite products by SKU; returns (created, updated). SKUs must be unique
-    within the batch. Images and ids of existing products are kept."""
-    if not products:
+    """Create or overwrite products by SKU; returns (created, updated). Rows are validated
+    tuples of `repository.IMPORTED_COLUMNS` with unique SKUs. Images and ids of existing
+    products are kept."""
+    if not rows:
         return 0, 0
-    created = await repository.upsert_by_sku(
-        session,
-        [
-            {
-                "sku": p.sku,
-                "name": p.name,
-                "description": p.description,
-                "price_amount": p.price.amount,
-                "currency": p.price.currency,
-                "stock": p.stock,
-                "is_active": p.is_active,
-            }
-            for p in products
-        ],
-    )
+    created = await repository.upsert_by_sku(session, rows)
     _invalidate_after_commit(session, cache)
-    return created, len(products) - created
+    return created, len(rows) - created
+
+
+async def end_import(session: AsyncSession) -> None:
+    """Release what a session's imports held (PostgreSQL's staging table)."""
+    await repository.drop_staging(session)
 
 
 @dataclass(frozen=True, slots=True)

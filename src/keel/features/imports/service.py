@@ -57,7 +57,8 @@ async def import_stored_csv(
     return await jobs.enqueue(session, KIND, {"file_id": str(file_id)}, owner_id=admin.id)
 
 
-async def _file_chunks(path: Path, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    # Large reads: each is a hop to a worker thread and back.
     async with await anyio.open_file(path, "rb") as handle:
         while chunk := await handle.read(size):
             yield chunk
