@@ -620,6 +620,18 @@ def keel_command(port: int) -> list[str]:
     return [str(VENV_BIN / "keel"), "serve", "--host", HOST, "--port", str(port), "--workers", "1"]
 
 
+def prepare_run() -> tuple[str, Shared]:
+    """wrk, the results directory and the migrated bench database, and this run's shared
+    secret: what every comparison script needs before it starts a server."""
+    wrk = ensure_wrk()
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    database_url = bench_database_url()
+    ensure_database(database_url)
+    shared = Shared.for_run(database_url)
+    migrate(keel_environment(shared))
+    return wrk, shared
+
+
 def find_uv() -> str:
     """uv from Keel's environment (where `pip install uv` puts it), else from PATH."""
     for candidate in (VENV_BIN / "uv", shutil.which("uv")):
@@ -926,6 +938,21 @@ def paired_ratio(samples: Sequence[Any], reference: Sequence[Any], attribute: st
     return round(statistics.median(ratios), 3) if ratios else None
 
 
+def guarded(
+    produce: Callable[[argparse.Namespace], Any], arguments: argparse.Namespace
+) -> tuple[int | None, Any]:
+    """(None, what `produce` returned), or the exit status once it failed: 2 when the figures
+    could not be produced (the reason printed), 130 when interrupted (servers stopped)."""
+    try:
+        return None, produce(arguments)
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2, None
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped", file=sys.stderr)
+        return 130, None
+
+
 def report_main(
     arguments: argparse.Namespace,
     produce: Callable[[argparse.Namespace], dict[str, Any]],
@@ -937,14 +964,9 @@ def report_main(
     its table printed; exit status 2 when the figures could not be produced, 130 interrupted."""
     signal.signal(signal.SIGTERM, _interrupt)
     arguments.cpu_busy = warn_if_busy()
-    try:
-        document = produce(arguments)
-    except BenchError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped", file=sys.stderr)
-        return 130
+    status, document = guarded(produce, arguments)
+    if status is not None:
+        return status
     path = RESULTS_DIR / filename
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(describe(document))
@@ -1121,14 +1143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # unwind through the `finally`s that stop servers
     cpu_busy = warn_if_busy()
-    try:
-        comparisons = run(arguments)
-    except BenchError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped", file=sys.stderr)
-        return 130
+    status, comparisons = guarded(run, arguments)
+    if status is not None:
+        return status
     results_path = RESULTS_DIR / "latest.json"
     write_results(
         comparisons,
