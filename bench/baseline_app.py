@@ -9,12 +9,13 @@ the cost of the endpoint itself:
   issuer, audience and required claims checked; `typ` must be "access"), runs one asyncpg
   query for the user, its roles and its live login session, and returns Keel's `UserResponse`
   fields.
-- `GET /api/v1/products` runs Keel's public first page without Keel's cache: the active
-  products ordered by name then id (LIMIT/OFFSET from `page`/`page_size`) and a count of the
-  active products, returned as Keel's `Page[ProductResponse]`.
+- `GET /api/v1/products` runs Keel's first page without Keel's cache, in one statement: the
+  products ordered by name then id (LIMIT/OFFSET from `page`/`page_size`) and their count,
+  returned as Keel's `Page[ProductResponse]`. As in Keel, a bearer token is optional; with
+  one it is checked like `/api/v1/users/me`'s, and an admin also sees inactive products.
 - `GET /api/v1/orders` authenticates exactly as `/api/v1/users/me` does, then reads the
-  caller's page of orders as Keel does (count, newest orders first, their lines, their
-  payments) and returns Keel's `Page[OrderResponse]`.
+  caller's page of orders in one statement (count, newest orders first, each with its lines
+  and its payment) and returns Keel's `Page[OrderResponse]`.
 
 Deliberately no middleware, no settings library and no ORM. The only resource is an asyncpg
 pool opened in the lifespan, configured from the environment by `bench/run.py`.
@@ -41,7 +42,7 @@ from pydantic import BaseModel
 # from Keel.
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "iss", "aud", "typ", "sid"]
-POOL_SIZE = 10  # Keel's default KEEL_DB_POOL_SIZE
+POOL_SIZE = 10  # Keel's default KEEL_DB_POOL_SIZE; BASELINE_POOL_SIZE overrides it
 
 # The user, its roles (sorted, as Keel's relationship orders them) and the proof that the
 # token's session is still live, in one statement: what Keel's
@@ -58,39 +59,38 @@ WHERE u.id = $1 AND u.is_active
 GROUP BY u.id
 """
 
-# Keel's public product list (`catalog.repository.filtered` with the default sort, no filters):
-# the page and, as Keel's `paginate` does, the count of the whole result.
-ACTIVE_PRODUCTS_PAGE = """
-SELECT id, sku, name, description, price_amount, currency, stock, is_active, image_file_id,
-       created_at, updated_at
-FROM products
-WHERE is_active
-ORDER BY name, id
-LIMIT $1 OFFSET $2
+# Keel's product list (`catalog.repository.filtered` with the default sort, no filters): the
+# page and, as Keel's `paginate` does, the count of the whole result, in one statement. The
+# count's row always comes back, with the page's columns NULL when the page is empty. The
+# public sees active products; an admin (as in Keel) sees every product.
+_PRODUCTS_PAGE = """
+SELECT t.total, p.id, p.sku, p.name, p.description, p.price_amount, p.currency, p.stock,
+       p.is_active, p.image_file_id, p.created_at, p.updated_at
+FROM (SELECT count(*) AS total FROM products {where}) AS t
+LEFT JOIN LATERAL (
+    SELECT * FROM products {where} ORDER BY name, id LIMIT $1 OFFSET $2
+) AS p ON true
+ORDER BY p.name, p.id
 """
-ACTIVE_PRODUCTS_COUNT = "SELECT count(*) FROM products WHERE is_active"
+ACTIVE_PRODUCTS_PAGE = _PRODUCTS_PAGE.format(where="WHERE is_active")
+ALL_PRODUCTS_PAGE = _PRODUCTS_PAGE.format(where="")
 
-# Keel's order list for a customer (`orders.repository.for_user`): the count, the page, then
-# the lines and payments of that page's orders in one query each, as the ORM's `selectin`
-# loading of `Order.items` and `Order.payment` does.
-USER_ORDERS_COUNT = "SELECT count(*) FROM orders WHERE user_id = $1"
+# Keel's order list for a customer (`orders.repository.for_user`): the count, the page of
+# newest orders, each with its lines (in position order) and its payment, in one statement.
 USER_ORDERS_PAGE = """
-SELECT id, user_id, status, currency, total_amount, created_at, updated_at
-FROM orders
-WHERE user_id = $1
-ORDER BY created_at DESC, id
-LIMIT $2 OFFSET $3
-"""
-ORDER_LINES = """
-SELECT order_id, product_id, sku, name, unit_price, quantity
-FROM order_items
-WHERE order_id = ANY($1::uuid[])
-ORDER BY order_id, position
-"""
-ORDER_PAYMENTS = """
-SELECT order_id, transaction_id, last4, brand, paid_at
-FROM payments
-WHERE order_id = ANY($1::uuid[])
+SELECT t.total, o.id, o.user_id, o.status, o.currency, o.total_amount, o.created_at,
+       o.updated_at,
+       ARRAY(
+           SELECT ROW(i.product_id, i.sku, i.name, i.unit_price, i.quantity)
+           FROM order_items AS i WHERE i.order_id = o.id ORDER BY i.position
+       ) AS lines,
+       pay.transaction_id, pay.last4, pay.brand, pay.paid_at
+FROM (SELECT count(*) AS total FROM orders WHERE user_id = $1) AS t
+LEFT JOIN LATERAL (
+    SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3
+) AS o ON true
+LEFT JOIN payments AS pay ON pay.order_id = o.id
+ORDER BY o.created_at DESC, o.id
 """
 
 T = TypeVar("T")
@@ -243,7 +243,8 @@ async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
     readiness check also proves the database is reachable.
     """
     config = Config.from_environment(os.environ)
-    pool = await asyncpg.create_pool(config.database_url, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    size = int(os.environ.get("BASELINE_POOL_SIZE", POOL_SIZE))
+    pool = await asyncpg.create_pool(config.database_url, min_size=size, max_size=size)
     try:
         yield {"pool": pool, "tokens": config.tokens}
     finally:
@@ -308,36 +309,58 @@ def product_response(row: asyncpg.Record) -> ProductResponse:
     )
 
 
+async def optional_user(
+    request: Request, token: Annotated[str | None, Depends(bearer)]
+) -> asyncpg.Record | None:
+    """As Keel's `OptionalUser`: nobody without a token, the checked user with one."""
+    return await current_user(request, token) if token else None
+
+
 @app.get("/api/v1/products")
 async def list_products(
-    request: Request, params: Annotated[PageParams, Depends(page_params)]
+    request: Request,
+    user: Annotated[asyncpg.Record | None, Depends(optional_user)],
+    params: Annotated[PageParams, Depends(page_params)],
 ) -> Page[ProductResponse]:
-    async with request.state.pool.acquire() as connection:
-        total = await connection.fetchval(ACTIVE_PRODUCTS_COUNT)
-        rows = await connection.fetch(ACTIVE_PRODUCTS_PAGE, params.page_size, params.offset)
+    admin = user is not None and Role.ADMIN in user["roles"]
+    statement = ALL_PRODUCTS_PAGE if admin else ACTIVE_PRODUCTS_PAGE
+    rows = await request.state.pool.fetch(statement, params.page_size, params.offset)
+    items = [product_response(row) for row in rows if row["id"] is not None]
+    total = rows[0]["total"]
     return Page[ProductResponse](
-        items=[product_response(row) for row in rows],
+        items=items,
         total=total,
         page=params.page,
         page_size=params.page_size,
-        has_next=params.has_next(len(rows), total),
+        has_next=params.has_next(len(items), total),
     )
 
 
-def order_response(
-    order: asyncpg.Record, lines: list[asyncpg.Record], payment: asyncpg.Record | None
-) -> OrderResponse:
-    """An order with its lines and payment, shaped as Keel's `OrderResponse._from_model`."""
-    currency = order["currency"]
+def order_response(row: asyncpg.Record) -> OrderResponse:
+    """An order row with its lines and payment, shaped as Keel's `OrderResponse`."""
+    currency = row["currency"]
     return OrderResponse.model_validate(
         {
-            **order,
+            **row,
             "items": [
-                {**line, "unit_price": {"amount": line["unit_price"], "currency": currency}}
-                for line in lines
+                {
+                    "product_id": product_id,
+                    "sku": sku,
+                    "name": name,
+                    "unit_price": {"amount": unit_price, "currency": currency},
+                    "quantity": quantity,
+                }
+                for product_id, sku, name, unit_price, quantity in row["lines"]
             ],
-            "total": {"amount": order["total_amount"], "currency": currency},
-            "payment": None if payment is None else dict(payment),
+            "total": {"amount": row["total_amount"], "currency": currency},
+            "payment": None
+            if row["transaction_id"] is None
+            else {
+                "transaction_id": row["transaction_id"],
+                "last4": row["last4"],
+                "brand": row["brand"],
+                "paid_at": row["paid_at"],
+            },
         }
     )
 
@@ -348,25 +371,15 @@ async def list_orders(
     user: Annotated[asyncpg.Record, Depends(current_user)],
     params: Annotated[PageParams, Depends(page_params)],
 ) -> Page[OrderResponse]:
-    async with request.state.pool.acquire() as connection:
-        total = await connection.fetchval(USER_ORDERS_COUNT, user["id"])
-        orders = await connection.fetch(
-            USER_ORDERS_PAGE, user["id"], params.page_size, params.offset
-        )
-        order_ids = [order["id"] for order in orders]
-        lines = await connection.fetch(ORDER_LINES, order_ids)
-        payments = await connection.fetch(ORDER_PAYMENTS, order_ids)
-    lines_by_order: dict[uuid.UUID, list[asyncpg.Record]] = {order_id: [] for order_id in order_ids}
-    for line in lines:
-        lines_by_order[line["order_id"]].append(line)
-    payment_by_order = {payment["order_id"]: payment for payment in payments}
+    rows = await request.state.pool.fetch(
+        USER_ORDERS_PAGE, user["id"], params.page_size, params.offset
+    )
+    items = [order_response(row) for row in rows if row["id"] is not None]
+    total = rows[0]["total"]
     return Page[OrderResponse](
-        items=[
-            order_response(order, lines_by_order[order["id"]], payment_by_order.get(order["id"]))
-            for order in orders
-        ],
+        items=items,
         total=total,
         page=params.page,
         page_size=params.page_size,
-        has_next=params.has_next(len(orders), total),
+        has_next=params.has_next(len(items), total),
     )

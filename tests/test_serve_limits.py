@@ -166,3 +166,43 @@ def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline(
         received, closed = read_until_closed(sock, within=HEADER_TIMEOUT + 2.0)
     assert closed
     assert received.startswith(b"HTTP/1.1 408 "), received[:100]
+
+
+def read_response(sock: socket.socket, buffered: bytes) -> tuple[bytes, bytes, bytes]:
+    """One response (status line and headers, body by Content-Length) and what follows it."""
+    while b"\r\n\r\n" not in buffered:
+        buffered += sock.recv(65536)
+    head, _, rest = buffered.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head, rest[:length], rest[length:]
+
+
+def test_pipelined_requests_each_get_their_whole_answer_in_order(server: Server) -> None:
+    """The response head is held back until its body (core/serving.py): answers of different
+    sizes, one after another on one connection, still arrive whole and in order."""
+    request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with server.connect() as sock:
+        sock.sendall(request % b"/health" + request % b"/no-such-path" + request % b"/health")
+        first_head, first_body, rest = read_response(sock, b"")
+        second_head, second_body, rest = read_response(sock, rest)
+        third_head, third_body, rest = read_response(sock, rest)
+    assert first_head.startswith(b"HTTP/1.1 200 ")
+    assert second_head.startswith(b"HTTP/1.1 404 ")
+    assert third_head.startswith(b"HTTP/1.1 200 ")
+    assert first_body == third_body == b'{"status":"ok"}'
+    assert b'"code":"NOT_FOUND"' in second_body.replace(b" ", b"")
+    assert rest == b"", "nothing but the three answers"
+
+
+def test_an_unknown_path_answers_the_spec_error_body_in_full(server: Server) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"GET /no-such-path HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head, body, _ = read_response(sock, b"")
+    assert head.startswith(b"HTTP/1.1 404 ")
+    assert b'"code":"NOT_FOUND"' in body.replace(b" ", b"")

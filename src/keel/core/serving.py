@@ -1,5 +1,5 @@
-"""How uvicorn serves Keel beyond its options: bounded request heads, and WebSockets closed
-with 1001 on shutdown.
+"""How uvicorn serves Keel beyond its options: bounded request heads, a response's head and
+body in one write, and WebSockets closed with 1001 on shutdown.
 
 uvicorn's httptools protocol has no limit on the size of a request head and no deadline for
 sending it: a 48 MiB header is buffered whole, and a client that sends half a header line and
@@ -11,6 +11,14 @@ most one read, not the whole header); a head not complete within
 on a kept-alive connection) closes the connection; and a body that stalls for
 `KEEL_HTTP_BODY_TIMEOUT_SECONDS` between two chunks does too. The keep-alive idle timeout
 stays uvicorn's own.
+
+uvicorn writes a response's head and its body with two `transport.write` calls. uvloop up to
+0.22 queued both and sent them with one `writev` at the end of the loop's turn; uvloop 0.23
+sends each at once, so every small response costs two `write` syscalls and two TCP segments
+(measured: about a third of a bare app's throughput on a trivial request; see
+docs/decisions.md, "Serving"). The protocol hands each request's cycle a transport that holds
+the head back until the first body chunk, or the end of the loop's turn for a response with
+no body, and sends the two together: one syscall again, on any event loop.
 
 When uvicorn shuts down (SIGTERM) it closes every open WebSocket itself before the app's
 lifespan ends, with 1012 ("service restart"). Keel's contract is 1001 ("going away": the
@@ -27,6 +35,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -73,13 +82,63 @@ def _limits_from_settings() -> HeadLimits:
     )
 
 
+# A body chunk up to this size is copied behind the held head and sent in one write; a larger
+# one is written after the head, since copying it would cost more than the second syscall.
+JOIN_MAX_BYTES = 64 * 1024
+
+
+class HeadWithBodyTransport:
+    """The connection's transport as one request/response cycle sees it: the cycle's first
+    write (the response head) is held and goes out with the next one (the body), or on the
+    loop's next turn if none comes in this one (a HEAD request, a slow first chunk)."""
+
+    __slots__ = ("_first", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+            return
+        held, self._held = self._held, None
+        if held is None:
+            self._transport.write(data)
+        elif len(data) <= JOIN_MAX_BYTES:
+            self._transport.write(held + data)
+        else:
+            self._transport.write(held)
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send the held head, if any (the connection may have closed meanwhile)."""
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _HeadTooLargeError(Exception):
     """Raised from a parser callback to stop parsing a head that is over the limit."""
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a head size limit, a head deadline and a body-stall
-    deadline (see the module docstring)."""
+    """uvicorn's httptools protocol with a head size limit, a head deadline, a body-stall
+    deadline, and the response head sent with its body (see the module docstring)."""
 
     limits: HeadLimits | None = None
     """Fixed limits (tests); None reads them from the settings."""
@@ -149,8 +208,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if size > self._limits().max_header_bytes:
             raise _HeadTooLargeError
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.more_body:
-            self._arm_body_timer()
+        if self.cycle is not None:
+            self.cycle.transport = cast(
+                asyncio.Transport, HeadWithBodyTransport(self.transport, self.loop)
+            )
+            if self.cycle.more_body:
+                self._arm_body_timer()
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
