@@ -36,10 +36,16 @@ def nest_columns(value: Any, fields: Iterable[str], name: str, **columns: str) -
     other `fields` copied. Anything else (a dict from the cache, a schema) passes unchanged.
 
     `columns` maps each key of the nested object to its column: `amount="price_amount"`.
+    The keys come in the order of `fields`, so a page's row (a Core row has the columns as
+    attributes too) given to this alone is already what the schema would dump.
     """
     if not all(hasattr(value, column) for column in columns.values()):
         return value
     return {
-        **{field: getattr(value, field) for field in fields if field != name},
-        name: {key: getattr(value, column) for key, column in columns.items()},
+        field: (
+            {key: getattr(value, column) for key, column in columns.items()}
+            if field == name
+            else getattr(value, field)
+        )
+        for field in fields
     }

@@ -34,9 +34,25 @@ async def reload(session: AsyncSession, job: Job) -> None:
     await session.refresh(job)
 
 
-def listed(owner_id: uuid.UUID | None) -> Select[Job]:
-    """Newest first; everyone's when `owner_id` is None."""
-    return newest_first(Job, Job.owner_id, owner_id)
+PAGE_COLUMNS: tuple[Any, ...] = (
+    Job.id,
+    Job.kind,
+    Job.status,
+    Job.progress_done,
+    Job.progress_total,
+    Job.attempts,
+    Job.result,
+    Job.error,
+    Job.cancel_requested,
+    Job.created_at,
+    Job.started_at,
+    Job.finished_at,
+)
+
+
+def listed(owner_id: uuid.UUID | None) -> Select[Any]:
+    """A page's columns, newest first; everyone's when `owner_id` is None."""
+    return newest_first(Job, Job.owner_id, owner_id, *PAGE_COLUMNS)
 
 
 async def claim(

@@ -36,8 +36,8 @@ async def list_products(
     filters: Annotated[ProductFilters, Query()],
 ) -> Response:
     admin = user is not None and user.has_role(Role.ADMIN)
-    body = await service.list_products(session, cache, filters, pagination, include_inactive=admin)
-    return Response(body, media_type="application/json")
+    page = await service.list_products(session, cache, filters, pagination, include_inactive=admin)
+    return page.response()
 
 
 @router.get("/{product_id:uuid}", summary="Read a product (public)", response_model=ProductResponse)

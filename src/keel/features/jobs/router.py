@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from keel.core.dependencies import DbSession, Events
 from keel.core.pagination import Page, Pagination
@@ -13,11 +13,11 @@ from keel.features.jobs.schemas import JobResponse
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.get("", summary="List jobs (your own; admins see everyone's)")
-async def list_jobs(
-    user: CurrentUser, session: DbSession, pagination: Pagination
-) -> Page[JobResponse]:
-    return await service.list_jobs(session, user, pagination)
+@router.get(
+    "", summary="List jobs (your own; admins see everyone's)", response_model=Page[JobResponse]
+)
+async def list_jobs(user: CurrentUser, session: DbSession, pagination: Pagination) -> Response:
+    return (await service.list_jobs(session, user, pagination)).response()
 
 
 @router.get("/{job_id:uuid}", summary="Read a job's status, progress and result")

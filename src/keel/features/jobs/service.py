@@ -12,14 +12,15 @@ from keel.core.events import Event, EventHub
 from keel.core.jobs import repository
 from keel.core.jobs.models import FINISHED, Job, JobStatus
 from keel.core.models import utcnow
-from keel.core.pagination import Page, PageParams, paginate
-from keel.features.jobs.schemas import JobResponse
+from keel.core.pagination import PageBody, PageParams, fetch_page
+from keel.features.jobs.schemas import job_fields
 from keel.features.users.models import Role, User
 
 
-async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> Page[JobResponse]:
+async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> PageBody:
     owner = None if user.has_role(Role.ADMIN) else user.id
-    return await paginate(session, repository.listed(owner), params, JobResponse.model_validate)
+    page = await fetch_page(session, repository.listed(owner), params)
+    return page.render([job_fields(row) for row in page.rows])
 
 
 async def get_for(session: AsyncSession, user: User, job_id: uuid.UUID) -> Job:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, update
+from sqlalchemy import Row, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.repository import Rows, newest_first
-from keel.features.orders.models import Order, OrderStatus
+from keel.features.orders.models import Order, OrderItem, OrderStatus
+from keel.features.payments.models import Payment
 
 _rows = Rows(Order)
 get = _rows.get
@@ -23,9 +25,49 @@ async def reload(session: AsyncSession, order: Order) -> None:
     await session.refresh(order)
 
 
-def for_user(user_id: uuid.UUID | None) -> Select[Order]:
-    """Newest first; everyone's when `user_id` is None."""
-    return newest_first(Order, Order.user_id, user_id)
+PAGE_COLUMNS: tuple[Any, ...] = (
+    Order.id,
+    Order.user_id,
+    Order.status,
+    Order.currency,
+    Order.total_amount,
+    Order.created_at,
+    Order.updated_at,
+    Payment.transaction_id,
+    Payment.last4,
+    Payment.brand,
+    Payment.paid_at,
+)
+
+
+def for_user(user_id: uuid.UUID | None) -> Select[Any]:
+    """A page's columns, with the payment (at most one per order) joined, newest first;
+    everyone's when `user_id` is None."""
+    return newest_first(Order, Order.user_id, user_id, *PAGE_COLUMNS).outerjoin(
+        Payment, Payment.order_id == Order.id
+    )
+
+
+_LINE_COLUMNS: tuple[Any, ...] = (
+    OrderItem.order_id,
+    OrderItem.product_id,
+    OrderItem.sku,
+    OrderItem.name,
+    OrderItem.unit_price,
+    OrderItem.quantity,
+)
+
+
+async def lines_of(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
+    """Every line of these orders in one query, each order's lines in their order."""
+    if not order_ids:
+        return []
+    result = await session.execute(
+        select(*_LINE_COLUMNS)
+        .where(OrderItem.order_id.in_(order_ids))
+        .order_by(OrderItem.order_id, OrderItem.position)
+    )
+    return result.all()
 
 
 def _claim_free(now: datetime) -> Any:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
@@ -23,14 +23,19 @@ async def create_order(
     return await service.create_order(session, cache, user, body)
 
 
-@router.get("", summary="List orders (your own; admins: everyone's, filter by user_id)")
+@router.get(
+    "",
+    summary="List orders (your own; admins: everyone's, filter by user_id)",
+    response_model=Page[OrderResponse],
+)
 async def list_orders(
     user: CurrentUser,
     session: DbSession,
     pagination: Pagination,
     filters: Annotated[OrderFilters, Query()],
-) -> Page[OrderResponse]:
-    return await service.list_orders(session, user, filters.user_id, pagination)
+) -> Response:
+    page = await service.list_orders(session, user, filters.user_id, pagination)
+    return page.response()
 
 
 @router.get("/{order_id:uuid}", summary="Read an order (owner or admin)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from keel.core.dependencies import DbSession, Events, Hasher
 from keel.core.pagination import Page, Pagination
@@ -39,14 +39,14 @@ async def update_me(
     return UserResponse.model_validate(user)
 
 
-@router.get("", summary="List users (admin)")
+@router.get("", summary="List users (admin)", response_model=Page[UserResponse])
 async def list_users(
     _: AdminUser,
     session: DbSession,
     pagination: Pagination,
     filters: Annotated[UserFilters, Query()],
-) -> Page[UserResponse]:
-    return await service.list_users(session, filters, pagination)
+) -> Response:
+    return (await service.list_users(session, filters, pagination)).response()
 
 
 @router.get("/{user_id:uuid}", summary="Read a user (admin, or the user themself)")
