@@ -18,12 +18,13 @@ JSON once, without validating it again (`PageBody`). The routes keep
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, ParamSpec, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from pydantic_core import to_json
 from sqlalchemy import Row, Select, func, literal, select
@@ -38,6 +39,7 @@ from starlette.responses import Response
 from keel.core.types import PageNumber, PageSize
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 ESTIMATED_HEADER = "X-Total-Estimated"
 """Sent (`true`) when `total` is the planner's estimate rather than a count."""
@@ -128,6 +130,25 @@ class PageBody:
         if stored.startswith(_ESTIMATED_MARK):
             return cls(stored[len(_ESTIMATED_MARK) :], estimated=True)
         return cls(stored)
+
+
+def page_route(
+    router: APIRouter, item: type[BaseModel], summary: str
+) -> Callable[[Callable[P, Awaitable[PageBody]]], Callable[P, Awaitable[Response]]]:
+    """Register a list endpoint, `GET ""` documented as `Page[item]`, whose handler returns the
+    service's `PageBody`; it is answered as those bytes (no second validation)."""
+
+    def register(
+        handler: Callable[P, Awaitable[PageBody]],
+    ) -> Callable[P, Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def respond(*args: P.args, **kwargs: P.kwargs) -> Response:
+            return (await handler(*args, **kwargs)).response()
+
+        router.get("", summary=summary, response_model=Page[item])(respond)  # type: ignore[valid-type]
+        return respond
+
+    return register
 
 
 def _bounded_count(statement: Select[Any], bound: int) -> Select[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,10 +24,23 @@ async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> Pa
     return page.render([job_fields(row) for row in page.rows])
 
 
+async def read(session: AsyncSession, user: User, job_id: uuid.UUID) -> dict[str, Any]:
+    """The job as `JobResponse` dumps it, for its owner or an admin."""
+    row = await repository.shown(session, job_id)
+    if row is None or not user.may_see(row.owner_id):
+        raise _not_found()
+    fields: dict[str, Any] = job_fields(row)
+    return fields
+
+
+def _not_found() -> NotFoundError:
+    return NotFoundError("Job not found")
+
+
 async def get_for(session: AsyncSession, user: User, job_id: uuid.UUID) -> Job:
     job = await repository.get(session, job_id)
     if job is None or not user.may_see(job.owner_id):
-        raise NotFoundError("Job not found")
+        raise _not_found()
     return job
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
-from keel.core.pagination import Page, Pagination
+from keel.core.pagination import PageBody, Pagination, page_route
 from keel.features.auth.dependencies import CurrentUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
@@ -23,19 +23,14 @@ async def create_order(
     return await service.create_order(session, cache, user, body)
 
 
-@router.get(
-    "",
-    summary="List orders (your own; admins: everyone's, filter by user_id)",
-    response_model=Page[OrderResponse],
-)
+@page_route(router, OrderResponse, "List orders (your own; admins: everyone's, filter by user_id)")
 async def list_orders(
     user: CurrentUser,
     session: DbSession,
     pagination: Pagination,
     filters: Annotated[OrderFilters, Query()],
-) -> Response:
-    page = await service.list_orders(session, user, filters.user_id, pagination)
-    return page.response()
+) -> PageBody:
+    return await service.list_orders(session, user, filters.user_id, pagination)
 
 
 @router.get("/{order_id:uuid}", summary="Read an order (owner or admin)")

@@ -9,7 +9,6 @@ Events are published after the transaction commits, never for a rolled-back chan
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,12 +111,13 @@ async def list_orders(
             raise ForbiddenError("Only admins can list other users' orders")
         user_id = actor.id
     page = await fetch_page(session, repository.for_user(user_id), params)
-    lines: dict[uuid.UUID, list[Any]] = {row.id: [] for row in page.rows}
-    for line in await repository.lines_of(session, list(lines)):
-        lines[line.order_id].append(line)
     return page.render(
         [
-            order_fields(row, lines[row.id], row if row.transaction_id is not None else None)
+            order_fields(
+                row,
+                repository.lines_of(row),
+                row if row.transaction_id is not None else None,
+            )
             for row in page.rows
         ]
     )

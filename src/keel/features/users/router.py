@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
 
 from keel.core.dependencies import DbSession, Events, Hasher
-from keel.core.pagination import Page, Pagination
+from keel.core.pagination import PageBody, Pagination, page_route
 from keel.features.auth import service as auth
 from keel.features.auth.dependencies import AdminUser, CurrentPrincipal, CurrentUser
 from keel.features.users import service
@@ -39,14 +39,11 @@ async def update_me(
     return UserResponse.model_validate(user)
 
 
-@router.get("", summary="List users (admin)", response_model=Page[UserResponse])
+@page_route(router, UserResponse, "List users (admin)")
 async def list_users(
-    _: AdminUser,
-    session: DbSession,
-    pagination: Pagination,
-    filters: Annotated[UserFilters, Query()],
-) -> Response:
-    return (await service.list_users(session, filters, pagination)).response()
+    _: AdminUser, session: DbSession, page: Pagination, filters: Annotated[UserFilters, Query()]
+) -> PageBody:
+    return await service.list_users(session, filters, page)
 
 
 @router.get("/{user_id:uuid}", summary="Read a user (admin, or the user themself)")
