@@ -17,7 +17,7 @@ from keel.core.config import Settings, load_settings
 from keel.core.errors import ConfigError
 from keel.core.pagination import ESTIMATED_HEADER, PageBody
 from keel.features.catalog.repository import filtered as product_statement
-from keel.features.catalog.schemas import ProductFilters
+from keel.features.catalog.schemas import ProductFilters, ProductSort
 from keel.features.orders.repository import for_user
 from tests.conftest import MakeSettings
 from tests.support.accounts import Account, signed_up
@@ -222,3 +222,20 @@ async def test_product_search_uses_the_trigram_index_on_postgresql(
             text("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%trgm%'")
         )
         assert indexes.all() == []  # pg_trgm is PostgreSQL's; SQLite scans
+
+
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [
+        (ProductSort.PRICE_DESC, "ix_products_price_amount"),
+        (ProductSort.CREATED_AT, "ix_products_created_at"),
+        (ProductSort.NAME, "ix_products_name"),
+    ],
+)
+async def test_every_product_sort_reads_an_index(
+    db_connection: AsyncConnection, sort: ProductSort, index: str
+) -> None:
+    if backend_name() == "postgresql":
+        await db_connection.execute(text("SET LOCAL enable_seqscan = off"))
+    statement = product_statement(ProductFilters(sort=sort), include_inactive=False)
+    assert index in await _plan(db_connection, statement.limit(21))
