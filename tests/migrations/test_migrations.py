@@ -58,7 +58,11 @@ async def test_models_and_migrations_agree(fresh_database: FreshDatabase) -> Non
         def diff(connection: Connection) -> list[object]:
             context = MigrationContext.configure(
                 connection,
-                opts={"compare_type": runner.compare_type, "compare_server_default": True},
+                opts={
+                    "compare_type": runner.compare_type,
+                    "compare_server_default": True,
+                    "include_object": runner.include_object,
+                },
             )
             return list(compare_metadata(context, Base.metadata))
 

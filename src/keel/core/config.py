@@ -241,6 +241,11 @@ class Settings(BaseSettings):
     payment_gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=720)
 
+    # Lists
+    pagination_exact_total_max: int = Field(default=10_000, ge=0, le=10_000_000)
+    """A list's `total` is counted up to this many rows; beyond it PostgreSQL's estimate is
+    given, with the header `X-Total-Estimated: true` (SQLite counts on)."""
+
     # Read cache (cashews): memory, or Redis when KEEL_REDIS_URL is set
     cache_ttl_seconds: int = Field(default=300, ge=1, le=86400)
     cache_key_prefix: str = "keel"

@@ -1,25 +1,56 @@
 """The one pagination helper: `page`/`page_size` in, `{items, total, page, page_size, has_next}`
-out, counted and sliced in SQL."""
+out, sliced in SQL and serialised from rows.
+
+A page is one statement: the page's rows (one more than asked, so `has_next` is known without
+the count) with the count of the whole result as an uncorrelated scalar subquery, which the
+database evaluates once. The count is bounded: it stops at `exact_total_max + 1` rows
+(`KEEL_PAGINATION_EXACT_TOTAL_MAX`), so a page of a table of millions costs what a page of a
+small one does. Past that bound PostgreSQL's planner estimate of the whole result is given
+instead, never less than what the page itself proves exists, and the response says so with
+the header `X-Total-Estimated: true`; the body keeps SPEC's shape. SQLite has no planner
+estimate and counts exactly.
+
+Features select exactly their response's columns (Core rows, no ORM objects), turn each row
+into the dict their response schema would dump, and `RowPage.render()` writes the page as
+JSON once, without validating it again (`PageBody`). The routes keep
+`response_model=Page[...]` for the OpenAPI document.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Generic, TypeVar
+import functools
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, ParamSpec, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from pydantic_core import to_json
+from sqlalchemy import Row, Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
 from keel.core.types import PageNumber, PageSize
 
 T = TypeVar("T")
-R = TypeVar("R")
+P = ParamSpec("P")
+
+ESTIMATED_HEADER = "X-Total-Estimated"
+"""Sent (`true`) when `total` is the planner's estimate rather than a count."""
+
+DEFAULT_EXACT_TOTAL_MAX = 10_000
 
 
 class PageParams(BaseModel):
     page: int
     page_size: int
+    exact_total_max: int = DEFAULT_EXACT_TOTAL_MAX
 
     @property
     def offset(self) -> int:
@@ -27,16 +58,23 @@ class PageParams(BaseModel):
 
 
 async def page_params(  # async: a `def` dependency would cost a thread hop
+    connection: HTTPConnection,
     page: Annotated[PageNumber, Query()] = 1,
     page_size: Annotated[PageSize, Query()] = 20,
 ) -> PageParams:
-    return PageParams(page=page, page_size=page_size)
+    return PageParams(
+        page=page,
+        page_size=page_size,
+        exact_total_max=connection.state.settings.pagination_exact_total_max,
+    )
 
 
 Pagination = Annotated[PageParams, Depends(page_params)]
 
 
 class Page(BaseModel, Generic[T]):
+    """The page's schema (the routes' `response_model`); bodies are written by `RowPage`."""
+
     items: list[T]
     total: int
     page: int
@@ -44,26 +82,139 @@ class Page(BaseModel, Generic[T]):
     has_next: bool
 
 
-async def paginate(
-    session: AsyncSession,
-    statement: Select[Any],
-    params: PageParams,
-    convert: Callable[[Any], R],
-) -> Page[R]:
-    """Run `statement` for one page (plus a COUNT of the whole result) and convert each row."""
-    total = (
-        await session.execute(select(func.count()).select_from(statement.order_by(None).subquery()))
-    ).scalar_one()
-    rows: Sequence[Any] = (
-        (await session.execute(statement.limit(params.page_size).offset(params.offset)))
-        .unique()
-        .scalars()
-        .all()
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    """One page's rows, the whole result's total and whether that total is an estimate."""
+
+    rows: Sequence[Row[Any]]
+    total: int
+    estimated: bool
+    params: PageParams
+    has_next: bool
+
+    def render(self, items: list[dict[str, Any]]) -> PageBody:
+        """The page as JSON; `items` are the rows as their response schema dumps them."""
+        body = to_json(
+            {
+                "items": items,
+                "total": self.total,
+                "page": self.params.page,
+                "page_size": self.params.page_size,
+                "has_next": self.has_next,
+            }
+        )
+        return PageBody(body, estimated=self.estimated)
+
+
+_ESTIMATED_MARK = b"~"
+
+
+@dataclass(frozen=True, slots=True)
+class PageBody:
+    """A finished page: its JSON and whether its `total` is an estimate."""
+
+    body: bytes
+    estimated: bool = False
+
+    def response(self) -> Response:
+        headers = {ESTIMATED_HEADER: "true"} if self.estimated else None
+        return Response(self.body, media_type="application/json", headers=headers)
+
+    def stored(self) -> bytes:
+        """For a cache of bytes: the body itself, marked in front when estimated (a JSON
+        object starts with `{`), so an exact page is answered as the very bytes stored."""
+        return _ESTIMATED_MARK + self.body if self.estimated else self.body
+
+    @classmethod
+    def from_stored(cls, stored: bytes) -> PageBody:
+        if stored.startswith(_ESTIMATED_MARK):
+            return cls(stored[len(_ESTIMATED_MARK) :], estimated=True)
+        return cls(stored)
+
+
+def page_route(
+    router: APIRouter, item: type[BaseModel], summary: str
+) -> Callable[[Callable[P, Awaitable[PageBody]]], Callable[P, Awaitable[Response]]]:
+    """Register a list endpoint, `GET ""` documented as `Page[item]`, whose handler returns the
+    service's `PageBody`; it is answered as those bytes (no second validation)."""
+
+    def register(
+        handler: Callable[P, Awaitable[PageBody]],
+    ) -> Callable[P, Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def respond(*args: P.args, **kwargs: P.kwargs) -> Response:
+            return (await handler(*args, **kwargs)).response()
+
+        router.get("", summary=summary, response_model=Page[item])(respond)  # type: ignore[valid-type]
+        return respond
+
+    return register
+
+
+def _bounded_count(statement: Select[Any], bound: int) -> Select[Any]:
+    """Count the result up to `bound` rows. Never correlated: inside the page's statement it
+    counts the whole result, not the outer row's (which reads the same table)."""
+    matching = statement.with_only_columns(literal(1), maintain_column_froms=True)
+    matching = matching.order_by(None).limit(bound)
+    return select(func.count()).select_from(matching.correlate(None).subquery()).correlate(None)
+
+
+async def fetch_page(session: AsyncSession, statement: Select[Any], params: PageParams) -> RowPage:
+    """Run `statement` (ordered, selecting the response's columns) for one page.
+
+    One round trip for the rows and a count bounded at `params.exact_total_max + 1`; a second
+    only for a page past the end (no row to carry the count) or a total beyond the bound.
+    """
+    bound = params.exact_total_max + 1
+    counted = _bounded_count(statement, bound).scalar_subquery().label("keel_page_total")
+    result = await session.execute(
+        statement.add_columns(counted).limit(params.page_size + 1).offset(params.offset)
     )
-    return Page[R](
-        items=[convert(row) for row in rows],
+    rows = list(result.all())
+    has_next = len(rows) > params.page_size
+    del rows[params.page_size :]
+    if rows:
+        total = int(rows[0].keel_page_total)
+    elif params.offset == 0:
+        total = 0
+    else:
+        total = int((await session.execute(_bounded_count(statement, bound))).scalar_one())
+    estimated = False
+    if total >= bound:
+        total, estimated = await _beyond_bound(session, statement)
+        # Never less than what this page proves exists.
+        total = max(total, bound, params.offset + len(rows) + int(has_next))
+    return RowPage(
+        rows=rows,  # each also carries `keel_page_total`, which no schema reads
         total=total,
-        page=params.page,
-        page_size=params.page_size,
-        has_next=params.offset + len(rows) < total,
+        estimated=estimated,
+        params=params,
+        has_next=has_next,
     )
+
+
+async def _beyond_bound(session: AsyncSession, statement: Select[Any]) -> tuple[int, bool]:
+    """The whole result's size once it exceeds the bound: PostgreSQL's estimate (a plan, no
+    scan), SQLite's exact count."""
+    unordered = statement.order_by(None)
+    if session.get_bind().dialect.name != "postgresql":
+        count = select(func.count()).select_from(unordered.subquery())
+        return int((await session.execute(count)).scalar_one()), False
+    plan = (await session.execute(_Explain(unordered))).scalar_one()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"]), True
+
+
+class _Explain(Executable, ClauseElement):
+    """`EXPLAIN (FORMAT JSON)` of a statement, its values still bound as parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain)
+def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXPLAIN (FORMAT JSON) {compiler.process(element.statement, **kw)}"

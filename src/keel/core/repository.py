@@ -2,8 +2,9 @@
 
 A feature's repository binds its model once (`_rows = Rows(Product)`) and re-exports the
 three, so services keep calling `repository.get(session, id)`. `newest_first` is the one
-listing order of owned rows (orders, jobs). Everything that differs between features (filters,
-conditional UPDATEs, locks) stays written out in the feature's repository.
+listing order of owned rows (orders, jobs), selecting only the columns a page shows.
+Everything that differs between features (filters, conditional UPDATEs, locks) stays written
+out in the feature's repository.
 """
 
 from __future__ import annotations
@@ -48,15 +49,17 @@ class _Dated(Protocol):
     created_at: ClassVar[Mapped[datetime]]
 
 
-D = TypeVar("D", bound=_Dated)
-
-
 def newest_first(
-    model: type[D], owner: InstrumentedAttribute[Any], owner_id: uuid.UUID | None
-) -> Select[D]:
-    """Newest first, the id breaking ties so pages stay stable; everyone's rows when
-    `owner_id` is None (an admin's list), else those whose `owner` column is `owner_id`."""
-    statement = select(model).order_by(model.created_at.desc(), model.id)
+    model: type[_Dated],
+    owner: InstrumentedAttribute[Any],
+    owner_id: uuid.UUID | None,
+    *columns: Any,
+) -> Select[Any]:
+    """`columns` of `model`'s rows newest first, the id breaking ties so pages stay stable;
+    everyone's rows when `owner_id` is None (an admin's list), else those whose `owner` column
+    is `owner_id`. Both directions descend, so one `(owner, created_at, id)` index read
+    backwards serves a page without sorting."""
+    statement = select(*columns).order_by(model.created_at.desc(), model.id.desc())
     if owner_id is not None:
         statement = statement.where(owner == owner_id)
     return statement

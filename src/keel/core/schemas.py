@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
+from starlette.responses import Response
 
 
 class ErrorDetail(BaseModel):
@@ -36,10 +38,22 @@ def nest_columns(value: Any, fields: Iterable[str], name: str, **columns: str) -
     other `fields` copied. Anything else (a dict from the cache, a schema) passes unchanged.
 
     `columns` maps each key of the nested object to its column: `amount="price_amount"`.
+    The keys come in the order of `fields`, so a page's row (a Core row has the columns as
+    attributes too) given to this alone is already what the schema would dump.
     """
     if not all(hasattr(value, column) for column in columns.values()):
         return value
     return {
-        **{field: getattr(value, field) for field in fields if field != name},
-        name: {key: getattr(value, column) for key, column in columns.items()},
+        field: (
+            {key: getattr(value, column) for key, column in columns.items()}
+            if field == name
+            else getattr(value, field)
+        )
+        for field in fields
     }
+
+
+def fields_response(fields: dict[str, Any]) -> Response:
+    """A response body read from a row (`nest_columns` and the like), written as JSON without a
+    second validation; the route declares the schema as its `response_model`."""
+    return Response(to_json(fields), media_type="application/json")

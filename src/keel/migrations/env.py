@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from keel.core.models import UTCDateTime
-from keel.migrations.runner import compare_type
+from keel.migrations.runner import compare_type, include_object
 from keel.models import Base
 
 config = context.config
@@ -30,6 +30,7 @@ def run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=compare_type,
         compare_server_default=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -41,6 +41,17 @@ def compare_type(
     return None
 
 
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_products_name_trgm", "ix_products_sku_trgm"})
+"""Built by migration 0010 on PostgreSQL alone (pg_trgm), so not in the models."""
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """What autogenerate compares: everything but the PostgreSQL-only indexes."""
+    return not (type_ == "index" and name in POSTGRESQL_ONLY_INDEXES)
+
+
 def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))

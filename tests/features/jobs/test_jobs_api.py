@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+
 from keel.core.config import Settings
+from keel.features.jobs.schemas import JobResponse
 from tests.support.accounts import signed_up
 from tests.support.assertions import assert_error_body
 from tests.support.jobs import enqueue, jobs_client, live_admin, wait_for_job
@@ -67,3 +70,16 @@ async def test_jobs_need_a_login(fast_jobs_settings: Settings) -> None:
         alice = await signed_up(http)
         response = await http.get(f"/api/v1/jobs/{unknown}", headers=alice.headers)
         assert_error_body(response, 404, "NOT_FOUND")
+
+
+async def test_a_listed_job_is_its_own_read(fast_jobs_settings: Settings) -> None:
+    """Both are written from rows, not from the schema: key for key what `JobResponse` dumps."""
+    async with jobs_client(fast_jobs_settings) as http:
+        alice = await signed_up(http)
+        job_id = await enqueue(http, alice, "test.echo", n=7)
+        finished = await wait_for_job(http, alice, job_id)
+        listed = (await http.get("/api/v1/jobs", headers=alice.headers)).json()["items"]
+    assert json.dumps(listed) == json.dumps([finished])
+    dumped = json.loads(JobResponse.model_validate(finished).model_dump_json())
+    assert json.dumps(finished) == json.dumps(dumped)
+    assert finished["result"] == {"echo": {"n": 7}}

@@ -53,12 +53,13 @@ class Job(UUIDPrimaryKey, Timestamps, Base):
         ),
         # The sweeper's two questions: which queued jobs are due, which leases ran out.
         Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+        # Pages newest first (read backwards): one owner's, and everyone's for admins.
+        Index("ix_jobs_owner_id_created_at", "owner_id", "created_at", "id"),
+        Index("ix_jobs_created_at", "created_at", "id"),
     )
 
     # SET NULL: a job's record outlives the account that started it.
-    owner_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True
-    )
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(50))
     status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus, 10), default=JobStatus.QUEUED)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

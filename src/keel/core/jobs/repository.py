@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.jobs.models import Job, JobStatus, Outcome
@@ -34,9 +34,34 @@ async def reload(session: AsyncSession, job: Job) -> None:
     await session.refresh(job)
 
 
-def listed(owner_id: uuid.UUID | None) -> Select[Job]:
-    """Newest first; everyone's when `owner_id` is None."""
-    return newest_first(Job, Job.owner_id, owner_id)
+PAGE_COLUMNS: tuple[Any, ...] = (
+    Job.id,
+    Job.kind,
+    Job.status,
+    Job.progress_done,
+    Job.progress_total,
+    Job.attempts,
+    Job.result,
+    Job.error,
+    Job.cancel_requested,
+    Job.created_at,
+    Job.started_at,
+    Job.finished_at,
+)
+
+
+def listed(owner_id: uuid.UUID | None) -> Select[Any]:
+    """A page's columns, newest first; everyone's when `owner_id` is None."""
+    return newest_first(Job, Job.owner_id, owner_id, *PAGE_COLUMNS)
+
+
+async def shown(session: AsyncSession, job_id: uuid.UUID) -> Row[Any] | None:
+    """One job's response columns and its owner (a job is polled while it runs: no ORM)."""
+    columns: tuple[Any, ...] = (*PAGE_COLUMNS, Job.owner_id)
+    found: Row[Any] | None = (
+        await session.execute(select(*columns).where(Job.id == job_id))
+    ).one_or_none()
+    return found
 
 
 async def claim(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keel.core.models import Base, Timestamps, UUIDPrimaryKey
@@ -13,6 +13,9 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         CheckConstraint("price_amount >= 0", name="price_not_negative"),
+        # Every sort of the list reads an index (name's is on the column below).
+        Index("ix_products_price_amount", "price_amount"),
+        Index("ix_products_created_at", "created_at"),
     )
 
     sku: Mapped[str] = mapped_column(String(64), unique=True)

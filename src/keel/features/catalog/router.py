@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from keel.core.dependencies import Cache, DbSession, Store
 from keel.core.downloads import RangeHeader, streamed
-from keel.core.pagination import Page, Pagination
+from keel.core.pagination import PageBody, Pagination, page_route
 from keel.features.auth.dependencies import AdminUser, OptionalUser
 from keel.features.catalog import service
 from keel.features.catalog.schemas import (
@@ -23,21 +23,16 @@ from keel.features.users.models import Role
 router = APIRouter(prefix="/products", tags=["catalog"])
 
 
-@router.get(
-    "",
-    summary="List products (public; admins also see inactive ones)",
-    response_model=Page[ProductResponse],
-)
+@page_route(router, ProductResponse, "List products (public; admins also see inactive ones)")
 async def list_products(
     session: DbSession,
     cache: Cache,
     pagination: Pagination,
     user: OptionalUser,
     filters: Annotated[ProductFilters, Query()],
-) -> Response:
+) -> PageBody:
     admin = user is not None and user.has_role(Role.ADMIN)
-    body = await service.list_products(session, cache, filters, pagination, include_inactive=admin)
-    return Response(body, media_type="application/json")
+    return await service.list_products(session, cache, filters, pagination, include_inactive=admin)
 
 
 @router.get("/{product_id:uuid}", summary="Read a product (public)", response_model=ProductResponse)

@@ -77,9 +77,15 @@ class ProductResponse(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_model(cls, value: Any) -> Any:
-        return nest_columns(
-            value, cls.model_fields, "price", amount="price_amount", currency="currency"
-        )
+        return product_fields(value)
+
+
+def product_fields(value: Any) -> Any:
+    """A product's row (ORM or a page's Core row) as `ProductResponse` dumps it; anything
+    else (a dict, a schema) unchanged."""
+    return nest_columns(
+        value, ProductResponse.model_fields, "price", amount="price_amount", currency="currency"
+    )
 
 
 class ProductFilters(BaseModel):

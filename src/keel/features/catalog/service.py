@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.core.cache import ReadCache
 from keel.core.database import after_commit
 from keel.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
-from keel.core.pagination import PageParams, paginate
+from keel.core.pagination import PageBody, PageParams, fetch_page
 from keel.core.patching import sent_fields
 from keel.core.storage import Storage
 from keel.features.catalog import repository
@@ -27,6 +27,7 @@ from keel.features.catalog.schemas import (
     ProductFilters,
     ProductResponse,
     ProductUpdate,
+    product_fields,
 )
 from keel.features.files import service as files_service
 
@@ -48,18 +49,18 @@ async def list_products(
     params: PageParams,
     *,
     include_inactive: bool,
-) -> bytes:
-    """One page as JSON bytes (cached for the public)."""
+) -> PageBody:
+    """One page (cached for the public: a hit is the stored bytes, as they are)."""
 
     async def load() -> bytes:
         statement = repository.filtered(filters, include_inactive=include_inactive)
-        page = await paginate(session, statement, params, ProductResponse.model_validate)
-        return page.model_dump_json().encode()
+        page = await fetch_page(session, statement, params)
+        return page.render([product_fields(row) for row in page.rows]).stored()
 
     if include_inactive:
-        return await load()
+        return PageBody.from_stored(await load())
     key = f"list:{filters.model_dump_json()}:{params.page}:{params.page_size}"
-    return await cache.get_or_load(NAMESPACE, key, load)
+    return PageBody.from_stored(await cache.get_or_load(NAMESPACE, key, load))
 
 
 async def get_product(

@@ -31,6 +31,12 @@ class JobResponse(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_model(cls, value: Any) -> Any:
-        return nest_columns(
-            value, cls.model_fields, "progress", done="progress_done", total="progress_total"
-        )
+        return job_fields(value)
+
+
+def job_fields(value: Any) -> Any:
+    """A job's row (ORM or a page's Core row) as `JobResponse` dumps it; anything else (a
+    dict, a schema) unchanged."""
+    return nest_columns(
+        value, JobResponse.model_fields, "progress", done="progress_done", total="progress_total"
+    )

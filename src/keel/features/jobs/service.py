@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,20 +13,34 @@ from keel.core.events import Event, EventHub
 from keel.core.jobs import repository
 from keel.core.jobs.models import FINISHED, Job, JobStatus
 from keel.core.models import utcnow
-from keel.core.pagination import Page, PageParams, paginate
-from keel.features.jobs.schemas import JobResponse
+from keel.core.pagination import PageBody, PageParams, fetch_page
+from keel.features.jobs.schemas import job_fields
 from keel.features.users.models import Role, User
 
 
-async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> Page[JobResponse]:
+async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> PageBody:
     owner = None if user.has_role(Role.ADMIN) else user.id
-    return await paginate(session, repository.listed(owner), params, JobResponse.model_validate)
+    page = await fetch_page(session, repository.listed(owner), params)
+    return page.render([job_fields(row) for row in page.rows])
+
+
+async def read(session: AsyncSession, user: User, job_id: uuid.UUID) -> dict[str, Any]:
+    """The job as `JobResponse` dumps it, for its owner or an admin."""
+    row = await repository.shown(session, job_id)
+    if row is None or not user.may_see(row.owner_id):
+        raise _not_found()
+    fields: dict[str, Any] = job_fields(row)
+    return fields
+
+
+def _not_found() -> NotFoundError:
+    return NotFoundError("Job not found")
 
 
 async def get_for(session: AsyncSession, user: User, job_id: uuid.UUID) -> Job:
     job = await repository.get(session, job_id)
     if job is None or not user.may_see(job.owner_id):
-        raise NotFoundError("Job not found")
+        raise _not_found()
     return job
 
 

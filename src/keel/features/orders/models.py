@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum
@@ -24,12 +24,13 @@ class Order(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'paid', 'cancelled')", name="known_status"),
         CheckConstraint("total_amount >= 0", name="total_not_negative"),
+        # Pages newest first (read backwards): one customer's, and everyone's for admins.
+        Index("ix_orders_user_id_created_at", "user_id", "created_at", "id"),
+        Index("ix_orders_created_at", "created_at", "id"),
     )
 
     # RESTRICT: orders are business records; an account with orders is deactivated, not deleted.
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="RESTRICT"), index=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     status: Mapped[OrderStatus] = mapped_column(
         str_enum(OrderStatus, 20), default=OrderStatus.PENDING
     )

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
-from keel.core.pagination import Page, Pagination
+from keel.core.pagination import PageBody, Pagination, page_route
 from keel.features.auth.dependencies import CurrentUser, VerifiedUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
@@ -23,13 +23,13 @@ async def create_order(
     return await service.create_order(session, cache, user, body)
 
 
-@router.get("", summary="List orders (your own; admins: everyone's, filter by user_id)")
+@page_route(router, OrderResponse, "List orders (your own; admins: everyone's, filter by user_id)")
 async def list_orders(
     user: CurrentUser,
     session: DbSession,
     pagination: Pagination,
     filters: Annotated[OrderFilters, Query()],
-) -> Page[OrderResponse]:
+) -> PageBody:
     return await service.list_orders(session, user, filters.user_id, pagination)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -63,35 +64,43 @@ class OrderResponse(BaseModel):
     def _from_model(cls, value: Any) -> Any:
         if not hasattr(value, "total_amount"):
             return value
-        currency = value.currency
-        return {
-            "id": value.id,
-            "user_id": value.user_id,
-            "status": value.status,
-            "items": [
-                {
-                    "product_id": item.product_id,
-                    "sku": item.sku,
-                    "name": item.name,
-                    "unit_price": {"amount": item.unit_price, "currency": currency},
-                    "quantity": item.quantity,
-                }
-                for item in value.items
-            ],
-            "total": {"amount": value.total_amount, "currency": currency},
-            "payment": (
-                {
-                    "transaction_id": value.payment.transaction_id,
-                    "last4": value.payment.last4,
-                    "brand": value.payment.brand,
-                    "paid_at": value.payment.paid_at,
-                }
-                if value.payment is not None
-                else None
-            ),
-            "created_at": value.created_at,
-            "updated_at": value.updated_at,
-        }
+        return order_fields(value, value.items, value.payment)
+
+
+def order_fields(order: Any, lines: Iterable[Any], payment: Any | None) -> dict[str, Any]:
+    """An order as `OrderResponse` dumps it, from anything carrying the columns by name: the
+    ORM order with its relationships, or a page's row (`payment` is then the row itself when
+    it has one) and its lines' rows. The page writes the dict as JSON without validating it
+    again; the model validates it for a single order."""
+    currency = order.currency
+    return {
+        "id": order.id,
+        "user_id": order.user_id,
+        "status": order.status,
+        "items": [
+            {
+                "product_id": line.product_id,
+                "sku": line.sku,
+                "name": line.name,
+                "unit_price": {"amount": line.unit_price, "currency": currency},
+                "quantity": line.quantity,
+            }
+            for line in lines
+        ],
+        "total": {"amount": order.total_amount, "currency": currency},
+        "payment": (
+            {
+                "transaction_id": payment.transaction_id,
+                "last4": payment.last4,
+                "brand": payment.brand,
+                "paid_at": payment.paid_at,
+            }
+            if payment is not None
+            else None
+        ),
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
 
 
 class OrderFilters(BaseModel):

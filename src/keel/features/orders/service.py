@@ -24,13 +24,13 @@ from keel.core.errors import (
 )
 from keel.core.events import Event, EventHub
 from keel.core.models import utcnow
-from keel.core.pagination import Page, PageParams, paginate
+from keel.core.pagination import PageBody, PageParams, fetch_page
 from keel.core.payments import PaymentGateway, claim_lease
 from keel.core.types import MAX_MINOR_UNITS
 from keel.features.catalog import service as catalog
 from keel.features.orders import repository
 from keel.features.orders.models import Order, OrderItem, OrderStatus
-from keel.features.orders.schemas import OrderCreate, OrderResponse
+from keel.features.orders.schemas import OrderCreate, OrderResponse, order_fields
 from keel.features.payments import service as payments
 from keel.features.payments.cards import Card
 from keel.features.users.models import Role, User
@@ -104,14 +104,22 @@ async def get_order(session: AsyncSession, actor: User, order_id: uuid.UUID) -> 
 
 async def list_orders(
     session: AsyncSession, actor: User, user_id: uuid.UUID | None, params: PageParams
-) -> Page[OrderResponse]:
+) -> PageBody:
     """Customers see their own orders; admins see everyone's and may filter by user."""
     if not actor.has_role(Role.ADMIN):
         if user_id is not None and user_id != actor.id:
             raise ForbiddenError("Only admins can list other users' orders")
         user_id = actor.id
-    return await paginate(
-        session, repository.for_user(user_id), params, OrderResponse.model_validate
+    page = await fetch_page(session, repository.for_user(user_id), params)
+    return page.render(
+        [
+            order_fields(
+                row,
+                repository.lines_of(row),
+                row if row.transaction_id is not None else None,
+            )
+            for row in page.rows
+        ]
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, false
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keel.core.models import Base, Timestamps, UUIDPrimaryKey, str_enum
@@ -16,6 +16,8 @@ class Role(StrEnum):
 
 class User(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "users"
+    # The admin list's order (oldest first), so a page is read, not sorted.
+    __table_args__ = (Index("ix_users_created_at", "created_at", "id"),)
 
     # Stored lower-cased, so the unique constraint is case-insensitive on every database.
     email: Mapped[str] = mapped_column(String(320), unique=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, exists, select
+from typing import Any
+
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.repository import Rows
@@ -18,8 +20,26 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
     return result.unique().scalar_one_or_none()
 
 
-def filtered(filters: UserFilters) -> Select[User]:
-    statement = select(User).order_by(User.created_at, User.id)
+_ROLES = (
+    select(func.aggregate_strings(UserRole.role, ","))
+    .where(UserRole.user_id == User.id)
+    .scalar_subquery()
+    .label("roles")
+)
+"""A user's roles as one comma-separated string, in the page's own statement."""
+
+
+def filtered(filters: UserFilters) -> Select[Any]:
+    """A page's columns (roles folded into one), oldest first."""
+    statement = select(
+        User.id,
+        User.email,
+        User.full_name,
+        _ROLES,
+        User.is_active,
+        User.created_at,
+        User.updated_at,
+    ).order_by(User.created_at, User.id)
     if filters.email:
         pattern = contains_pattern(normalise_email(filters.email))
         statement = statement.where(User.email.like(pattern, escape=LIKE_ESCAPE))

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from keel.core.dependencies import AppSettings, DbSession, Events, Hasher, Mailer, Tokens
-from keel.core.pagination import Page, Pagination
+from keel.core.pagination import PageBody, Pagination, page_route
 from keel.features.auth import emails, lifecycle
 from keel.features.auth import service as auth
 from keel.features.auth.dependencies import (
@@ -64,14 +64,11 @@ async def update_me(
     return UserResponse.model_validate(updated)
 
 
-@router.get("", summary="List users (admin)")
+@page_route(router, UserResponse, "List users (admin)")
 async def list_users(
-    _: AdminUser,
-    session: DbSession,
-    pagination: Pagination,
-    filters: Annotated[UserFilters, Query()],
-) -> Page[UserResponse]:
-    return await service.list_users(session, filters, pagination)
+    _: AdminUser, session: DbSession, page: Pagination, filters: Annotated[UserFilters, Query()]
+) -> PageBody:
+    return await service.list_users(session, filters, page)
 
 
 @router.get("/{user_id:uuid}", summary="Read a user (admin, or the user themself)")

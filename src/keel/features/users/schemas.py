@@ -3,7 +3,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -64,6 +64,19 @@ class UserResponse(BaseModel):
     is_verified: bool
     created_at: datetime
     updated_at: datetime
+
+
+def user_fields(row: Any) -> dict[str, Any]:
+    """A page's row (roles as one comma-separated string) as `UserResponse` dumps it."""
+    return {
+        "id": row.id,
+        "email": row.email,
+        "full_name": row.full_name,
+        "roles": sorted(row.roles.split(",")) if row.roles else [],
+        "is_active": row.is_active,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
 
 
 class UserCreate(RequestModel):

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.core.database import after_commit
 from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from keel.core.events import EventHub
-from keel.core.pagination import Page, PageParams, paginate
+from keel.core.pagination import PageBody, PageParams, fetch_page
 from keel.core.patching import sent_fields
 from keel.core.realtime import sessions_ended
 from keel.core.security.passwords import PasswordHasher
@@ -27,8 +27,8 @@ from keel.features.users.schemas import (
     MeUpdate,
     UserCreate,
     UserFilters,
-    UserResponse,
     password_differs_from_email,
+    user_fields,
 )
 from keel.features.users.schemas import normalise_email as _normalise_email
 
@@ -172,12 +172,9 @@ async def _change_password(
     user.password_hash = await hasher.hash(new_password)
 
 
-async def list_users(
-    session: AsyncSession, filters: UserFilters, params: PageParams
-) -> Page[UserResponse]:
-    return await paginate(
-        session, repository.filtered(filters), params, UserResponse.model_validate
-    )
+async def list_users(session: AsyncSession, filters: UserFilters, params: PageParams) -> PageBody:
+    page = await fetch_page(session, repository.filtered(filters), params)
+    return page.render([user_fields(row) for row in page.rows])
 
 
 async def get_for(

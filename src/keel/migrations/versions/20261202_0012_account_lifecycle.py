@@ -4,8 +4,8 @@ Existing accounts are marked verified: they were opened before Keel could verify
 and turning on KEEL_REQUIRE_VERIFIED_EMAIL must not lock out customers who have been ordering
 for months. Accounts created from here on start unverified.
 
-Revision ID: 0010_account_lifecycle
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02 01:40:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_account_lifecycle"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
