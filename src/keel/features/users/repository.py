@@ -37,6 +37,7 @@ def filtered(filters: UserFilters) -> Select[Any]:
         User.full_name,
         _ROLES,
         User.is_active,
+        User.is_verified,
         User.created_at,
         User.updated_at,
     ).order_by(User.created_at, User.id)

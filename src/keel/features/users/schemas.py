@@ -74,6 +74,7 @@ def user_fields(row: Any) -> dict[str, Any]:
         "full_name": row.full_name,
         "roles": sorted(row.roles.split(",")) if row.roles else [],
         "is_active": row.is_active,
+        "is_verified": row.is_verified,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
