@@ -4,10 +4,13 @@ One `Realtime` per process subscribes to the event hub once and routes each even
 mailboxes of the connections that may see it: the event's user, and admins who asked for
 everything. A mailbox is bounded: a connection that reads slower than events arrive loses the
 oldest ones and is told how many (`lagged`), so a slow client never costs unbounded memory.
+Each event is encoded once, into the text every socket is sent (`Event.wire()`), however many
+sockets receive it; the mailboxes hold that one string.
 
 Ended logins travel the same hub as `sessions.ended`, an internal event no client is sent:
 each process closes its own sockets of those sessions (1008), so a logout, a password change,
 a deactivation or a deletion served by one process ends the sockets held by every process.
+Those sockets close at once: events still queued for them are discarded, not delivered.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from keel.core.events import Event, EventHub
 
@@ -42,39 +45,119 @@ def _text(value: uuid.UUID | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Tells a connection to close (server shutdown)."""
+    """Tells a connection to close (an ended session, an expired token, server shutdown)."""
 
     code: int
     reason: str
 
 
-@dataclass(eq=False)
-class Mailbox:
-    user_id: uuid.UUID
-    session_id: uuid.UUID | None
-    everyone: bool
-    size: int
-    dropped: int = 0
-    _items: deque[Event | Close] = field(default_factory=deque)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+GONE = Close(1006, "the client went away")
+"""What a mailbox hands out once its client has gone: stop, there is no socket to close."""
 
-    def put(self, item: Event | Close) -> None:
-        if isinstance(item, Event) and len(self._items) >= self.size:
+
+class _Heartbeat:
+    """The mailbox's signal that a heartbeat is due (built and stamped by the connection)."""
+
+    __slots__ = ()
+
+
+HEARTBEAT = _Heartbeat()
+
+Delivery = str | Close | _Heartbeat
+"""What `Mailbox.get` hands out: an event's wire text, the close, or a heartbeat."""
+
+
+class Mailbox:
+    """One connection's bounded queue of encoded events, plus its pending close and heartbeat.
+
+    Events are held as the text `Realtime` encoded once for every socket. A close is kept apart
+    from the events, so dropping the oldest event can never drop it: once a close is pending,
+    later events are ignored, and `at_once` also discards the ones still queued (an ended
+    session or an expired token sees nothing more). A heartbeat is a flag, sent before any
+    queued event. Slots, one waiter future instead of an `asyncio.Event`: idle connections
+    are the common case, so each holds as little as it can.
+    """
+
+    __slots__ = (
+        "_beat",
+        "_close",
+        "_items",
+        "_waiter",
+        "dropped",
+        "everyone",
+        "session_id",
+        "size",
+        "user_id",
+    )
+
+    def __init__(
+        self, user_id: uuid.UUID, session_id: uuid.UUID | None, everyone: bool, size: int
+    ) -> None:
+        self.user_id = user_id
+        self.session_id = session_id
+        self.everyone = everyone
+        self.size = size
+        self.dropped = 0
+        self._items: deque[str] = deque()
+        self._close: Close | None = None
+        self._beat = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, text: str) -> None:
+        """Queue an event's wire text; when full, the oldest event is dropped and counted."""
+        if self._close is not None:
+            return
+        if len(self._items) >= self.size:
             self._items.popleft()
             self.dropped += 1
-        self._items.append(item)
-        self._ready.set()
+        self._items.append(text)
+        self._wake()
+
+    def close(self, code: int, reason: str, *, at_once: bool = False) -> None:
+        """Close after the queued events, or (`at_once`) instead of them; the first close wins."""
+        if self._close is not None:
+            return
+        self._close = Close(code, reason)
+        if at_once:
+            self._items.clear()
+            self.dropped = 0
+        self._wake()
+
+    def hang_up(self) -> None:
+        """The client has gone: nothing more will be sent, not even a close."""
+        self._close = GONE
+        self._items.clear()
+        self._wake()
+
+    def beat(self) -> None:
+        """A heartbeat is due (the connection's timer calls this)."""
+        self._beat = True
+        self._wake()
 
     def has_items(self) -> bool:
-        return bool(self._items)
+        return bool(self._items) or self._close is not None or self._beat
 
-    async def get(self) -> tuple[Event | Close, int]:
-        """The next item and how many events were dropped just before it (then reset)."""
-        while not self._items:
-            self._ready.clear()
-            await self._ready.wait()
+    async def get(self) -> tuple[Delivery, int]:
+        """The next delivery and how many events were dropped just before it (then reset)."""
+        while not self.has_items():
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         dropped, self.dropped = self.dropped, 0
-        return self._items.popleft(), dropped
+        if self._beat and self._close is not GONE:
+            self._beat = False
+            return HEARTBEAT, dropped
+        if self._items:
+            return self._items.popleft(), dropped
+        assert self._close is not None
+        return self._close, dropped
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class Realtime:
@@ -113,11 +196,16 @@ class Realtime:
         if event.type == SESSIONS_ENDED:
             self._close_sessions(event)
             return
-        targets = set(self._everyone)
-        if event.user_id is not None:
-            targets.update(self._by_user.get(event.user_id, ()))
-        for mailbox in targets:
-            mailbox.put(event)
+        own = self._by_user.get(event.user_id) if event.user_id is not None else None
+        if not own and not self._everyone:
+            return
+        text = event.wire()  # once per event, whatever the number of sockets
+        for mailbox in self._everyone:
+            mailbox.put(text)
+        if own:
+            for mailbox in own:
+                if not mailbox.everyone:  # an admin's socket watching everyone has it already
+                    mailbox.put(text)
 
     def _close_sessions(self, event: Event) -> None:
         if event.user_id is None:
@@ -127,13 +215,13 @@ class Realtime:
         for mailbox in list(self._by_user.get(event.user_id, ())):
             session = None if mailbox.session_id is None else str(mailbox.session_id)
             if (only is None or session == only) and (keep is None or session != keep):
-                mailbox.put(Close(POLICY_VIOLATION, reason))
+                mailbox.close(POLICY_VIOLATION, reason, at_once=True)
 
     def close_all(self, code: int, reason: str) -> None:
         """Ask every connection to close (each sends its close frame itself)."""
         for boxes in self._by_user.values():
             for mailbox in boxes:
-                mailbox.put(Close(code, reason))
+                mailbox.close(code, reason)
 
     def stop(self) -> None:
         self._unsubscribe()
