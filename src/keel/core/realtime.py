@@ -98,7 +98,7 @@ class Mailbox:
         self.everyone = everyone
         self.size = size
         self.dropped = 0
-        self._items: deque[str] = deque()
+        self._items: deque[str] | None = None  # made by the first event: a deque is 760 bytes
         self._close: Close | None = None
         self._beat = False
         self._waiter: asyncio.Future[None] | None = None
@@ -107,10 +107,13 @@ class Mailbox:
         """Queue an event's wire text; when full, the oldest event is dropped and counted."""
         if self._close is not None:
             return
-        if len(self._items) >= self.size:
-            self._items.popleft()
+        items = self._items
+        if items is None:
+            items = self._items = deque()
+        elif len(items) >= self.size:
+            items.popleft()
             self.dropped += 1
-        self._items.append(text)
+        items.append(text)
         self._wake()
 
     def close(self, code: int, reason: str, *, at_once: bool = False) -> None:
@@ -119,14 +122,14 @@ class Mailbox:
             return
         self._close = Close(code, reason)
         if at_once:
-            self._items.clear()
+            self._items = None
             self.dropped = 0
         self._wake()
 
     def hang_up(self) -> None:
         """The client has gone: nothing more will be sent, not even a close."""
         self._close = GONE
-        self._items.clear()
+        self._items = None
         self._wake()
 
     def beat(self) -> None:
