@@ -223,3 +223,38 @@ async def test_a_waiting_connection_wakes_for_an_event_and_stays_asleep_otherwis
     await asyncio.gather(cancelled, return_exceptions=True)
     mailbox.put("after a cancelled wait")  # a cancelled waiter must not break the next one
     assert await asyncio.wait_for(mailbox.get(), 1) == ("after a cancelled wait", 0)
+
+
+async def test_one_clock_flags_heartbeats_and_closes_expired_tokens_at_once() -> None:
+    hub = EventHub()
+    realtime = Realtime(hub, mailbox_size=10)
+    alice = uuid.uuid4()
+    beating = realtime.connect(alice, heartbeat_seconds=0.05)
+    expiring = realtime.connect(alice, heartbeat_seconds=0.05, expires_in=0.12)
+    await hub.publish(event(alice, 1))
+    assert event_id((await beating.get())[0]) == "1"
+    assert await asyncio.wait_for(beating.get(), 1) == (HEARTBEAT, 0)
+    assert await asyncio.wait_for(beating.get(), 1) == (HEARTBEAT, 0)  # and again
+    await asyncio.sleep(0.2)
+    # The expired socket is closed without the event still queued for it.
+    assert await expiring.get() == (Close(1008, "token expired"), 0)
+    realtime.stop()
+
+
+async def test_a_connection_without_a_heartbeat_or_expiry_is_never_flagged() -> None:
+    hub = EventHub()
+    realtime = Realtime(hub, mailbox_size=10)
+    quiet = realtime.connect(uuid.uuid4())
+    realtime.connect(uuid.uuid4(), heartbeat_seconds=0.02)  # makes the clock tick fast
+    await asyncio.sleep(0.1)
+    assert not quiet.has_items()
+    realtime.stop()
+
+
+async def test_a_stopped_clock_flags_nothing_more() -> None:
+    hub = EventHub()
+    realtime = Realtime(hub, mailbox_size=10)
+    mailbox = realtime.connect(uuid.uuid4(), heartbeat_seconds=0.02)
+    realtime.stop()
+    await asyncio.sleep(0.1)
+    assert not mailbox.has_items()

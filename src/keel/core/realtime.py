@@ -16,6 +16,7 @@ Those sockets close at once: events still queued for them are discarded, not del
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from keel.core.events import Event, EventHub
 
 POLICY_VIOLATION = 1008
+MAX_TICK_SECONDS = 1.0
+"""The clock's resolution for heartbeats and token expiry (finer if a heartbeat is shorter)."""
 SESSIONS_ENDED = "sessions.ended"
 """Internal: a user's login sessions ended; their sockets close. Never sent to clients."""
 
@@ -83,8 +86,11 @@ class Mailbox:
         "_close",
         "_items",
         "_waiter",
+        "beat_every",
         "dropped",
         "everyone",
+        "expires_at",
+        "next_beat",
         "session_id",
         "size",
         "user_id",
@@ -102,6 +108,17 @@ class Mailbox:
         self._close: Close | None = None
         self._beat = False
         self._waiter: asyncio.Future[None] | None = None
+        self.beat_every = math.inf  # seconds between heartbeats; `Realtime.connect` sets these
+        self.next_beat = math.inf  # in the event loop's clock, as is:
+        self.expires_at = math.inf
+
+    def due(self, now: float) -> None:
+        """`Realtime`'s clock: close when the token has expired, flag a heartbeat when due."""
+        if now >= self.expires_at:
+            self.close(POLICY_VIOLATION, "token expired", at_once=True)
+        elif now >= self.next_beat:
+            self.next_beat = now + self.beat_every
+            self.beat()
 
     def put(self, text: str) -> None:
         """Queue an event's wire text; when full, the oldest event is dropped and counted."""
@@ -121,6 +138,7 @@ class Mailbox:
         if self._close is not None:
             return
         self._close = Close(code, reason)
+        self._beat = False  # closing: no heartbeat is due any more
         if at_once:
             self._items = None
             self.dropped = 0
@@ -130,10 +148,13 @@ class Mailbox:
         """The client has gone: nothing more will be sent, not even a close."""
         self._close = GONE
         self._items = None
+        self._beat = False
         self._wake()
 
     def beat(self) -> None:
-        """A heartbeat is due (the connection's timer calls this)."""
+        """A heartbeat is due (`Realtime`'s clock calls this); not once closing."""
+        if self._close is not None:
+            return
         self._beat = True
         self._wake()
 
@@ -149,7 +170,7 @@ class Mailbox:
             finally:
                 self._waiter = None
         dropped, self.dropped = self.dropped, 0
-        if self._beat and self._close is not GONE:
+        if self._beat:
             self._beat = False
             return HEARTBEAT, dropped
         if self._items:
@@ -164,11 +185,17 @@ class Mailbox:
 
 
 class Realtime:
+    """Routes events to mailboxes, and keeps one clock for all of them: each tick (at most a
+    second apart) closes the sockets whose token expired and flags the heartbeats due, instead
+    of two timers per connection (about 1 KiB each socket would hold for its whole life)."""
+
     def __init__(self, hub: EventHub, mailbox_size: int) -> None:
         self._mailbox_size = mailbox_size
         self._by_user: dict[uuid.UUID, set[Mailbox]] = {}
         self._everyone: set[Mailbox] = set()
         self._unsubscribe = hub.subscribe(self._dispatch)
+        self._tick_seconds = MAX_TICK_SECONDS
+        self._clock: asyncio.TimerHandle | None = None
 
     @property
     def connections(self) -> int:
@@ -180,12 +207,32 @@ class Realtime:
         *,
         session_id: uuid.UUID | None = None,
         everyone: bool = False,
+        heartbeat_seconds: float = math.inf,
+        expires_in: float = math.inf,
     ) -> Mailbox:
+        """A mailbox for a new connection, heartbeats every `heartbeat_seconds` and closed with
+        1008 `token expired` after `expires_in` seconds (both to within a tick)."""
         mailbox = Mailbox(user_id, session_id, everyone, self._mailbox_size)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        mailbox.beat_every = heartbeat_seconds
+        mailbox.next_beat = now + heartbeat_seconds
+        mailbox.expires_at = now + max(expires_in, 0)
         self._by_user.setdefault(user_id, set()).add(mailbox)
         if everyone:
             self._everyone.add(mailbox)
+        self._tick_seconds = min(self._tick_seconds, heartbeat_seconds)
+        if self._clock is None:
+            self._clock = loop.call_later(self._tick_seconds, self._tick)
         return mailbox
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for boxes in self._by_user.values():
+            for mailbox in boxes:
+                mailbox.due(now)
+        self._clock = loop.call_later(self._tick_seconds, self._tick)
 
     def disconnect(self, mailbox: Mailbox) -> None:
         boxes = self._by_user.get(mailbox.user_id)
@@ -228,3 +275,6 @@ class Realtime:
 
     def stop(self) -> None:
         self._unsubscribe()
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None

@@ -4,10 +4,11 @@ Authentication comes first, with the access token in the `token` query parameter
 first message `{"type": "auth", "token": "…"}` (which keeps it out of URLs and proxy logs);
 `scope=all` asks for every user's events and is for admins only. Any failure closes with
 1008 before a single event is sent. Then three things run until one ends: delivery from the
-connection's bounded mailbox (in the handler), a reader waiting for the client to go away (one
-task), and two timer handles: the heartbeat, and the close when the access token expires (the
-client reconnects with a fresh one). Idle sockets are the common case, so each holds only that:
-no ORM user, no sleeping tasks, no lock (only the handler sends once authenticated).
+connection's bounded mailbox (in the handler) and a reader waiting for the client to go away
+(one task); `Realtime`'s one clock flags the heartbeat and closes the socket when the access
+token expires (the client reconnects with a fresh one). Idle sockets are the common case, so
+each holds only that: no ORM user, no timers or sleeping tasks, no lock (only the handler
+sends once authenticated).
 """
 
 from __future__ import annotations
@@ -96,31 +97,6 @@ def _text(message: dict[str, Any]) -> str:
 _SUBSCRIBED = {scope: _text({"type": "subscribed", "scope": scope}) for scope in ("own", "all")}
 
 
-class _Timers:
-    """A connection's heartbeat and token expiry as two timer handles, not two sleeping tasks:
-    each only flags its mailbox, and the delivery loop sends the heartbeat or the close."""
-
-    __slots__ = ("_beat", "_every", "_expiry", "_loop", "_mailbox")
-
-    def __init__(self, mailbox: Mailbox, every: float, expires_in: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._mailbox = mailbox
-        self._every = every
-        self._beat = self._loop.call_later(every, self._heartbeat)
-        self._expiry = self._loop.call_later(max(expires_in, 0), self._expired)
-
-    def _heartbeat(self) -> None:
-        self._mailbox.beat()
-        self._beat = self._loop.call_later(self._every, self._heartbeat)
-
-    def _expired(self) -> None:
-        self._mailbox.close(POLICY_VIOLATION, "token expired", at_once=True)
-
-    def cancel(self) -> None:
-        self._beat.cancel()
-        self._expiry.cancel()
-
-
 async def _deliver(websocket: WebSocket, mailbox: Mailbox) -> None:
     """Send the mailbox to the socket until a close comes out of it (then send that)."""
     while True:
@@ -167,10 +143,12 @@ async def serve(
     except WebSocketDisconnect:
         return
     mailbox = realtime.connect(
-        subscriber.user_id, session_id=subscriber.session_id, everyone=subscriber.everyone
+        subscriber.user_id,
+        session_id=subscriber.session_id,
+        everyone=subscriber.everyone,
+        heartbeat_seconds=settings.ws_heartbeat_seconds,
+        expires_in=(subscriber.expires_at - utcnow()).total_seconds(),
     )
-    expires_in = (subscriber.expires_at - utcnow()).total_seconds()
-    timers = _Timers(mailbox, settings.ws_heartbeat_seconds, expires_in)
     reader = asyncio.create_task(_read_until_closed(websocket, mailbox))
     try:
         await websocket.send_text(_SUBSCRIBED["all" if subscriber.everyone else "own"])
@@ -179,6 +157,5 @@ async def serve(
         pass  # the client went away while we were sending
     finally:
         realtime.disconnect(mailbox)
-        timers.cancel()
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
