@@ -7,7 +7,8 @@ Run from the repository root:
 Keel runs as `keel serve` with bench/run.py's production settings on PostgreSQL (`keel_bench`),
 plus `KEEL_REDIS_URL`, so events travel over Redis pub/sub as they do in production. The
 baseline is `bench/ws_baseline_app.py`, a bare Starlette app under the same uvicorn that
-subscribes to its own Redis channel and broadcasts to its sockets. Both run on CPU 0.
+subscribes to its own Redis channel and broadcasts to its sockets. Both run on CPU 0, both with
+the same permessage-deflate setting (`--server-compression`, by default Keel's: off).
 
 One admin account logs in through Keel's API; `--connections` sockets to each server use its
 token with `scope=all`, so every socket receives every event. Client processes pinned to
@@ -69,6 +70,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+import run as run_module
 from keel.core.config import Settings
 from keel.core.events import Event
 from run import (
@@ -843,12 +845,15 @@ def probe(clients: Clients, targets: Sequence[Target], redis_url: str, connectio
 # --- servers --------------------------------------------------------------------------------
 
 
-def ws_keel_environment(shared: Shared, redis_url: str, channel: str) -> dict[str, str]:
+def ws_keel_environment(
+    shared: Shared, redis_url: str, channel: str, server_compression: bool
+) -> dict[str, str]:
     """run.py's production settings with Redis (rate limits, cache and events on it)."""
     return {
         **keel_environment(shared),
         "KEEL_REDIS_URL": redis_url,
         "KEEL_EVENTS_CHANNEL": channel,
+        "KEEL_WS_COMPRESSION": "true" if server_compression else "false",
         # One login per run, but reruns within a minute would meet the login limits, which
         # live in Redis and so outlast a server.
         "KEEL_RATE_LIMIT_LOGIN_IP": UNREACHABLE_RATE_LIMIT,
@@ -869,8 +874,9 @@ def ws_baseline_environment(shared: Shared, redis_url: str, channel: str) -> dic
     }
 
 
-def ws_baseline_command(port: int) -> list[str]:
-    """The bare app under the same uvicorn, WebSocket implementation and worker count."""
+def ws_baseline_command(port: int, server_compression: bool) -> list[str]:
+    """The bare app under the same uvicorn, WebSocket implementation, worker count and
+    permessage-deflate setting as Keel."""
     return [
         sys.executable,
         "-m",
@@ -886,6 +892,8 @@ def ws_baseline_command(port: int) -> list[str]:
         "1",
         "--ws",
         "websockets-sansio",  # what Keel's protocol class (core/serving.py) is built on
+        "--ws-per-message-deflate",
+        "true" if server_compression else "false",
         "--no-access-log",
         "--log-level",
         "warning",
@@ -990,7 +998,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     prefix = f"keel-bench:{secrets.token_hex(4)}"  # pub/sub channels ignore the DB number
     keel_channel, baseline_channel = f"{prefix}:keel", f"{prefix}:baseline"
     redis_url = arguments.redis_url
-    keel_env = ws_keel_environment(shared, redis_url, keel_channel)
+    server_compression = arguments.server_compression == "on"
+    keel_env = ws_keel_environment(shared, redis_url, keel_channel, server_compression)
     migrate(keel_env)
     baseline_env = ws_baseline_environment(shared, redis_url, baseline_channel)
     compression = None if arguments.compression == "none" else arguments.compression
@@ -1007,7 +1016,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         baseline = stack.enter_context(
             running_server(
                 BASELINE_NAME,
-                ws_baseline_command(baseline_port),
+                ws_baseline_command(baseline_port, server_compression),
                 baseline_env,
                 baseline_port,
             )
@@ -1184,6 +1193,7 @@ def summarise(arguments: argparse.Namespace, **parts: Any) -> dict[str, Any]:
             "step_seconds": arguments.step_seconds,
             "p99_bound_ms": arguments.p99_bound_ms,
             "compression_offered": arguments.compression,
+            "server_compression": arguments.server_compression,
             "redis_url": arguments.redis_url,
             "keel_ws_queue_size": Settings.model_fields["ws_queue_size"].default,
             "event_wire_format": "keel.core.events.Event.encode()",
@@ -1234,9 +1244,12 @@ def format_step(s: dict[str, Any]) -> str:
 
 
 def format_summary(document: dict[str, Any]) -> str:
+    settings = document["settings"]
     lines = [
+        f"clients offer compression: {settings['compression_offered']}; "
+        f"servers accept it: {settings['server_compression']}",
         f"{'server':<9} {'sustained ev/s':>14} {'deliveries/s':>13} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'peak deliveries/s':>18} {'KiB/idle conn':>14} {'KiB/conn after':>15}"
+        f"{'peak deliveries/s':>18} {'KiB/idle conn':>14} {'KiB/conn after':>15}",
     ]
     for name, s in document["servers"].items():
         latency = s["latency_ms_at_highest_sustained"] or {}
@@ -1327,6 +1340,13 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="what the clients offer: permessage-deflate, as browsers do (default), or nothing",
     )
     parser.add_argument(
+        "--server-compression",
+        choices=("off", "on"),
+        default="off" if not Settings.model_fields["ws_compression"].default else "on",
+        help="whether both servers accept permessage-deflate: KEEL_WS_COMPRESSION for Keel, "
+        "--ws-per-message-deflate for the baseline (default: Keel's default, off)",
+    )
+    parser.add_argument(
         "--reconnect-cycles",
         type=int,
         default=DEFAULT_RECONNECT_CYCLES,
@@ -1337,6 +1357,12 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--gc-probe",
         action="store_true",
         help="log each server's full garbage collections and their durations (a diagnostic)",
+    )
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=run_module.READY_TIMEOUT_SECONDS,
+        help="seconds a server may take to answer /health (raise it on a busy machine)",
     )
     parser.add_argument(
         "--redis-url", default=os.environ.get("KEEL_BENCH_REDIS_URL", DEFAULT_REDIS_URL)
@@ -1356,6 +1382,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    run_module.READY_TIMEOUT_SECONDS = arguments.start_timeout  # read by run.running_server
     signal.signal(signal.SIGTERM, _interrupt)  # unwind through the `finally`s that stop servers
     arguments.cpu_busy = warn_if_busy()
     try:

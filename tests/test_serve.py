@@ -8,6 +8,8 @@ from subprocess import PIPE
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from tests.support.assertions import metric_value
 from tests.support.network import free_port
@@ -50,3 +52,16 @@ def test_workers_answer_docs_and_errors(server: str) -> None:
     assert "server" not in docs.headers  # uvicorn's `server: uvicorn` is not advertised
     assert missing.status_code == 404
     assert missing.json()["error"]["request_id"] == missing.headers["x-request-id"]
+
+
+def test_keel_serve_declines_websocket_compression_by_default(server: str) -> None:
+    """`keel serve` passes KEEL_WS_COMPRESSION (unset: off) to the server it runs."""
+    url = server.replace("http", "ws", 1) + "/api/v1/ws"
+    with ws_connect(url, compression="deflate", open_timeout=10) as ws:
+        ws.send("not an auth message")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert ws.protocol.extensions == []
+        assert ws.close_code == 1008

@@ -97,7 +97,7 @@ def serve(
     import uvicorn
 
     from keel.core.lifespan import prepare_schema
-    from keel.core.serving import HTTP_PROTOCOL, PROTOCOL
+    from keel.core.serving import HTTP_PROTOCOL, websocket_server_options
 
     _set_env(host=host, port=port, workers=workers)
     settings = _settings()
@@ -122,9 +122,9 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         lifespan="on",
-        ws=PROTOCOL,
         http=HTTP_PROTOCOL,
         server_header=False,  # no `server: uvicorn`: nothing to gain from advertising it
+        **websocket_server_options(settings),
     )
 
 

@@ -256,6 +256,9 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=100, ge=1, le=100_000)
     """Events buffered per slow connection."""
     ws_auth_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    ws_compression: bool = False
+    """Accept permessage-deflate from WebSocket clients. Off: Keel's events are small, and
+    compression costs every socket its zlib state and the fan-out CPU (docs/decisions.md)."""
 
     # Tracing: OpenTelemetry over OTLP/HTTP, off by default
     otel_enabled: bool = False

@@ -44,6 +44,10 @@ class Event:
         """The SPEC's realtime message (who it is for is not part of it)."""
         return {"type": self.type, "id": self.id, "at": timestamp(self.at), "data": self.data}
 
+    def wire(self) -> str:
+        """The text every WebSocket that may see this event is sent: built once per event."""
+        return json.dumps(self.message(), separators=(",", ":"), ensure_ascii=False)
+
     def encode(self) -> str:
         user = None if self.user_id is None else str(self.user_id)
         return json.dumps({**self.message(), "user_id": user}, separators=(",", ":"))

@@ -25,6 +25,9 @@ lifespan ends, with 1012 ("service restart"). Keel's contract is 1001 ("going aw
 client should reconnect, to any instance), so `keel serve` uses `GoingAwayWebSocketProtocol`,
 which differs from uvicorn's own only in that code. In-flight HTTP requests are left to
 uvicorn's graceful shutdown (`KEEL_GRACEFUL_SHUTDOWN_SECONDS`).
+
+uvicorn offers permessage-deflate to every WebSocket client unless told not to;
+`websocket_server_options` turns it on only with `KEEL_WS_COMPRESSION` (off by default).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from keel.core.config import get_settings
+from keel.core.config import Settings, get_settings
 from keel.core.request_id import REQUEST_ID_HEADER
 
 GOING_AWAY = 1001
@@ -49,6 +52,13 @@ PROTOCOL = "keel.core.serving:GoingAwayWebSocketProtocol"
 """The import string `uvicorn.Config(ws=...)` takes (it must survive uvicorn's worker spawn)."""
 HTTP_PROTOCOL = "keel.core.serving:BoundedHttpToolsProtocol"
 """The import string for `uvicorn.Config(http=...)`."""
+
+
+def websocket_server_options(settings: Settings) -> dict[str, Any]:
+    """The WebSocket options `keel serve` gives uvicorn: Keel's protocol class, and
+    permessage-deflate only when `KEEL_WS_COMPRESSION` is on. The one place where WebSocket
+    settings become server options, so that another server would be mapped here too."""
+    return {"ws": PROTOCOL, "ws_per_message_deflate": settings.ws_compression}
 
 
 class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):

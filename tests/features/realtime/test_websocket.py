@@ -16,11 +16,12 @@ import httpx
 import pytest
 import websockets
 from pydantic import SecretStr
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 
-from keel.core.config import Settings
+from keel.core.config import ConfigError, Settings, load_settings
 from keel.core.models import utcnow
 from keel.core.security.tokens import TokenService
-from keel.core.serving import PROTOCOL
+from keel.core.serving import PROTOCOL, websocket_server_options
 from keel.main import create_app
 from tests.support import routes
 from tests.support.accounts import Account, login, signed_up
@@ -47,9 +48,26 @@ def ws_settings(live_settings: Settings) -> Settings:
 
 
 @asynccontextmanager
-async def connected(base: str, query: str = "") -> AsyncIterator[Socket]:
-    async with websockets.connect(base.replace("http", "ws", 1) + "/api/v1/ws" + query) as ws:
+async def connected(
+    base: str, query: str = "", *, compression: str | None = "deflate"
+) -> AsyncIterator[Socket]:
+    """A client that offers permessage-deflate (as browsers do) unless `compression=None`."""
+    url = base.replace("http", "ws", 1) + "/api/v1/ws" + query
+    async with websockets.connect(url, compression=compression) as ws:
         yield ws
+
+
+@contextmanager
+def served_as_keel_serves(settings: Settings) -> Iterator[str]:
+    """The app under the WebSocket options `keel serve` derives from the settings."""
+    with served(settings, **websocket_server_options(settings)) as base:
+        yield base
+
+
+def negotiated(ws: Socket) -> tuple[list[str], str | None]:
+    extensions = [type(extension).__name__ for extension in ws.protocol.extensions]
+    assert ws.response is not None
+    return extensions, ws.response.headers.get("Sec-WebSocket-Extensions")
 
 
 async def receive(ws: Socket, within: float = 5.0) -> dict[str, Any]:
@@ -177,10 +195,12 @@ async def test_the_socket_closes_when_the_token_expires(ws_settings: Settings) -
     with served(ws_settings) as base:
         async with httpx.AsyncClient(base_url=base) as http:
             alice = await signed_up(http)
-            token = _expiring_token(ws_settings, alice, 1.5)
+            token = _expiring_token(
+                ws_settings, alice, 4
+            )  # room for a loaded machine to authenticate first
             async with connected(base, f"?token={token}") as ws:
                 assert (await receive(ws))["type"] == "subscribed"
-                assert await closed_with(ws) == (1008, "token expired")
+                assert await closed_with(ws, within=10) == (1008, "token expired")
 
 
 async def test_heartbeats_keep_coming(live_settings: Settings) -> None:
@@ -291,3 +311,81 @@ async def wait_until_subscribed(http: httpx.AsyncClient, within: float = 10.0) -
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not subscribed to events within {within} s")
+
+
+async def test_every_socket_is_sent_the_same_text_for_one_event(ws_settings: Settings) -> None:
+    with served(ws_settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            admin = await live_admin(http, ws_settings)
+            alice = await signed_up(http)
+            async with (
+                connected(base, f"?token={alice.access_token}") as first,
+                connected(base, f"?token={alice.access_token}") as second,
+                connected(base, f"?token={admin.access_token}&scope=all") as watcher,
+            ):
+                sockets = (first, second, watcher)
+                for ws in sockets:
+                    assert (await receive(ws))["type"] == "subscribed"
+                event_id = await publish(http, alice.id)
+                texts = []
+                for ws in sockets:
+                    async with asyncio.timeout(5):
+                        texts.append(await ws.recv())
+    assert texts[0] == texts[1] == texts[2]
+    assert isinstance(texts[0], str)  # a text frame, as before
+    assert json.loads(texts[0])["id"] == event_id
+
+
+def test_compression_is_off_by_default() -> None:
+    assert Settings.model_fields["ws_compression"].default is False
+
+
+@pytest.mark.parametrize(
+    ("server_compresses", "client_offers", "expected"),
+    [
+        (False, "deflate", []),  # the default: a browser's offer is declined
+        (True, None, []),  # on, but the client does not offer it: plain frames
+        (True, "deflate", [PerMessageDeflate.__name__]),
+    ],
+    ids=["off-offered", "on-not-offered", "on-offered"],
+)
+async def test_compression_is_negotiated_only_when_on_and_offered(
+    ws_settings: Settings, server_compresses: bool, client_offers: str | None, expected: list[str]
+) -> None:
+    settings = ws_settings.model_copy(update={"ws_compression": server_compresses})
+    with served_as_keel_serves(settings) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            alice = await signed_up(http)
+            query = f"?token={alice.access_token}"
+            async with connected(base, query, compression=client_offers) as ws:
+                extensions, header = negotiated(ws)
+                assert (await receive(ws))["type"] == "subscribed"
+                event_id = await publish(http, alice.id)
+                message = await receive(ws)  # inflated by the client when compressed: intact
+    assert extensions == expected
+    assert (header or "").startswith("permessage-deflate") == bool(expected)
+    assert message["id"] == event_id
+    assert message["data"] == {"n": 1}
+
+
+async def test_a_refusal_is_the_same_with_compression_on(ws_settings: Settings) -> None:
+    settings = ws_settings.model_copy(update={"ws_compression": True})
+    with served_as_keel_serves(settings) as base:
+        async with connected(base, "?token=not-a-jwt") as ws:
+            assert negotiated(ws)[0] == [PerMessageDeflate.__name__]
+            assert await closed_with(ws) == (1008, "Invalid or expired token")
+
+
+def test_the_compression_setting_maps_to_the_server_and_refuses_nonsense(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert not load_settings(_env_file=None).ws_compression
+    monkeypatch.setenv("KEEL_WS_COMPRESSION", "true")
+    on = load_settings(_env_file=None)
+    assert websocket_server_options(on) == {"ws": PROTOCOL, "ws_per_message_deflate": True}
+    monkeypatch.setenv("KEEL_WS_COMPRESSION", "false")
+    off = load_settings(_env_file=None)
+    assert websocket_server_options(off) == {"ws": PROTOCOL, "ws_per_message_deflate": False}
+    monkeypatch.setenv("KEEL_WS_COMPRESSION", "sometimes")
+    with pytest.raises(ConfigError, match="KEEL_WS_COMPRESSION: Input should be a valid boolean"):
+        load_settings(_env_file=None)

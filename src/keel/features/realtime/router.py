@@ -1,27 +1,38 @@
+"""Realtime notifications over WebSocket: each user's own events, admins optionally all.
+
+The route is a plain Starlette WebSocket route that reads the lifespan's objects with the same
+`from_state` getters the dependency aliases use, rather than a FastAPI route with injected
+dependencies: FastAPI keeps a solved dependency graph and two exit stacks alive for as long as
+a socket is open, about 6 KiB for each idle connection (docs/decisions.md, "Realtime").
+"""
+
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
+from starlette.websockets import WebSocket
 
-from fastapi import APIRouter, Depends, WebSocket
-
-from keel.core.database import Database, get_database
-from keel.core.dependencies import AppSettings, Tokens
+from keel.core.config import Settings
+from keel.core.database import get_database
 from keel.core.realtime import Realtime
+from keel.core.security.tokens import TokenService
 from keel.core.state import from_state
 from keel.features.realtime import service
 
-router = APIRouter(tags=["realtime"])
+_settings = from_state("settings", Settings)
+_tokens = from_state("token_service", TokenService)
+_realtime = from_state("realtime", Realtime)
 
-Connections = Annotated[Realtime, Depends(from_state("realtime", Realtime))]
 
-
-@router.websocket("/ws")
-async def notifications(
-    websocket: WebSocket,
-    settings: AppSettings,
-    tokens: Tokens,
-    connections: Connections,
-    database: Annotated[Database, Depends(get_database)],
-) -> None:
+async def notifications(websocket: WebSocket) -> None:
     """Your events as they happen (`job.progress`, `job.finished`, `order.paid`, …)."""
-    await service.serve(websocket, settings, database, tokens, connections)
+    await service.serve(
+        websocket,
+        await _settings(websocket),
+        await get_database(websocket),
+        await _tokens(websocket),
+        await _realtime(websocket),
+    )
+
+
+router = APIRouter(tags=["realtime"])
+router.add_websocket_route("/ws", notifications)

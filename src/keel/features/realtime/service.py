@@ -4,15 +4,21 @@ Authentication comes first, with the access token in the `token` query parameter
 first message `{"type": "auth", "token": "…"}` (which keeps it out of URLs and proxy logs);
 `scope=all` asks for every user's events and is for admins only. Any failure closes with
 1008 before a single event is sent. Then three things run until one ends: delivery from the
-connection's bounded mailbox, a heartbeat, and a timer that closes the socket when the access
-token expires (the client reconnects with a fresh one).
+connection's bounded mailbox (in the handler) and a reader waiting for the client to go away
+(one task); `Realtime`'s one clock flags the heartbeat and closes the socket when the access
+token expires (the client reconnects with a fresh one). Idle sockets are the common case, so
+each holds only that: no ORM user, no timers or sleeping tasks, no lock (only the handler
+sends once authenticated).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -22,10 +28,9 @@ from keel.core.database import Database
 from keel.core.errors import UnauthorizedError
 from keel.core.logging import get_logger
 from keel.core.models import timestamp, utcnow
-from keel.core.realtime import POLICY_VIOLATION, Close, Mailbox, Realtime
+from keel.core.realtime import GONE, POLICY_VIOLATION, Close, Mailbox, Realtime
 from keel.core.security.tokens import TokenService
 from keel.features.auth import service as auth
-from keel.features.auth.service import Principal
 from keel.features.users.models import Role
 
 log = get_logger(__name__)
@@ -57,9 +62,19 @@ async def _credentials(websocket: WebSocket, settings: Settings) -> tuple[str, s
         raise RefusedError('the first message must be {"type": "auth", "token": "..."}') from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Subscriber:
+    """What a connection keeps of its authentication (not the ORM user: only these)."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID | None
+    everyone: bool
+    expires_at: datetime
+
+
 async def _authenticate(
     websocket: WebSocket, settings: Settings, database: Database, tokens: TokenService
-) -> tuple[Principal, bool]:
+) -> _Subscriber:
     token, scope = await _credentials(websocket, settings)
     if scope not in {"own", "all"}:
         raise RefusedError("scope is 'own' or 'all'")
@@ -71,48 +86,43 @@ async def _authenticate(
     everyone = scope == "all"
     if everyone and not principal.user.has_role(Role.ADMIN):
         raise RefusedError("only admins may subscribe to every user's events")
-    return principal, everyone
+    return _Subscriber(principal.user.id, principal.session_id, everyone, principal.expires_at)
 
 
-class _Connection:
-    def __init__(self, websocket: WebSocket, mailbox: Mailbox) -> None:
-        self.websocket = websocket
-        self.mailbox = mailbox
-        self._sending = asyncio.Lock()
+def _text(message: dict[str, Any]) -> str:
+    """A message as Starlette's `send_json` would write it."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
-    async def send(self, message: dict[str, Any]) -> None:
-        async with self._sending:
-            await self.websocket.send_json(message)
 
-    async def close(self, code: int, reason: str) -> None:
-        async with self._sending:
-            await self.websocket.close(code=code, reason=reason)
+_SUBSCRIBED = {scope: _text({"type": "subscribed", "scope": scope}) for scope in ("own", "all")}
 
-    async def deliver(self) -> None:
-        while True:
-            item, dropped = await self.mailbox.get()
-            if dropped:
-                await self.send({"type": "lagged", "dropped": dropped, "at": timestamp(utcnow())})
-            if isinstance(item, Close):
-                await self.close(item.code, item.reason)
-                return
-            await self.send(item.message())
 
-    async def heartbeat(self, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            await self.send({"type": "heartbeat", "at": timestamp(utcnow())})
+async def _deliver(websocket: WebSocket, mailbox: Mailbox) -> None:
+    """Send the mailbox to the socket until a close comes out of it (then send that)."""
+    while True:
+        item, dropped = await mailbox.get()
+        if dropped:
+            await websocket.send_text(
+                _text({"type": "lagged", "dropped": dropped, "at": timestamp(utcnow())})
+            )
+        if type(item) is str:
+            await websocket.send_text(item)
+        elif isinstance(item, Close):
+            if item is not GONE:
+                await websocket.close(code=item.code, reason=item.reason)
+            return
+        else:
+            await websocket.send_text(_text({"type": "heartbeat", "at": timestamp(utcnow())}))
 
-    async def expire(self, principal: Principal) -> None:
-        await asyncio.sleep(max((principal.expires_at - utcnow()).total_seconds(), 0))
-        await self.close(POLICY_VIOLATION, "token expired")
 
-    async def read_until_closed(self) -> None:
-        """Client messages carry nothing after authentication; wait for the disconnect."""
-        while True:
-            message = await self.websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
+async def _read_until_closed(websocket: WebSocket, mailbox: Mailbox) -> None:
+    """Client messages carry nothing after authentication; wait for the disconnect, then end
+    the delivery loop (the socket is gone, so there is nothing to send a close frame on)."""
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+    finally:
+        mailbox.hang_up()
 
 
 async def serve(
@@ -122,9 +132,10 @@ async def serve(
     tokens: TokenService,
     realtime: Realtime,
 ) -> None:
+    """One task of its own per connection (the reader) besides the handler's (delivery)."""
     await websocket.accept()
     try:
-        principal, everyone = await _authenticate(websocket, settings, database, tokens)
+        subscriber = await _authenticate(websocket, settings, database, tokens)
     except RefusedError as refusal:
         with suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=POLICY_VIOLATION, reason=refusal.reason)
@@ -132,22 +143,19 @@ async def serve(
     except WebSocketDisconnect:
         return
     mailbox = realtime.connect(
-        principal.user.id, session_id=principal.session_id, everyone=everyone
+        subscriber.user_id,
+        session_id=subscriber.session_id,
+        everyone=subscriber.everyone,
+        heartbeat_seconds=settings.ws_heartbeat_seconds,
+        expires_in=(subscriber.expires_at - utcnow()).total_seconds(),
     )
-    connection = _Connection(websocket, mailbox)
-    tasks = [
-        asyncio.create_task(connection.deliver()),
-        asyncio.create_task(connection.heartbeat(settings.ws_heartbeat_seconds)),
-        asyncio.create_task(connection.expire(principal)),
-        asyncio.create_task(connection.read_until_closed()),
-    ]
+    reader = asyncio.create_task(_read_until_closed(websocket, mailbox))
     try:
-        await connection.send({"type": "subscribed", "scope": "all" if everyone else "own"})
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await websocket.send_text(_SUBSCRIBED["all" if subscriber.everyone else "own"])
+        await _deliver(websocket, mailbox)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client went away while we were sending
     finally:
         realtime.disconnect(mailbox)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
