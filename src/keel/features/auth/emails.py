@@ -169,7 +169,8 @@ class Sample:
 
     to: str = "ada@example.com"
     full_name: str = "Ada Lovelace"
-    token: str = "PREVIEW-TOKEN"  # noqa: S105 - a placeholder shown in previews
+    # A placeholder printed into previews, never a credential:
+    token: str = "PREVIEW-TOKEN"  # noqa: S105  # keel-audit: ignore[KA402] preview placeholder
 
 
 def preview(settings: Settings, message: Message, sample: Sample | None = None) -> Email:
