@@ -170,7 +170,12 @@ def test_the_scrubber_drops_request_secrets_and_masks_text() -> None:
     assert JWT not in value
 
 
-def test_the_scrubber_leaves_short_numbers_alone() -> None:
-    event: Any = {"exception": {"values": [{"value": "order 12345 failed after 3 attempts"}]}}
+def test_the_scrubber_leaves_short_numbers_ids_and_tags_alone() -> None:
+    text = "order 12345 failed after 3 attempts (job 59688086-9661-4803-bf02-bfa98977ecbe)"
+    event: Any = {
+        "exception": {"values": [{"value": text}]},
+        "tags": {"request_id": "59688086-9661-4803-bf02-bfa98977ecbe"},
+    }
     scrubbed: Any = scrub_event(event)
-    assert scrubbed["exception"]["values"][0]["value"] == "order 12345 failed after 3 attempts"
+    assert scrubbed["exception"]["values"][0]["value"] == text
+    assert scrubbed["tags"] == event["tags"]

@@ -35,7 +35,11 @@ KEPT_HEADERS = frozenset({"user-agent", "content-type", "content-length", "accep
 """The only request headers a report keeps; every other one (Authorization, Cookie, an API
 key under any name) is dropped, not masked."""
 
-_CARD_LIKE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_CARD_LIKE = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+"""13 to 19 digits, grouped by spaces or hyphens, standing alone (not part of a UUID or a
+longer token)."""
+NOT_SCRUBBED = frozenset({"tags", "event_id", "release", "environment", "timestamp"})
+"""Fields Keel itself fills with ids and names: scrubbing them would only garble them."""
 FLUSH_SECONDS = 2.0
 
 
@@ -111,7 +115,13 @@ def scrub_event(event: Event, _hint: Hint | None = None) -> Event:
             request["url"] = request["url"].split("?", 1)[0]
     data.pop("user", None)
     data.pop("breadcrumbs", None)
-    return cast("Event", _scrub_strings(data))
+    return cast(
+        "Event",
+        {
+            key: value if key in NOT_SCRUBBED else _scrub_strings(value)
+            for key, value in data.items()
+        },
+    )
 
 
 def _scrub_strings(value: Any) -> Any:

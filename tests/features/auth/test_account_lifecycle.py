@@ -141,7 +141,7 @@ async def test_a_reset_token_works_once(shop: Shop) -> None:
     first = await shop.http.post(CONFIRM, json={"token": token, "new_password": "first-new-pass"})
     assert first.status_code == 204
     second = await shop.http.post(CONFIRM, json={"token": token, "new_password": "other-new-pass"})
-    error = assert_error_body(second, 400, "BAD_REQUEST")
+    error = assert_error_body(second, 401, "UNAUTHORIZED")
     assert error["details"] == {"field": "token"}
     await login(shop.http, account.email, "first-new-pass")
 
@@ -155,12 +155,12 @@ async def test_expired_and_tampered_reset_tokens_are_refused(shop: Shop) -> None
         response = await shop.http.post(
             CONFIRM, json={"token": bad, "new_password": "a-brand-new-pass"}
         )
-        assert_error_body(response, 400, "BAD_REQUEST")
+        assert_error_body(response, 401, "UNAUTHORIZED")
     await expire_tokens(shop.settings)
     expired = await shop.http.post(
         CONFIRM, json={"token": token, "new_password": "a-brand-new-pass"}
     )
-    expired_error = assert_error_body(expired, 400, "BAD_REQUEST")
+    expired_error = assert_error_body(expired, 401, "UNAUTHORIZED")
     # One answer for every bad token: nobody learns which of them was nearly right.
     assert expired_error["message"] == "This link is invalid, has expired or was already used"
     await login(shop.http, account.email, account.password)  # unchanged
@@ -174,7 +174,7 @@ async def test_a_newer_reset_link_replaces_the_older(shop: Shop) -> None:
     await ask_reset(shop, account.email)
     newer = reset_mail(shop, account.email).token()
     refused = await shop.http.post(CONFIRM, json={"token": older, "new_password": "new-pass-one"})
-    assert_error_body(refused, 400, "BAD_REQUEST")
+    assert_error_body(refused, 401, "UNAUTHORIZED")
     taken = await shop.http.post(CONFIRM, json={"token": newer, "new_password": "new-pass-two"})
     assert taken.status_code == 204
 
@@ -197,7 +197,7 @@ async def test_a_verification_token_is_not_a_reset_token(shop: Shop) -> None:
     response = await shop.http.post(
         CONFIRM, json={"token": verify_token, "new_password": "a-brand-new-pass"}
     )
-    assert_error_body(response, 400, "BAD_REQUEST")
+    assert_error_body(response, 401, "UNAUTHORIZED")
 
 
 @pytest.mark.parametrize(
@@ -374,18 +374,22 @@ async def test_the_welcome_email_carries_a_working_verification_link(shop: Shop)
     assert verified.status_code == 204, verified.text
     assert (await shop.http.get(ME, headers=account.headers)).json()["is_verified"] is True
     again = await shop.http.post(VERIFY, json={"token": welcome.token()})
-    assert_error_body(again, 400, "BAD_REQUEST")
+    assert_error_body(again, 401, "UNAUTHORIZED")
 
 
 async def test_tampered_expired_and_reset_tokens_do_not_verify(shop: Shop) -> None:
     account = await signed_up(shop.http)
     token = shop.only(account.email, "Welcome to Keel").token()
-    assert_error_body(await shop.http.post(VERIFY, json={"token": token[::-1]}), 400, "BAD_REQUEST")
+    assert_error_body(
+        await shop.http.post(VERIFY, json={"token": token[::-1]}), 401, "UNAUTHORIZED"
+    )
     await ask_reset(shop, account.email)
     reset_token = reset_mail(shop, account.email).token()
-    assert_error_body(await shop.http.post(VERIFY, json={"token": reset_token}), 400, "BAD_REQUEST")
+    assert_error_body(
+        await shop.http.post(VERIFY, json={"token": reset_token}), 401, "UNAUTHORIZED"
+    )
     await expire_tokens(shop.settings)
-    assert_error_body(await shop.http.post(VERIFY, json={"token": token}), 400, "BAD_REQUEST")
+    assert_error_body(await shop.http.post(VERIFY, json={"token": token}), 401, "UNAUTHORIZED")
     assert (await shop.http.get(ME, headers=account.headers)).json()["is_verified"] is False
 
 
@@ -399,7 +403,7 @@ async def test_resend_sends_a_new_link_that_replaces_the_old(shop: Shop) -> None
     assert "Lin" in mail.text
     assert "Lin" in mail.html
     assert "2 days" in mail.text
-    assert_error_body(await shop.http.post(VERIFY, json={"token": first}), 400, "BAD_REQUEST")
+    assert_error_body(await shop.http.post(VERIFY, json={"token": first}), 401, "UNAUTHORIZED")
     assert (await shop.http.post(VERIFY, json={"token": mail.token()})).status_code == 204
     # Once verified, a resend answers the same and sends nothing.
     shop.inbox.clear()
@@ -538,7 +542,7 @@ async def test_an_old_verification_link_does_not_verify_a_changed_address(shop: 
     assert (await shop.http.post(VERIFY, json={"token": change_token.token()})).status_code == 204
     # The welcome link was for the old address: spent by the change's link, refused.
     assert_error_body(
-        await shop.http.post(VERIFY, json={"token": welcome_token}), 400, "BAD_REQUEST"
+        await shop.http.post(VERIFY, json={"token": welcome_token}), 401, "UNAUTHORIZED"
     )
 
 

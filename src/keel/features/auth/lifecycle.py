@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.email import EmailSender
-from keel.core.errors import BadRequestError, ConflictError, ForbiddenError
+from keel.core.errors import ConflictError, ForbiddenError, UnauthorizedError
 from keel.core.events import EventHub
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
@@ -36,9 +36,10 @@ INVALID_LINK = "This link is invalid, has expired or was already used"
 VERIFICATIONS = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL)
 
 
-class InvalidAccountTokenError(BadRequestError):
-    """400, not 401: the caller is not failing to authenticate (a 401's `WWW-Authenticate:
-    Bearer` would send a client to refresh its access token, which cannot help)."""
+class InvalidAccountTokenError(UnauthorizedError):
+    """401: the one-time token is the credential of this request, and it is refused. A 400
+    would tell the client its well-formed request is malformed (and the contract fuzzer, like
+    any client generator, reads a 400 on schema-valid input as a broken contract)."""
 
     default_message = INVALID_LINK
 
