@@ -30,6 +30,7 @@ TEST_COMMAND = [
     "loadscope",
     "--cov",
     "--cov-report=term",
+    "--durations=25",  # the slowest tests, so a run that grows slower says where
 ]
 
 

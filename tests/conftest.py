@@ -41,6 +41,16 @@ TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 MakeSettings = Callable[..., Settings]
 
 
+LONGEST_MODULES = ("test_contract.py", "test_typescript_client.py")
+"""Minutes each on one worker (a fuzzer run per role; npm, a client build and a live server):
+collected first, so xdist's loadscope hands them out first and the short modules fill in
+around them, instead of both starting last and leaving a long tail."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_MODULES)  # stable: order kept
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
     """In CI a skipped test is a failure: the suite must run everything against real servers."""
