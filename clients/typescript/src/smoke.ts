@@ -13,6 +13,15 @@ import {
   usersReadMe,
 } from "./client/sdk.gen.js";
 
+// The sandbox gateway's test number that always succeeds.
+const TEST_CARD = {
+  number: "4242 4242 4242 4242",
+  exp_month: 12,
+  exp_year: 2099,
+  cvc: "123",
+  holder: "Type Script",
+};
+
 function need(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set`);
@@ -73,15 +82,7 @@ async function main(): Promise<void> {
     auth: token,
     path: { order_id: order.id },
     headers: { "idempotency-key": `ts-pay-${suffix}` },
-    body: {
-      card: {
-        number: "4242 4242 4242 4242",
-        exp_month: 12,
-        exp_year: 2099,
-        cvc: "123",
-        holder: "Type Script",
-      },
-    },
+    body: { card: TEST_CARD },
     throwOnError: true,
   });
   check(paid.status === "paid", "the order is paid");
@@ -90,15 +91,7 @@ async function main(): Promise<void> {
     auth: token,
     path: { order_id: order.id },
     headers: { "idempotency-key": `ts-pay-again-${suffix}` },
-    body: {
-      card: {
-        number: "4242 4242 4242 4242",
-        exp_month: 12,
-        exp_year: 2099,
-        cvc: "123",
-        holder: "Type Script",
-      },
-    },
+    body: { card: TEST_CARD },
   });
   check(response.status === 409, "paying twice is a conflict");
   check(error !== undefined && "error" in error, "the conflict has the error body");
