@@ -48,7 +48,7 @@ POOL_SIZE = 10  # Keel's default KEEL_DB_POOL_SIZE; BASELINE_POOL_SIZE overrides
 # token's session is still live, in one statement: what Keel's
 # `auth.repository.active_user_in_session` asks of the database.
 USER_IN_SESSION = """
-SELECT u.id, u.email, u.full_name, u.is_active, u.created_at, u.updated_at,
+SELECT u.id, u.email, u.full_name, u.is_active, u.is_verified, u.created_at, u.updated_at,
        coalesce(array_agg(r.role ORDER BY r.role) FILTER (WHERE r.role IS NOT NULL), '{}')
            AS roles
 FROM users AS u
@@ -145,6 +145,7 @@ class UserResponse(BaseModel):
     full_name: str
     roles: list[Role]
     is_active: bool
+    is_verified: bool
     created_at: datetime
     updated_at: datetime
 
