@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from keel.core.errors import (
     STATUS_CODES,
+    AppError,
     FieldError,
     NotFoundError,
     RateLimitedError,
@@ -95,6 +96,43 @@ def test_every_spec_status_has_an_error_class() -> None:
     spec = {400, 401, 402, 403, 404, 405, 409, 413, 415, 422, 429, 500, 502, 503}
     ranges = {416}  # HTTP's own answer to an unsatisfiable Range (docs/decisions.md)
     assert set(STATUS_CODES) == spec | ranges
+
+
+def test_every_error_class_carries_its_spec_code() -> None:
+    """The codes come from the class names (`_code_of`): pinned here against the SPEC table,
+    so a renamed class cannot change a code unnoticed."""
+    assert {status: cls.code for status, cls in STATUS_CODES.items()} == {
+        400: "BAD_REQUEST",
+        401: "UNAUTHORIZED",
+        402: "PAYMENT_DECLINED",
+        403: "FORBIDDEN",
+        404: "NOT_FOUND",
+        405: "METHOD_NOT_ALLOWED",
+        409: "CONFLICT",
+        413: "PAYLOAD_TOO_LARGE",
+        415: "UNSUPPORTED_MEDIA_TYPE",
+        416: "RANGE_NOT_SATISFIABLE",
+        422: "VALIDATION_ERROR",
+        429: "RATE_LIMITED",
+        500: "INTERNAL_ERROR",
+        502: "BAD_GATEWAY",
+        503: "SERVICE_UNAVAILABLE",
+    }
+
+
+def test_a_named_code_wins_over_the_class_name_and_a_subclass_keeps_it() -> None:
+    class TeapotError(AppError, status=418, message="I am a teapot"):
+        pass
+
+    class BrewingError(TeapotError, code="STILL_BREWING"):
+        pass
+
+    class LateBrewingError(BrewingError):
+        pass
+
+    assert (TeapotError.status_code, TeapotError.code) == (418, "TEAPOT")
+    assert (LateBrewingError.status_code, LateBrewingError.code) == (418, "STILL_BREWING")
+    assert 418 not in STATUS_CODES  # only the listed classes answer a bare status
 
 
 def test_unauthorized_and_rate_limited_carry_their_headers() -> None:

@@ -56,3 +56,12 @@ async def test_delete_removes_the_row(session: AsyncSession) -> None:
     await products.delete(session, added)
     session.expunge_all()
     assert await products.get(session, added.id) is None
+
+
+async def test_find_names_the_row_by_a_unique_column(session: AsyncSession) -> None:
+    added = await products.add(session, _product(f"R-{uuid.uuid4().hex[:8]}"))
+    assert await products.find(session, Product.sku == added.sku) is added
+
+
+async def test_find_of_no_match_is_none(session: AsyncSession) -> None:
+    assert await products.find(session, Product.sku == f"R-{uuid.uuid4().hex}") is None

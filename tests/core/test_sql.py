@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from keel.core.sql import try_flush
+from keel.core.sql import try_flush, update_where
 from keel.features.catalog.models import Product
 from keel.features.orders.models import Order, OrderItem
 from keel.features.users.models import User
@@ -53,3 +53,17 @@ async def test_a_row_still_referred_to_is_not_deleted(db_connection: AsyncConnec
         assert await try_flush(s, add=spare)
         assert await try_flush(s, delete=spare)
         assert await _count(s, f"{sku}-spare") == 0
+
+
+async def test_update_where_counts_only_the_rows_its_conditions_match(
+    db_connection: AsyncConnection,
+) -> None:
+    sku = f"SQL-{uuid.uuid4().hex[:8]}"
+    async with AsyncSession(bind=db_connection, join_transaction_mode="create_savepoint") as s:
+        product = _product(sku)
+        assert await try_flush(s, add=product)
+        in_stock = and_(Product.sku == sku, Product.stock >= 1)
+        assert await update_where(s, Product, in_stock, stock=Product.stock - 1) == 1
+        # The unit is gone: the same conditional update now matches nothing.
+        assert await update_where(s, Product, in_stock, stock=Product.stock - 1) == 0
+        assert await s.scalar(select(Product.stock).where(Product.sku == sku)) == 0

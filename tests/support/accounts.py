@@ -13,6 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keel.features.users.models import UserRole
 from tests.factories import UserCreateFactory
 
+USER_FIELDS = {
+    "id",
+    "email",
+    "full_name",
+    "roles",
+    "is_active",
+    "is_verified",
+    "created_at",
+    "updated_at",
+}
+"""The SPEC's user object, every field of it and nothing else."""
+
 
 @dataclass
 class Account:

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+from keel.core.config import Settings
+from keel.main import create_app
+from tests.support.app import serve
 from tests.support.network import free_port
 
 LINK = re.compile(r"https?://[^\s\"<>]+")
@@ -114,3 +118,20 @@ def smtp_settings(port: int) -> dict[str, Any]:
         "smtp_from": "Keel <hello@keel.test>",
         "public_url": "https://shop.keel.test/app",
     }
+
+
+@dataclass
+class MailedApps:
+    """Apps with real commits (`live_settings`) whose email goes to the test's SMTP server."""
+
+    live_settings: Settings
+    inbox: Inbox
+    port: int
+
+    def settings(self, **overrides: Any) -> Settings:
+        return self.live_settings.model_copy(update={**smtp_settings(self.port), **overrides})
+
+    def serve(self, **overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        """`async with mailed.serve(rate_limit_x="2/minute") as http`: one such app, served
+        in-process, with `overrides` to its settings."""
+        return serve(create_app(self.settings(**overrides)))

@@ -6,9 +6,16 @@ HTTP shape (status, code, headers) follows from the type.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
+
+
+def _code_of(class_name: str) -> str:
+    """`UnsupportedMediaTypeError` -> `UNSUPPORTED_MEDIA_TYPE`: the SPEC's codes are the
+    classes' names, so the two cannot drift apart."""
+    return "_".join(re.findall(r"[A-Z][a-z]*", class_name.removesuffix("Error"))).upper()
 
 
 class AppError(Exception):
@@ -21,11 +28,13 @@ class AppError(Exception):
     def __init_subclass__(
         cls, *, status: int | None = None, code: str | None = None, message: str | None = None
     ) -> None:
-        """`class NotFoundError(AppError, status=404, code="NOT_FOUND", message=...)`: one
-        line a SPEC row; a subclass that names none of them keeps its parent's."""
+        """`class NotFoundError(AppError, status=404, message="Not found")`: one line a SPEC
+        row. The code is the class's name (`NOT_FOUND`) unless it names one; a subclass that
+        names none of the three keeps its parent's row."""
         super().__init_subclass__()
         if status is not None:
             cls.status_code = status
+            cls.code = _code_of(cls.__name__)
         if code is not None:
             cls.code = code
         if message is not None:
@@ -44,11 +53,11 @@ class AppError(Exception):
         super().__init__(self.message)
 
 
-class BadRequestError(AppError, status=400, code="BAD_REQUEST", message="Bad request"):
+class BadRequestError(AppError, status=400, message="Bad request"):
     """Refused for a reason that is not one field (a field that is wrong is a 422)."""
 
 
-class UnauthorizedError(AppError, status=401, code="UNAUTHORIZED", message="Not authenticated"):
+class UnauthorizedError(AppError, status=401, message="Not authenticated"):
     """No valid credentials; `WWW-Authenticate: Bearer` tells clients how to retry."""
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
@@ -56,47 +65,36 @@ class UnauthorizedError(AppError, status=401, code="UNAUTHORIZED", message="Not 
         self.headers.setdefault("WWW-Authenticate", "Bearer")
 
 
-class PaymentDeclinedError(
-    AppError, status=402, code="PAYMENT_DECLINED", message="Payment declined"
-):
+class PaymentDeclinedError(AppError, status=402, message="Payment declined"):
     """The gateway answered and said no (insufficient funds, declined card): nothing was charged."""
 
 
-class ForbiddenError(AppError, status=403, code="FORBIDDEN", message="Not allowed"):
+class ForbiddenError(AppError, status=403, message="Not allowed"):
     """Authenticated but not allowed; someone else's rows are a 404 instead (`User.may_see`)."""
 
 
-class NotFoundError(AppError, status=404, code="NOT_FOUND", message="Not found"):
+class NotFoundError(AppError, status=404, message="Not found"):
     """No such resource, or one the caller may not know exists."""
 
 
-class MethodNotAllowedError(
-    AppError, status=405, code="METHOD_NOT_ALLOWED", message="Method not allowed"
-):
+class MethodNotAllowedError(AppError, status=405, message="Method not allowed"):
     """The path exists but not with this method; the handler adds `Allow`."""
 
 
-class ConflictError(AppError, status=409, code="CONFLICT", message="Conflict"):
+class ConflictError(AppError, status=409, message="Conflict"):
     """The resource's current state forbids the change (a duplicate SKU, a paid order)."""
 
 
-class PayloadTooLargeError(
-    AppError, status=413, code="PAYLOAD_TOO_LARGE", message="Request body too large"
-):
+class PayloadTooLargeError(AppError, status=413, message="Request body too large"):
     """The body is over the limit; raised before the rest of it is read."""
 
 
-class UnsupportedMediaTypeError(
-    AppError, status=415, code="UNSUPPORTED_MEDIA_TYPE", message="Unsupported media type"
-):
+class UnsupportedMediaTypeError(AppError, status=415, message="Unsupported media type"):
     """The content type (declared or sniffed) is not one this endpoint accepts."""
 
 
 class RangeNotSatisfiableError(
-    AppError,
-    status=416,
-    code="RANGE_NOT_SATISFIABLE",
-    message="The requested range is outside the file",
+    AppError, status=416, message="The requested range is outside the file"
 ):
     """HTTP's own answer to a Range outside the file (docs/decisions.md), not a SPEC row."""
 
@@ -184,9 +182,7 @@ class _RetryableError(AppError):
         self.headers.setdefault("Retry-After", str(retry_after))
 
 
-class RateLimitedError(
-    _RetryableError, status=429, code="RATE_LIMITED", message="Too many requests"
-):
+class RateLimitedError(_RetryableError, status=429, message="Too many requests"):
     """Over a rate limit; `Retry-After` says when to come back."""
 
 
@@ -194,17 +190,12 @@ class InternalError(AppError):
     """Something went wrong on our side; the body never says what (the log does)."""
 
 
-class BadGatewayError(
-    AppError, status=502, code="BAD_GATEWAY", message="An upstream service failed"
-):
+class BadGatewayError(AppError, status=502, message="An upstream service failed"):
     """An upstream (the payment gateway) failed or answered nonsense."""
 
 
 class ServiceUnavailableError(
-    _RetryableError,
-    status=503,
-    code="SERVICE_UNAVAILABLE",
-    message="Service temporarily unavailable",
+    _RetryableError, status=503, message="Service temporarily unavailable"
 ):
     """The database or a required backend is unreachable; `Retry-After` says when to retry."""
 

@@ -34,8 +34,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header
 from pydantic import BaseModel
-from sqlalchemy import JSON, String, UniqueConstraint, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, String, UniqueConstraint, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.requests import Request
@@ -52,6 +51,7 @@ from keel.core.errors import AppError, ConflictError, ValidationFailedError
 from keel.core.exception_handlers import error_body
 from keel.core.logging import get_logger
 from keel.core.models import Base, UUIDPrimaryKey, str_enum, utcnow
+from keel.core.sql import try_flush, update_where
 from keel.core.state import from_state
 
 log = get_logger(__name__)
@@ -164,16 +164,17 @@ class IdempotencyStore:
     ) -> Lease:
         """The holder's lease ran out without an answer (it crashed or hung): run again."""
         lease = Lease(found.owner_id, found.key, uuid.uuid4())
-        result = await session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == found.id,
-                IdempotencyKey.state == KeyState.IN_PROGRESS,
-                IdempotencyKey.holder == found.holder,
-            )
-            .values(holder=lease.holder, locked_until=now + self.lease, fingerprint=fingerprint)
+        taken = await update_where(
+            session,
+            IdempotencyKey,
+            IdempotencyKey.id == found.id,
+            IdempotencyKey.state == KeyState.IN_PROGRESS,
+            IdempotencyKey.holder == found.holder,
+            holder=lease.holder,
+            locked_until=now + self.lease,
+            fingerprint=fingerprint,
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not taken:
             raise in_flight()  # another retry took it over first
         await commit_now(session)
         log.warning("idempotency_key_taken_over", key_id=str(found.id))
@@ -202,28 +203,21 @@ class IdempotencyStore:
             holder=lease.holder,
             locked_until=now + self.lease,
         )
-        try:
-            async with session.begin_nested():
-                session.add(row)
-                await session.flush()
-        except IntegrityError:
-            return False
-        return True
+        return await try_flush(session, add=row)
 
     async def complete(
         self, session: AsyncSession, lease: Lease, status_code: int, body: dict[str, Any]
     ) -> None:
         """Store the answer; in the caller's transaction, so it commits with the change."""
-        await session.execute(
-            update(IdempotencyKey)
-            .where(*self._held(lease))
-            .values(
-                state=KeyState.COMPLETED,
-                status_code=status_code,
-                body=body,
-                holder=None,
-                locked_until=None,
-            )
+        await update_where(
+            session,
+            IdempotencyKey,
+            *self._held(lease),
+            state=KeyState.COMPLETED,
+            status_code=status_code,
+            body=body,
+            holder=None,
+            locked_until=None,
         )
 
     async def release(self, session: AsyncSession, lease: Lease) -> None:

@@ -1,7 +1,8 @@
-"""What every repository needs and none varies: add, get by id and delete one model's rows.
+"""What every repository needs and none varies: add, get by id (or `find` by a unique
+column) and delete one model's rows.
 
-A feature's repository binds its model once (`_rows = Rows(Product)`) and re-exports the
-three, so services keep calling `repository.get(session, id)`. `newest_first` is the one
+A feature's repository binds its model once (`_rows = Rows(Product)`) and re-exports what it
+uses, so services keep calling `repository.get(session, id)`. `newest_first` is the one
 listing order of owned rows (orders, jobs), selecting only the columns a page shows.
 Everything that differs between features (filters, conditional UPDATEs, locks) stays written
 out in the feature's repository.
@@ -13,7 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Mapped
 
@@ -30,6 +31,11 @@ class Rows(Generic[M]):
 
     async def get(self, session: AsyncSession, row_id: uuid.UUID) -> M | None:
         return await session.get(self.model, row_id)
+
+    async def find(self, session: AsyncSession, *conditions: ColumnElement[bool]) -> M | None:
+        """The one row that `conditions` name (a unique column's value), or None."""
+        result = await session.execute(select(self.model).where(*conditions))
+        return result.scalar_one_or_none()
 
     async def add(self, session: AsyncSession, row: M) -> M:
         """Insert now (flush), so the caller sees database defaults and constraint errors here."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,3 +41,16 @@ async def try_flush(
     except IntegrityError:
         return False
     return True
+
+
+async def update_where(
+    session: AsyncSession, model: type[Any], *conditions: ColumnElement[bool], **values: Any
+) -> int:
+    """`UPDATE model SET values WHERE conditions`: how many rows it changed.
+
+    The answer of a conditional update, which is how repositories settle races: 0 means no
+    row was in the state the conditions name (a token already spent, a job's lease lost,
+    stock already taken), because another writer got there first.
+    """
+    result = await session.execute(update(model).where(*conditions).values(**values))
+    return int(result.rowcount)  # type: ignore[attr-defined]

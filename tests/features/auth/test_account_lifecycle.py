@@ -12,9 +12,9 @@ import gc
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
@@ -31,7 +31,7 @@ from keel.main import create_app
 from tests.support.accounts import Account, login, signed_up
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
-from tests.support.mail import Inbox, Received, smtp_server, smtp_settings
+from tests.support.mail import Inbox, MailedApps, Received
 from tests.support.network import closed_port
 
 RESET = "/api/v1/auth/password-reset"
@@ -40,12 +40,6 @@ VERIFY = "/api/v1/auth/verify-email"
 RESEND = "/api/v1/auth/verify-email/resend"
 ME = "/api/v1/users/me"
 PUBLIC = "https://shop.keel.test/app"
-
-
-@pytest.fixture
-def mail_server() -> Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @dataclass
@@ -60,16 +54,10 @@ class Shop:
         return found[0]
 
 
-def mail_settings(live_settings: Settings, port: int, **overrides: Any) -> Settings:
-    return live_settings.model_copy(update={**smtp_settings(port), **overrides})
-
-
 @pytest.fixture
-async def shop(live_settings: Settings, mail_server: tuple[Inbox, int]) -> AsyncIterator[Shop]:
-    inbox, port = mail_server
-    settings = mail_settings(live_settings, port)
-    async with serve(create_app(settings)) as http:
-        yield Shop(http, inbox, settings)
+async def shop(mailed: MailedApps) -> AsyncIterator[Shop]:
+    async with mailed.serve() as http:
+        yield Shop(http, mailed.inbox, mailed.settings())
 
 
 async def expire_tokens(settings: Settings) -> None:
@@ -91,6 +79,12 @@ async def ask_reset(shop: Shop, email: str) -> httpx.Response:
 
 def reset_mail(shop: Shop, to: str) -> Received:
     return shop.only(to, "Reset your Keel password")
+
+
+async def reset_token(shop: Shop, account: Account) -> str:
+    """Ask for a reset of `account` and read the token its email carries."""
+    await ask_reset(shop, account.email)
+    return reset_mail(shop, account.email).token()
 
 
 # --- password reset -----------------------------------------------------------------------
@@ -136,8 +130,7 @@ async def test_reset_email_link_sets_the_password_and_ends_every_session(shop: S
 
 async def test_a_reset_token_works_once(shop: Shop) -> None:
     account = await signed_up(shop.http)
-    await ask_reset(shop, account.email)
-    token = reset_mail(shop, account.email).token()
+    token = await reset_token(shop, account)
     first = await shop.http.post(CONFIRM, json={"token": token, "new_password": "first-new-pass"})
     assert first.status_code == 204
     second = await shop.http.post(CONFIRM, json={"token": token, "new_password": "other-new-pass"})
@@ -148,8 +141,7 @@ async def test_a_reset_token_works_once(shop: Shop) -> None:
 
 async def test_expired_and_tampered_reset_tokens_are_refused(shop: Shop) -> None:
     account = await signed_up(shop.http)
-    await ask_reset(shop, account.email)
-    token = reset_mail(shop, account.email).token()
+    token = await reset_token(shop, account)
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
     for bad in (tampered, "not-a-token", token + "x"):
         response = await shop.http.post(
@@ -168,11 +160,9 @@ async def test_expired_and_tampered_reset_tokens_are_refused(shop: Shop) -> None
 
 async def test_a_newer_reset_link_replaces_the_older(shop: Shop) -> None:
     account = await signed_up(shop.http)
-    await ask_reset(shop, account.email)
-    older = reset_mail(shop, account.email).token()
+    older = await reset_token(shop, account)
     shop.inbox.clear()
-    await ask_reset(shop, account.email)
-    newer = reset_mail(shop, account.email).token()
+    newer = await reset_token(shop, account)
     refused = await shop.http.post(CONFIRM, json={"token": older, "new_password": "new-pass-one"})
     assert_error_body(refused, 401, "UNAUTHORIZED")
     taken = await shop.http.post(CONFIRM, json={"token": newer, "new_password": "new-pass-two"})
@@ -215,8 +205,7 @@ async def test_malformed_confirm_is_422(shop: Shop, body: dict[str, str], loc: l
 
 async def test_new_password_cannot_be_the_email(shop: Shop) -> None:
     account = await signed_up(shop.http)
-    await ask_reset(shop, account.email)
-    token = reset_mail(shop, account.email).token()
+    token = await reset_token(shop, account)
     response = await shop.http.post(CONFIRM, json={"token": token, "new_password": account.email})
     error = assert_error_body(response, 422, "VALIDATION_ERROR")
     assert error["details"]["errors"][0]["loc"] == ["body", "new_password"]  # type: ignore[index]
@@ -230,12 +219,8 @@ async def test_malformed_reset_request_is_422(shop: Shop) -> None:
     assert_error_body(response, 422, "VALIDATION_ERROR")
 
 
-async def test_reset_requests_are_limited_per_account_and_per_ip(
-    live_settings: Settings, mail_server: tuple[Inbox, int]
-) -> None:
-    _inbox, port = mail_server
-    per_account = mail_settings(live_settings, port, rate_limit_password_reset_account="2/minute")
-    async with serve(create_app(per_account)) as http:
+async def test_reset_requests_are_limited_per_account_and_per_ip(mailed: MailedApps) -> None:
+    async with mailed.serve(rate_limit_password_reset_account="2/minute") as http:
         for spelling in ("Target@Example.com", "target@example.com"):
             assert (await http.post(RESET, json={"email": spelling})).status_code == 202
         third = await http.post(RESET, json={"email": "TARGET@example.com"})
@@ -244,8 +229,7 @@ async def test_reset_requests_are_limited_per_account_and_per_ip(
         assert third.headers["retry-after"].isdigit()
         other = await http.post(RESET, json={"email": "someone-else@example.com"})
         assert other.status_code == 202
-    per_ip = mail_settings(live_settings, port, rate_limit_password_reset_ip="2/minute")
-    async with serve(create_app(per_ip)) as http:
+    async with mailed.serve(rate_limit_password_reset_ip="2/minute") as http:
         for n in range(2):
             response = await http.post(RESET, json={"email": f"user{n}@example.com"})
             assert response.status_code == 202
@@ -255,12 +239,8 @@ async def test_reset_requests_are_limited_per_account_and_per_ip(
         }
 
 
-async def test_token_endpoints_are_limited_per_ip(
-    live_settings: Settings, mail_server: tuple[Inbox, int]
-) -> None:
-    _, port = mail_server
-    settings = mail_settings(live_settings, port, rate_limit_account_token_ip="2/minute")
-    async with serve(create_app(settings)) as http:
+async def test_token_endpoints_are_limited_per_ip(mailed: MailedApps) -> None:
+    async with mailed.serve(rate_limit_account_token_ip="2/minute") as http:
         await http.post(CONFIRM, json={"token": "guess-1", "new_password": "long-enough-1"})
         await http.post(VERIFY, json={"token": "guess-2"})
         limited = await http.post(VERIFY, json={"token": "guess-3"})
@@ -304,14 +284,11 @@ class ResponseClock:
         await self.app(scope, receive, timed)
 
 
-async def test_known_and_unknown_addresses_take_about_the_same_time(
-    live_settings: Settings, mail_server: tuple[Inbox, int]
-) -> None:
+async def test_known_and_unknown_addresses_take_about_the_same_time(mailed: MailedApps) -> None:
     """The login test's technique: medians of alternating rounds, compared as a ratio. The
     request path is the same code for both (the lookup is in the background task), so this
     guards against someone moving the lookup back onto it."""
-    inbox, port = mail_server
-    clock = ResponseClock(create_app(mail_settings(live_settings, port)))
+    clock = ResponseClock(create_app(mailed.settings()))
     async with serve(cast(FastAPI, clock)) as http:
         account = await signed_up(http)
 
@@ -330,7 +307,9 @@ async def test_known_and_unknown_addresses_take_about_the_same_time(
             await _alternate(timed, account.email, known, unknown)
         finally:
             gc.enable()
-    assert len(inbox.to(account.email)) == 1 + ROUNDS  # the welcome, then every reset was sent
+    assert (
+        len(mailed.inbox.to(account.email)) == 1 + ROUNDS
+    )  # the welcome, then every reset was sent
     ratio = statistics.median(unknown) / statistics.median(known)
     assert 0.5 < ratio < 2.0, (known, unknown)
 
@@ -383,10 +362,10 @@ async def test_tampered_expired_and_reset_tokens_do_not_verify(shop: Shop) -> No
     assert_error_body(
         await shop.http.post(VERIFY, json={"token": token[::-1]}), 401, "UNAUTHORIZED"
     )
-    await ask_reset(shop, account.email)
-    reset_token = reset_mail(shop, account.email).token()
     assert_error_body(
-        await shop.http.post(VERIFY, json={"token": reset_token}), 401, "UNAUTHORIZED"
+        await shop.http.post(VERIFY, json={"token": await reset_token(shop, account)}),
+        401,
+        "UNAUTHORIZED",
     )
     await expire_tokens(shop.settings)
     assert_error_body(await shop.http.post(VERIFY, json={"token": token}), 401, "UNAUTHORIZED")
@@ -411,12 +390,8 @@ async def test_resend_sends_a_new_link_that_replaces_the_old(shop: Shop) -> None
     assert shop.inbox.received == []
 
 
-async def test_resend_needs_a_login_and_is_limited_per_account(
-    live_settings: Settings, mail_server: tuple[Inbox, int]
-) -> None:
-    _, port = mail_server
-    settings = mail_settings(live_settings, port, rate_limit_verify_resend_account="1/minute")
-    async with serve(create_app(settings)) as http:
+async def test_resend_needs_a_login_and_is_limited_per_account(mailed: MailedApps) -> None:
+    async with mailed.serve(rate_limit_verify_resend_account="1/minute") as http:
         assert_error_body(await http.post(RESEND), 401, "UNAUTHORIZED")
         account = await signed_up(http)
         other = await signed_up(http)
@@ -446,16 +421,14 @@ async def _order_and_upload(http: httpx.AsyncClient, account: Account) -> list[h
 
 
 async def test_unverified_accounts_cannot_order_or_upload_when_required(
-    live_settings: Settings, mail_server: tuple[Inbox, int]
+    mailed: MailedApps,
 ) -> None:
-    inbox, port = mail_server
-    settings = mail_settings(live_settings, port, require_verified_email=True)
-    async with serve(create_app(settings)) as http:
+    async with mailed.serve(require_verified_email=True) as http:
         account = await signed_up(http)
         for refused in await _order_and_upload(http, account):
             error = assert_error_body(refused, 403, "EMAIL_NOT_VERIFIED")
             assert "verify" in str(error["message"]).lower()
-        token = inbox.to(account.email)[0].token()
+        token = mailed.inbox.to(account.email)[0].token()
         assert (await http.post(VERIFY, json={"token": token})).status_code == 204
         order, upload, upload_url = await _order_and_upload(http, account)
     assert_error_body(order, 422, "VALIDATION_ERROR")  # past the gate: an unknown product

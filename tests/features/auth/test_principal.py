@@ -4,12 +4,12 @@ the ORM path (`CurrentUser`) refuse exactly the same tokens, at once."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
-import jwt
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import Update, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from keel.core.models import utcnow
@@ -17,10 +17,9 @@ from keel.features.auth import service
 from keel.features.auth.models import AuthSession
 from keel.features.auth.service import Caller
 from keel.features.users.models import Role, User, UserRole
-from tests.conftest import TEST_JWT_SECRET
-from tests.features.auth.test_tokens import claims_of, tokens
-from tests.support.accounts import Account, signed_up
+from tests.support.accounts import USER_FIELDS, Account, signed_up
 from tests.support.assertions import assert_error_body
+from tests.support.tokens import claims_of, signed, tokens
 
 ME = "/api/v1/users/me"  # the lean path: CurrentPrincipal
 
@@ -32,32 +31,8 @@ def orm_path(account: Account) -> str:
 PATHS = [pytest.param(lambda _: ME, id="lean"), pytest.param(orm_path, id="orm")]
 
 
-@pytest.fixture
-async def account(client: httpx.AsyncClient) -> Account:
-    return await signed_up(client)
-
-
 async def get(client: httpx.AsyncClient, path: str, token: str) -> httpx.Response:
     return await client.get(path, headers={"Authorization": f"Bearer {token}"})
-
-
-def signed(**changes: object) -> str:
-    """A correctly signed access token with `changes` to its claims (None removes one)."""
-    now = int(utcnow().timestamp())
-    claims: dict[str, object] = {
-        "sub": str(uuid.uuid4()),
-        "sid": str(uuid.uuid4()),
-        "jti": str(uuid.uuid4()),
-        "typ": "access",
-        "iss": "keel",
-        "aud": "keel-api",
-        "iat": now,
-        "exp": now + 60,
-    }
-    claims.update(changes)
-    return jwt.encode(
-        {k: v for k, v in claims.items() if v is not None}, TEST_JWT_SECRET, algorithm="HS256"
-    )
 
 
 async def test_the_lean_path_loads_no_orm_object(
@@ -80,16 +55,7 @@ async def test_me_from_the_lean_path_equals_the_orm_answer(
     orm = await get(client, orm_path(account), account.access_token)
     assert lean.status_code == orm.status_code == 200
     assert lean.json() == orm.json()
-    assert set(lean.json()) == {
-        "id",
-        "email",
-        "full_name",
-        "roles",
-        "is_active",
-        "is_verified",
-        "created_at",
-        "updated_at",
-    }
+    assert set(lean.json()) == USER_FIELDS
 
 
 async def test_several_roles_are_one_caller_with_sorted_roles(
@@ -116,50 +82,50 @@ async def test_a_user_without_role_rows_is_still_the_caller(
 
 @pytest.mark.parametrize("path", PATHS)
 async def test_logout_stops_the_token_at_once(
-    client: httpx.AsyncClient, account: Account, path: object
+    client: httpx.AsyncClient, account: Account, path: Callable[[Account], str]
 ) -> None:
-    url = path(account)  # type: ignore[operator]
+    url = path(account)
     assert (await get(client, url, account.access_token)).status_code == 200
     logout = await client.post("/api/v1/auth/logout", json={"refresh_token": account.refresh_token})
     assert logout.status_code == 204
     assert_error_body(await get(client, url, account.access_token), 401, "UNAUTHORIZED")
 
 
-@pytest.mark.parametrize("path", PATHS)
-async def test_a_revoked_session_stops_the_token(
-    client: httpx.AsyncClient, account: Account, db_connection: AsyncConnection, path: object
-) -> None:
-    await db_connection.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == uuid.UUID(account.id))
-        .values(revoked_at=utcnow(), revoked_reason="test")
-    )
-    response = await get(client, path(account), account.access_token)  # type: ignore[operator]
-    assert_error_body(response, 401, "UNAUTHORIZED")
+def _sessions_of(account: Account) -> Update:
+    return update(AuthSession).where(AuthSession.user_id == uuid.UUID(account.id))
+
+
+def _revoke(account: Account) -> Update:
+    return _sessions_of(account).values(revoked_at=utcnow(), revoked_reason="test")
+
+
+def _expire(account: Account) -> Update:
+    return _sessions_of(account).values(expires_at=utcnow() - timedelta(seconds=1))
+
+
+def _deactivate(account: Account) -> Update:
+    return update(User).where(User.id == uuid.UUID(account.id)).values(is_active=False)
 
 
 @pytest.mark.parametrize("path", PATHS)
-async def test_an_expired_session_stops_the_token(
-    client: httpx.AsyncClient, account: Account, db_connection: AsyncConnection, path: object
+@pytest.mark.parametrize(
+    "end",
+    [
+        pytest.param(_revoke, id="revoked-session"),
+        pytest.param(_expire, id="expired-session"),
+        pytest.param(_deactivate, id="deactivated-user"),
+    ],
+)
+async def test_a_login_that_ended_stops_the_token_at_once(
+    client: httpx.AsyncClient,
+    account: Account,
+    db_connection: AsyncConnection,
+    path: Callable[[Account], str],
+    end: Callable[[Account], Update],
 ) -> None:
-    await db_connection.execute(
-        update(AuthSession)
-        .where(AuthSession.user_id == uuid.UUID(account.id))
-        .values(expires_at=utcnow() - timedelta(seconds=1))
-    )
-    response = await get(client, path(account), account.access_token)  # type: ignore[operator]
-    assert_error_body(response, 401, "UNAUTHORIZED")
-
-
-@pytest.mark.parametrize("path", PATHS)
-async def test_a_deactivated_user_is_refused(
-    client: httpx.AsyncClient, account: Account, db_connection: AsyncConnection, path: object
-) -> None:
-    await db_connection.execute(
-        update(User).where(User.id == uuid.UUID(account.id)).values(is_active=False)
-    )
-    response = await get(client, path(account), account.access_token)  # type: ignore[operator]
-    assert_error_body(response, 401, "UNAUTHORIZED")
+    """The access token itself is still valid: the check reads the session and the user."""
+    await db_connection.execute(end(account))
+    assert_error_body(await get(client, path(account), account.access_token), 401, "UNAUTHORIZED")
 
 
 async def test_a_deleted_user_is_refused(

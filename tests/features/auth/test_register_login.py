@@ -13,7 +13,7 @@ import pytest
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.factories import UserCreateFactory
-from tests.support.accounts import Account, login, register
+from tests.support.accounts import USER_FIELDS, Account, login, register
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
 
@@ -30,16 +30,7 @@ async def test_register_returns_the_user_without_secrets(client: httpx.AsyncClie
     assert user["roles"] == ["customer"]
     assert user["is_active"] is True
     assert user["is_verified"] is False
-    assert set(user) == {
-        "id",
-        "email",
-        "full_name",
-        "roles",
-        "is_active",
-        "is_verified",
-        "created_at",
-        "updated_at",
-    }
+    assert set(user) == USER_FIELDS
     assert payload["password"] not in response.text
     assert "argon2" not in response.text
     assert user["created_at"].endswith(("Z", "+00:00"))

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.realtime import SESSIONS_ENDED
 from keel.features.auth.models import RefreshToken
 from keel.features.users.models import User
-from tests.support.accounts import Account, login, signed_up
+from tests.support.accounts import Account, login
 from tests.support.assertions import assert_error_body
 from tests.support.routes import RECEIVED_EVENTS
 
@@ -27,11 +26,6 @@ async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
 
 async def me(client: httpx.AsyncClient, access_token: str) -> httpx.Response:
     return await client.get(ME, headers={"Authorization": f"Bearer {access_token}"})
-
-
-@pytest.fixture
-async def account(client: httpx.AsyncClient) -> Account:
-    return await signed_up(client)
 
 
 async def test_refresh_rotates_the_pair(client: httpx.AsyncClient, account: Account) -> None:

@@ -11,23 +11,14 @@ import httpx
 import jwt
 import pytest
 
-from keel.core.config import load_settings
 from keel.core.models import utcnow
-from keel.core.security.tokens import InvalidTokenError, TokenService
+from keel.core.security.tokens import InvalidTokenError
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
+from tests.support.tokens import claims_of, tokens
 
 ME = "/api/v1/users/me"
-
-
-def tokens(**overrides: object) -> TokenService:
-    return TokenService(load_settings(jwt_secret=TEST_JWT_SECRET, _env_file=None, **overrides))
-
-
-def claims_of(token: str) -> dict[str, object]:
-    payload: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
-    return payload
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -36,11 +27,6 @@ def _b64(data: dict[str, object]) -> str:
 
 async def me_with(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.get(ME, headers={"Authorization": f"Bearer {token}"})
-
-
-@pytest.fixture
-async def account(client: httpx.AsyncClient) -> Account:
-    return await signed_up(client)
 
 
 async def test_access_token_claims(account: Account) -> None:

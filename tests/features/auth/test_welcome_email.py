@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,31 +10,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.conftest import MakeSettings
 from tests.support.accounts import register
 from tests.support.app import isolated_app, serve
-from tests.support.mail import Inbox
-from tests.support.mail import smtp_server as running_smtp_server
+from tests.support.mail import Inbox, smtp_settings
 from tests.support.network import closed_port
 
 WELCOME_SUBJECT = "Welcome to Keel"
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    with running_smtp_server() as server:
-        yield server
-
-
 async def test_welcome_email_is_delivered_over_smtp(
     make_settings: MakeSettings,
     db_connection: AsyncConnection,
-    smtp_server: tuple[Inbox, int],
+    mail_server: tuple[Inbox, int],
 ) -> None:
-    inbox, port = smtp_server
-    settings = make_settings(
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_starttls=False,
-        smtp_from="Keel <hello@keel.test>",
-    )
+    inbox, port = mail_server
+    settings = make_settings(**smtp_settings(port))
     application = isolated_app(settings, db_connection)
     async with serve(application) as http:
         user, _ = await register(http, email="New.Customer@Example.com", full_name="Ada")

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.jobs.models import Job, JobStatus, Outcome
 from keel.core.repository import Rows, newest_first
+from keel.core.sql import update_where
 
 
 def _held(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
@@ -94,10 +95,9 @@ async def claim(
 async def renew_lease(
     session: AsyncSession, job_id: uuid.UUID, attempt: int, lease_until: datetime
 ) -> bool:
-    result = await session.execute(
-        update(Job).where(_held(job_id, attempt)).values(lease_expires_at=lease_until)
+    return bool(
+        await update_where(session, Job, _held(job_id, attempt), lease_expires_at=lease_until)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def record_progress(
@@ -121,29 +121,24 @@ async def finish(
     outcome: Outcome,
     now: datetime,
 ) -> bool:
-    written = await session.execute(
-        update(Job)
-        .where(_held(job_id, attempt))
-        .values(**asdict(outcome), finished_at=now, lease_expires_at=None)
-    )
-    return bool(written.rowcount)  # type: ignore[attr-defined]
+    values = {**asdict(outcome), "finished_at": now, "lease_expires_at": None}
+    return bool(await update_where(session, Job, _held(job_id, attempt), **values))
 
 
 async def retry_later(
     session: AsyncSession, job_id: uuid.UUID, attempt: int, at: datetime, error: str
 ) -> bool:
-    outcome = await session.execute(
-        update(Job)
-        .where(_held(job_id, attempt))
-        .values(
-            status=JobStatus.QUEUED,
-            next_attempt_at=at,
-            enqueued_at=None,
-            lease_expires_at=None,
-            error=error,
-        )
+    retried = await update_where(
+        session,
+        Job,
+        _held(job_id, attempt),
+        status=JobStatus.QUEUED,
+        next_attempt_at=at,
+        enqueued_at=None,
+        lease_expires_at=None,
+        error=error,
     )
-    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+    return bool(retried)
 
 
 def _requeue_values(now: datetime, *, refund_attempt: bool) -> dict[str, Any]:
@@ -162,23 +157,15 @@ def _requeue_values(now: datetime, *, refund_attempt: bool) -> dict[str, Any]:
 
 async def release(session: AsyncSession, job_id: uuid.UUID, attempt: int, now: datetime) -> bool:
     """Give a job back without counting the attempt (this process is shutting down)."""
-    outcome = await session.execute(
-        update(Job)
-        .where(_held(job_id, attempt))
-        .values(**_requeue_values(now, refund_attempt=True))
-    )
-    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+    values = _requeue_values(now, refund_attempt=True)
+    return bool(await update_where(session, Job, _held(job_id, attempt), **values))
 
 
 async def requeue_interrupted(session: AsyncSession, now: datetime) -> int:
     """Every running job back to the queue: for a single process starting up, any job still
     marked running was interrupted by its previous life."""
-    outcome = await session.execute(
-        update(Job)
-        .where(Job.status == JobStatus.RUNNING)
-        .values(**_requeue_values(now, refund_attempt=True))
-    )
-    return int(outcome.rowcount)  # type: ignore[attr-defined]
+    values = _requeue_values(now, refund_attempt=True)
+    return await update_where(session, Job, Job.status == JobStatus.RUNNING, **values)
 
 
 async def requeue_lost(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
@@ -251,18 +238,12 @@ async def take_due(
 
 
 async def cancel_queued(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> bool:
-    outcome = await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.CANCELLED, finished_at=now)
+    queued = and_(Job.id == job_id, Job.status == JobStatus.QUEUED)
+    return bool(
+        await update_where(session, Job, queued, status=JobStatus.CANCELLED, finished_at=now)
     )
-    return bool(outcome.rowcount)  # type: ignore[attr-defined]
 
 
 async def request_cancel(session: AsyncSession, job_id: uuid.UUID) -> bool:
-    outcome = await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-        .values(cancel_requested=True)
-    )
-    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+    running = and_(Job.id == job_id, Job.status == JobStatus.RUNNING)
+    return bool(await update_where(session, Job, running, cancel_requested=True))

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, cast
 
-from fastapi import Depends
+from fastapi import BackgroundTasks, Depends
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from keel.core.dependencies import AppSettings, DbSession
+from keel.core.dependencies import AppSettings, DbSession, Mailer
 from keel.core.errors import ForbiddenError, UnauthorizedError
 from keel.core.security.tokens import TokenService
-from keel.features.auth import lifecycle, service
+from keel.features.auth import emails, lifecycle, service
 from keel.features.auth.service import Caller, Principal, UserPrincipal
 from keel.features.users.models import Role, User
 
@@ -106,3 +106,11 @@ def require_roles(*roles: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
 
 
 AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
+
+
+def get_outbox(settings: AppSettings, mailer: Mailer, background: BackgroundTasks) -> emails.Outbox:
+    return emails.Outbox(settings, mailer, background)
+
+
+AccountMail = Annotated[emails.Outbox, Depends(get_outbox)]
+"""Where an endpoint's account emails go: sent after its response."""

@@ -11,6 +11,7 @@ recipient and the message name, never the body or a link) and never reaches the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.background import BackgroundTasks
 
 from keel.core.config import Settings
 from keel.core.email import Email, EmailSender
@@ -109,39 +111,41 @@ def reset_lifetime(settings: Settings) -> timedelta:
 
 def welcome_email(settings: Settings, to: str, full_name: str, token: str | None) -> Email:
     """The welcome, carrying the verification link (one email at registration, not two)."""
-    return render(
-        settings,
-        Message.WELCOME,
-        to,
-        full_name=full_name,
-        link=link(settings, VERIFY_PAGE, token) if token is not None else None,
-        valid_for=_duration(verification_lifetime(settings)),
-    )
+    return _token_email(settings, Message.WELCOME, to, full_name, token)
 
 
 def verify_email(
     settings: Settings, to: str, full_name: str, token: str, *, changing: bool = False
 ) -> Email:
     """A verification link; `changing` when `to` is the new address of a change of email."""
-    return render(
-        settings,
-        Message.VERIFY_EMAIL,
-        to,
-        full_name=full_name,
-        link=link(settings, VERIFY_PAGE, token),
-        valid_for=_duration(verification_lifetime(settings)),
-        changing=changing,
-    )
+    return _token_email(settings, Message.VERIFY_EMAIL, to, full_name, token, changing=changing)
 
 
 def password_reset_email(settings: Settings, to: str, full_name: str, token: str) -> Email:
+    return _token_email(settings, Message.PASSWORD_RESET, to, full_name, token)
+
+
+_TOKEN_LINKS: dict[Message, tuple[str, Callable[[Settings], timedelta]]] = {
+    Message.WELCOME: (VERIFY_PAGE, verification_lifetime),
+    Message.VERIFY_EMAIL: (VERIFY_PAGE, verification_lifetime),
+    Message.PASSWORD_RESET: (RESET_PAGE, reset_lifetime),
+}
+"""The page that redeems each message's one-time token, and how long such a token lasts."""
+
+
+def _token_email(
+    settings: Settings, message: Message, to: str, full_name: str, token: str | None, **context: Any
+) -> Email:
+    """A message whose point is its one-time link, saying how long the link works."""
+    page, lifetime = _TOKEN_LINKS[message]
     return render(
         settings,
-        Message.PASSWORD_RESET,
+        message,
         to,
         full_name=full_name,
-        link=link(settings, RESET_PAGE, token),
-        valid_for=_duration(reset_lifetime(settings)),
+        link=link(settings, page, token) if token is not None else None,
+        valid_for=_duration(lifetime(settings)),
+        **context,
     )
 
 
@@ -198,3 +202,17 @@ async def deliver(sender: EmailSender, email: Email, message: Message) -> None:
         log.error("email_failed", message=message.value, to=email.to, error_type=type(exc).__name__)
     else:
         log.info("email_sent", message=message.value, to=email.to)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """One request's account emails: rendered with its settings and sent after its response
+    (a background task running `deliver`), so neither the SMTP exchange nor its failure is
+    part of the answer. The `AccountMail` dependency builds it."""
+
+    settings: Settings
+    sender: EmailSender
+    background: BackgroundTasks
+
+    def send(self, message: Message, email: Email) -> None:
+        self.background.add_task(deliver, self.sender, email, message)

@@ -11,24 +11,25 @@ nothing about which), in the SPEC error body.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.config import Settings
 from keel.core.database import Database
-from keel.core.email import EmailSender
 from keel.core.errors import ConflictError, ForbiddenError, UnauthorizedError
 from keel.core.events import EventHub
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
+from keel.core.ratelimit import Limit, RateLimiter
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
 from keel.features.auth import emails, token_repository
 from keel.features.auth import service as auth
 from keel.features.auth.models import AccountToken, TokenPurpose
+from keel.features.auth.service import UserPrincipal
 from keel.features.users import service as users
 from keel.features.users.models import User
+from keel.features.users.schemas import MeUpdate, UserCreate
 
 log = get_logger(__name__)
 
@@ -106,39 +107,51 @@ async def _redeem(
 
 
 async def request_password_reset(
+    limiter: RateLimiter,
     database: Database,
     tokens: TokenService,
-    sender: EmailSender,
-    settings: Settings,
+    outbox: emails.Outbox,
     email: str,
 ) -> None:
+    """The request path does the same for every address (a limit count and one background
+    task), so the answer and its timing are the same whether or not the account exists."""
+    await limiter.hit(Limit.PASSWORD_RESET_ACCOUNT, users.normalise_email(email))
+    outbox.background.add_task(_send_password_reset, database, tokens, outbox, email)
+
+
+async def _send_password_reset(
+    database: Database, tokens: TokenService, outbox: emails.Outbox, email: str
+) -> None:
     """After the 202 (a background task): the lookup, the token and the email all happen off
-    the request path, so the answer and its timing are the same for every address."""
+    the request path, in a transaction of their own."""
     try:
         async with database.transaction() as session:
             user = await users.get_by_email(session, email)
             if user is None or not user.is_active:
                 log.info("password_reset_no_account")
                 return
-            token = await issue(session, tokens, settings, user, TokenPurpose.PASSWORD_RESET)
-            message = emails.password_reset_email(settings, user.email, user.full_name, token)
+            token = await issue(session, tokens, outbox.settings, user, TokenPurpose.PASSWORD_RESET)
+            message = emails.password_reset_email(
+                outbox.settings, user.email, user.full_name, token
+            )
     except Exception as exc:
         log.error("password_reset_failed", error_type=type(exc).__name__)
         return
     # Sent once the token is committed, so the link works when it arrives.
-    await emails.deliver(sender, message, emails.Message.PASSWORD_RESET)
+    await emails.deliver(outbox.sender, message, emails.Message.PASSWORD_RESET)
 
 
 async def reset_password(
     session: AsyncSession,
     hasher: PasswordHasher,
     events: EventHub,
+    outbox: emails.Outbox,
     token: str,
     new_password: str,
-) -> User:
+) -> None:
     """Set the password, end every session of the account (refresh families revoked, access
-    tokens refused at once, sockets closed) and spend the token. Following the link proves
-    the address too, so the account becomes verified."""
+    tokens refused at once, sockets closed), spend the token and tell the account. Following
+    the link proves the address too, so the account becomes verified."""
     stored, user = await _redeem(session, token, (TokenPurpose.PASSWORD_RESET,))
     await users.set_password(session, hasher, user, new_password)
     user.is_verified = user.is_verified or stored.email == user.email
@@ -146,28 +159,100 @@ async def reset_password(
         session, user.id, (TokenPurpose.PASSWORD_RESET,), utcnow()
     )
     await auth.end_all_sessions(session, events, user.id, "password_reset")
-    return user
+    _send_password_changed(outbox, user, signed_out=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Verified:
-    user: User
-    previous_email: str | None  # set when a change of email was confirmed
-
-
-async def verify_email(session: AsyncSession, token: str) -> Verified:
+async def verify_email(session: AsyncSession, outbox: emails.Outbox, token: str) -> None:
     """A verification proves the address it was sent to; a change-of-email token switches
-    the account to its new address (409 if someone took it meanwhile)."""
+    the account to its new address (409 if someone took it meanwhile) and tells the old
+    address that it did."""
     stored, user = await _redeem(session, token, VERIFICATIONS)
     if stored.purpose is TokenPurpose.VERIFY_EMAIL:
         if stored.email != user.email:  # sent to an address the account no longer has
             raise InvalidAccountTokenError()
         await users.mark_verified(session, user)
-        return Verified(user, None)
+        return
     previous = user.email
     if not await users.change_email(session, user, stored.email):
         raise ConflictError("An account with this email already exists", details={"field": "email"})
-    return Verified(user, previous)
+    notice = emails.email_changed_email(outbox.settings, previous, user.email, user.full_name)
+    outbox.send(emails.Message.EMAIL_CHANGED, notice)
+
+
+async def register(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+    outbox: emails.Outbox,
+    data: UserCreate,
+) -> User:
+    """A new customer account; its welcome carries the verification link."""
+    user = await users.create_user(session, hasher, data)
+    token = await issue(session, tokens, outbox.settings, user, TokenPurpose.VERIFY_EMAIL)
+    welcome = emails.welcome_email(outbox.settings, user.email, user.full_name, token)
+    outbox.send(emails.Message.WELCOME, welcome)
+    return user
+
+
+async def resend_verification(
+    session: AsyncSession,
+    limiter: RateLimiter,
+    tokens: TokenService,
+    outbox: emails.Outbox,
+    user: User,
+) -> None:
+    """A new verification link for an unverified account (the older ones stop working);
+    nothing for a verified one. Counted against the account's limit either way."""
+    await limiter.hit(Limit.VERIFY_RESEND_ACCOUNT, str(user.id))
+    if not user.is_verified:
+        await _send_verification(session, tokens, outbox, user)
+
+
+async def update_me(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    events: EventHub,
+    tokens: TokenService,
+    outbox: emails.Outbox,
+    principal: UserPrincipal,
+    changes: MeUpdate,
+) -> User:
+    """PATCH /users/me: the users feature decides what may change; what follows a change is
+    this module's. A new password ends the caller's other sessions (this one stays) and
+    sends a notice; a new address gets a confirmation link and switches once it is followed."""
+    user = principal.user
+    changed = await users.update_me(session, hasher, user, changes)
+    if changed.password:
+        await auth.revoke_other_sessions(session, events, user.id, keep=principal.session_id)
+        _send_password_changed(outbox, user, signed_out=False)
+    if changed.requested_email is not None:
+        await _send_verification(session, tokens, outbox, user, changed.requested_email)
+    return user
+
+
+async def _send_verification(
+    session: AsyncSession,
+    tokens: TokenService,
+    outbox: emails.Outbox,
+    user: User,
+    new_email: str | None = None,
+) -> None:
+    """A verification link: to the account's address, or to the `new_email` it asked for
+    (a change of email, which the link confirms)."""
+    purpose = TokenPurpose.VERIFY_EMAIL if new_email is None else TokenPurpose.CHANGE_EMAIL
+    to = new_email or user.email
+    token = await issue(session, tokens, outbox.settings, user, purpose, to)
+    message = emails.verify_email(
+        outbox.settings, to, user.full_name, token, changing=new_email is not None
+    )
+    outbox.send(emails.Message.VERIFY_EMAIL, message)
+
+
+def _send_password_changed(outbox: emails.Outbox, user: User, *, signed_out: bool) -> None:
+    notice = emails.password_changed_email(
+        outbox.settings, user.email, user.full_name, signed_out=signed_out
+    )
+    outbox.send(emails.Message.PASSWORD_CHANGED, notice)
 
 
 def require_verified(settings: Settings, user: User) -> User:

@@ -10,8 +10,12 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.repository import Rows
+from keel.core.sql import update_where
 from keel.features.auth.models import AccountToken, AuthSession, RefreshToken
 from keel.features.users.models import User, UserRole
+
+_refresh_tokens = Rows(RefreshToken)
 
 
 async def add(session: AsyncSession, *rows: AuthSession | RefreshToken) -> None:
@@ -20,10 +24,7 @@ async def add(session: AsyncSession, *rows: AuthSession | RefreshToken) -> None:
 
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
-    result = await session.execute(
-        select(RefreshToken).where(RefreshToken.token_hash == token_hash)
-    )
-    return result.scalar_one_or_none()
+    return await _refresh_tokens.find(session, RefreshToken.token_hash == token_hash)
 
 
 async def get_session(session: AsyncSession, session_id: uuid.UUID) -> AuthSession | None:
@@ -42,10 +43,8 @@ async def spend_once(
     now: datetime,
 ) -> bool:
     """Set `used_at` on one unspent token row: of two concurrent spenders, one wins."""
-    result = await session.execute(
-        update(model).where(model.id == token_id, model.used_at.is_(None)).values(used_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    unspent = and_(model.id == token_id, model.used_at.is_(None))
+    return bool(await update_where(session, model, unspent, used_at=now))
 
 
 async def revoke_sessions(

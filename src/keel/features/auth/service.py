@@ -39,7 +39,8 @@ BAD_CREDENTIALS = "Invalid email or password"
 class Caller:
     """Who is calling, as read in the token check: the user's columns and roles, no ORM
     object. Enough to answer `/users/me` (it has `UserResponse`'s fields) and to decide on
-    roles; an endpoint that changes the user loads the ORM `User` instead (`CurrentUser`)."""
+    roles; an endpoint that changes the user loads the ORM `User` instead (`CurrentUser`).
+    Built by name from the token check's `CALLER_COLUMNS`: a field added here is added there."""
 
     id: uuid.UUID
     email: str
@@ -219,17 +220,9 @@ async def authenticate(session: AsyncSession, tokens: TokenService, access_token
     rows = await repository.caller_in_session(session, claims.subject, claims.session_id, utcnow())
     if not rows:
         raise InvalidTokenError()
-    first = rows[0]
-    caller = Caller(
-        id=first.id,
-        email=first.email,
-        full_name=first.full_name,
-        is_active=first.is_active,
-        is_verified=first.is_verified,
-        roles=tuple(sorted(row.role for row in rows if row.role is not None)),
-        created_at=first.created_at,
-        updated_at=first.updated_at,
-    )
+    columns = {name: getattr(rows[0], name) for name in repository.CALLER_COLUMNS}
+    roles = tuple(sorted(row.role for row in rows if row.role is not None))
+    caller = Caller(**columns, roles=roles)
     return Principal(user=caller, session_id=claims.session_id, expires_at=claims.expires_at)
 
 

@@ -5,23 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.repository import Rows
 from keel.features.auth.models import AccountToken, TokenPurpose
 from keel.features.auth.repository import spend_once
 
-
-async def add(session: AsyncSession, token: AccountToken) -> None:
-    session.add(token)
-    await session.flush()
+_rows = Rows(AccountToken)
+add = _rows.add
 
 
 async def get_by_hash(session: AsyncSession, token_hash: str) -> AccountToken | None:
-    result = await session.execute(
-        select(AccountToken).where(AccountToken.token_hash == token_hash)
-    )
-    return result.scalar_one_or_none()
+    return await _rows.find(session, AccountToken.token_hash == token_hash)
 
 
 async def spend(session: AsyncSession, token_id: uuid.UUID, now: datetime) -> bool:

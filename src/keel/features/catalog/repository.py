@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, UnaryExpression, func, or_, select, text, update
+from sqlalchemy import Select, UnaryExpression, and_, func, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.models import utcnow
 from keel.core.repository import Rows
-from keel.core.sql import LIKE_ESCAPE, contains_pattern, try_flush
+from keel.core.sql import LIKE_ESCAPE, contains_pattern, try_flush, update_where
 from keel.features.catalog.models import Product
 from keel.features.catalog.schemas import ProductFilters, ProductSort
 
@@ -108,12 +108,8 @@ async def take_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int
 
     One conditional UPDATE: concurrent orders can never take the same units, on any database.
     """
-    result = await session.execute(
-        update(Product)
-        .where(Product.id == product_id, Product.is_active.is_(True), Product.stock >= quantity)
-        .values(stock=Product.stock - quantity)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    enough = and_(Product.id == product_id, Product.is_active.is_(True), Product.stock >= quantity)
+    return bool(await update_where(session, Product, enough, stock=Product.stock - quantity))
 
 
 async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> None:

@@ -8,14 +8,17 @@ this turns its callbacks into an async iterator of the `file` part's bytes.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+from fastapi import APIRouter
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from keel.core.errors import BadRequestError, UnsupportedMediaTypeError, ValidationFailedError
 
@@ -26,6 +29,48 @@ FILE_FIELD_SCHEMA: dict[str, Any] = {
 }
 """OpenAPI for a body read with `read_file_part` (FastAPI cannot infer it): /docs shows a
 file picker."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@contextmanager
+def client_may_leave() -> Iterator[None]:
+    """A client that goes away in the middle of its upload is a 400 (it will not read it),
+    not a 500: the streamed body ends with Starlette's `ClientDisconnect`."""
+    try:
+        yield
+    except ClientDisconnect:
+        raise BadRequestError("The client went away during the upload") from None
+
+
+def upload_route(
+    router: APIRouter,
+    path: str,
+    summary: str,
+    status_code: int,
+    *,
+    also: Mapping[str, dict[str, Any]] | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Register a POST whose body is a multipart `file` field the handler reads itself
+    (`read_file_part`): documented as such, with `also` adding other media types it takes
+    (content type → schema), and run in `client_may_leave`."""
+    content = {"multipart/form-data": {"schema": FILE_FIELD_SCHEMA}}
+    content.update({media_type: {"schema": schema} for media_type, schema in (also or {}).items()})
+    documented = {"requestBody": {"required": True, "content": content}}
+
+    def register(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(handler)
+        async def receive(*args: P.args, **kwargs: P.kwargs) -> R:
+            with client_may_leave():
+                return await handler(*args, **kwargs)
+
+        router.post(path, status_code=status_code, summary=summary, openapi_extra=documented)(
+            receive
+        )
+        return receive
+
+    return register
 
 
 MAX_BOUNDARY_LENGTH = 70

@@ -1,53 +1,41 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query, Request, status
 from fastapi.responses import StreamingResponse
-from starlette.requests import ClientDisconnect
 
 from keel.core.dependencies import AppSettings, DbSession, Store
 from keel.core.downloads import RangeHeader, streamed
-from keel.core.errors import BadRequestError
 from keel.core.middleware.body_limit import UploadRouter
 from keel.core.types import Text
 from keel.features.auth.dependencies import CurrentUser, VerifiedUser
 from keel.features.files import service
-from keel.features.files.multipart import FILE_FIELD_SCHEMA, read_file_part
+from keel.features.files.multipart import client_may_leave, read_file_part, upload_route
 from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
 
 router = UploadRouter(prefix="/files", tags=["files"])  # bodies are uploads
 
-MULTIPART_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"multipart/form-data": {"schema": FILE_FIELD_SCHEMA}},
-    }
-}
 
-
-@router.post(
+@upload_route(
+    router,
     "",
-    status_code=status.HTTP_201_CREATED,
-    summary="Upload a file (multipart field `file`, streamed to storage)",
-    openapi_extra=MULTIPART_BODY,
+    "Upload a file (multipart field `file`, streamed to storage)",
+    status.HTTP_201_CREATED,
 )
 async def upload_file(
     request: Request, user: VerifiedUser, session: DbSession, storage: Store, settings: AppSettings
 ) -> FileResponse:
-    try:
-        part = await read_file_part(request)
-        stored = await service.upload(
-            session,
-            storage,
-            user,
-            part,
-            max_bytes=settings.max_upload_bytes,
-            allowed_types=settings.upload_allowed_types,
-        )
-    except ClientDisconnect:
-        raise BadRequestError("The client went away during the upload") from None
+    part = await read_file_part(request)
+    stored = await service.upload(
+        session,
+        storage,
+        user,
+        part,
+        max_bytes=settings.max_upload_bytes,
+        allowed_types=settings.upload_allowed_types,
+    )
     return FileResponse.model_validate(stored)
 
 
@@ -83,12 +71,10 @@ async def receive_direct_upload(
     storage: Store,
     settings: AppSettings,
 ) -> None:
-    try:
+    with client_may_leave():
         await service.receive_direct_upload(
             session, storage, settings, file_id, token, request.stream()
         )
-    except ClientDisconnect:
-        raise BadRequestError("The client went away during the upload") from None
 
 
 @router.post("/{file_id:uuid}/complete", summary="Verify a direct upload and make the file visible")

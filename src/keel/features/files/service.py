@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import status
@@ -55,20 +55,18 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"The file exceeds {limit} bytes", details={"max_bytes": limit})
 
 
+@dataclass(slots=True)
 class _Checked:
     """Passes chunks through while enforcing the size limit, sniffing the type from the
     first bytes and hashing everything: one pass, nothing held but the first 4 KiB."""
 
-    def __init__(
-        self, declared_type: str | None, limit: int, allowed: list[str], *, any_text: bool
-    ) -> None:
-        self.declared_type = declared_type
-        self.limit = limit
-        self.allowed = allowed
-        self.any_text = any_text
-        self.size = 0
-        self.content_type: str | None = None
-        self.digest = hashlib.sha256()
+    declared_type: str | None
+    limit: int
+    allowed: list[str]
+    any_text: bool = field(kw_only=True)
+    size: int = field(default=0, init=False)
+    content_type: str | None = field(default=None, init=False)  # once sniffed
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256, init=False)
 
     async def chunks(self, source: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         head = b""

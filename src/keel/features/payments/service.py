@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,15 +87,26 @@ async def charge(gateway: PaymentGateway, bill: Bill, card: Card) -> Charge:
         raise ChargeUnknownError from None
 
 
-async def record_payment(session: AsyncSession, bill: Bill, charge: Charge, card: Card) -> Payment:
-    payment = Payment(
+class _ChargeColumns(TypedDict):
+    order_id: uuid.UUID
+    transaction_id: str
+    amount: int
+    currency: str
+
+
+def _charge_columns(bill: Bill, charge: Charge) -> _ChargeColumns:
+    """What a payment and a refund both record: the order and the charge they are about."""
+    return _ChargeColumns(
         order_id=bill.order_id,
         transaction_id=charge.transaction_id,
         amount=bill.amount,
         currency=bill.currency,
-        brand=card.brand,
-        last4=card.last4,
-        paid_at=utcnow(),
+    )
+
+
+async def record_payment(session: AsyncSession, bill: Bill, charge: Charge, card: Card) -> Payment:
+    payment = Payment(
+        **_charge_columns(bill, charge), brand=card.brand, last4=card.last4, paid_at=utcnow()
     )
     await repository.add(session, payment)
     return payment
@@ -109,13 +121,7 @@ async def refund_late_charge(
     at the gateway and an operator has to settle it.
     """
     refund = Refund(
-        order_id=bill.order_id,
-        transaction_id=charge.transaction_id,
-        amount=bill.amount,
-        currency=bill.currency,
-        reason=reason,
-        refund_id=None,
-        created_at=utcnow(),
+        **_charge_columns(bill, charge), reason=reason, refund_id=None, created_at=utcnow()
     )
     try:
         receipt = await gateway.refund(

@@ -3,19 +3,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi import APIRouter, Query, status
 
-from keel.core.dependencies import AppSettings, DbSession, Events, Hasher, Mailer, Tokens
+from keel.core.dependencies import DbSession, Events, Hasher, Tokens
 from keel.core.pagination import PageBody, Pagination, page_route
-from keel.features.auth import emails, lifecycle
-from keel.features.auth import service as auth
+from keel.features.auth import lifecycle
 from keel.features.auth.dependencies import (
+    AccountMail,
     AdminUser,
     CurrentPrincipal,
     CurrentUser,
     CurrentUserPrincipal,
 )
-from keel.features.auth.models import TokenPurpose
 from keel.features.users import service
 from keel.features.users.schemas import AdminUserUpdate, MeUpdate, UserFilters, UserResponse
 
@@ -38,30 +37,10 @@ async def update_me(
     hasher: Hasher,
     events: Events,
     tokens: Tokens,
-    settings: AppSettings,
-    mailer: Mailer,
-    background: BackgroundTasks,
+    outbox: AccountMail,
 ) -> UserResponse:
-    user = principal.user
-
-    async def password_changed() -> None:
-        await auth.revoke_other_sessions(session, events, user.id, keep=principal.session_id)
-        notice = emails.password_changed_email(
-            settings, user.email, user.full_name, signed_out=False
-        )
-        background.add_task(emails.deliver, mailer, notice, emails.Message.PASSWORD_CHANGED)
-
-    async def email_change_requested(new_email: str) -> None:
-        token = await lifecycle.issue(
-            session, tokens, settings, user, TokenPurpose.CHANGE_EMAIL, new_email
-        )
-        confirm = emails.verify_email(settings, new_email, user.full_name, token, changing=True)
-        background.add_task(emails.deliver, mailer, confirm, emails.Message.VERIFY_EMAIL)
-
-    updated = await service.update_me(
-        session, hasher, user, changes, password_changed, email_change_requested
-    )
-    return UserResponse.model_validate(updated)
+    user = await lifecycle.update_me(session, hasher, events, tokens, outbox, principal, changes)
+    return UserResponse.model_validate(user)
 
 
 @page_route(router, UserResponse, "List users (admin)")

@@ -8,7 +8,7 @@ out by deactivating, demoting or deleting their own account.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,9 +32,14 @@ from keel.features.users.schemas import (
 )
 from keel.features.users.schemas import normalise_email as _normalise_email
 
-OnPasswordChanged = Callable[[], Awaitable[None]]
-OnEmailChangeRequested = Callable[[str], Awaitable[None]]
-"""Called with the new address: the change waits until that address confirms it."""
+
+@dataclass(frozen=True, slots=True)
+class MeChanged:
+    """What a PATCH /users/me changed that has consequences beyond the row (the auth feature
+    acts on them: sessions, notices, the confirmation link)."""
+
+    password: bool
+    requested_email: str | None  # the change waits until this address confirms it
 
 
 class Access(StrEnum):
@@ -98,9 +103,7 @@ async def update_me(
     hasher: PasswordHasher,
     user: User,
     changes: MeUpdate,
-    on_password_changed: OnPasswordChanged,
-    on_email_change_requested: OnEmailChangeRequested,
-) -> User:
+) -> MeChanged:
     """A new email is not written here: a confirmation goes to the new address, and the
     account switches only once it is followed (`change_email`). The 409 for a taken address
     comes now, as at registration, and again at confirmation if someone took it meanwhile."""
@@ -117,11 +120,7 @@ async def update_me(
         await _change_password(hasher, user, str(changes.password))
     if not await repository.save(session):
         raise _email_taken()
-    if "password" in sent:
-        await on_password_changed()
-    if changing_email:
-        await on_email_change_requested(str(changes.email))
-    return user
+    return MeChanged("password" in sent, str(changes.email) if changing_email else None)
 
 
 async def set_password(
