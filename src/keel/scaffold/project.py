@@ -303,7 +303,5 @@ def new_project(
         return plan
     directory.mkdir(parents=True, exist_ok=True)
     write_project(plan, directory, lock=lock, say=say)
-    say(
-        f"{directory}: {len(plan.files)} files, one commit; try: cd {directory}; ./dev.py serve"
-    )
+    say(f"{directory}: {len(plan.files)} files, one commit; try: cd {directory}; ./dev.py serve")
     return plan

@@ -47,8 +47,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 REGISTRY = f"src/{PACKAGE}/features/registry.py"
 
 KEEL_ONLY: tuple[str, ...] = (
-    f"src/{PACKAGE}/scaffold/project.py",
-    f"src/{PACKAGE}/scaffold/project_layout.py",
+    f"src/{PACKAGE}/scaffold/project",  # project.py, project_cli.py, project_layout.py
     f"src/{PACKAGE}/scaffold/rename.py",
     f"src/{PACKAGE}/scaffold/templates/project/",
     "tests/scaffold/test_new_project",
