@@ -9,6 +9,11 @@ from typing import Annotated
 import typer
 
 
+def interactive() -> bool:
+    """Ask for the features only when a person is there to answer."""
+    return sys.stdin.isatty()
+
+
 def project(
     directory: Annotated[Path, typer.Argument(help="Where to write it (new or empty).")],
     name: Annotated[str, typer.Option(help="Python package and command name, e.g. acme.")],
@@ -28,7 +33,7 @@ def project(
     from keel.scaffold import project_layout
     from keel.scaffold.project import ScaffoldError, new_project
 
-    if with_ is None and without is None and sys.stdin.isatty():
+    if with_ is None and without is None and interactive():
         with_ = [
             option
             for option in project_layout.FEATURE_OPTIONS

@@ -1,0 +1,98 @@
+"""Renaming Keel into a new project: the tricky cases, one rule each."""
+
+from __future__ import annotations
+
+import pytest
+
+from keel.scaffold.rename import Names, rename_file, rename_path, rename_python, rename_text
+
+ACME = Names("acme", "ACME_")
+SHOP = Names("acme_shop", "SHOP_")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("from keel.core import config", "from acme.core import config"),
+        ("keel = 'keel.cli:main'", "acme = 'acme.cli:main'"),
+        ("KEEL_DATABASE_URL=sqlite:///./var/keel.db", "ACME_DATABASE_URL=sqlite:///./var/acme.db"),
+        ("x-keel-environment: &keel-environment", "x-acme-environment: &acme-environment"),
+        ("Keel's own audit", "Acme's own audit"),
+        ("tests/test_keel_cli.py", "tests/test_acme_cli.py"),
+    ],
+)
+def test_keel_becomes_the_project_wherever_it_is_a_name(before: str, after: str) -> None:
+    assert rename_text(before, ACME) == after
+
+
+@pytest.mark.parametrize(
+    "unrelated",
+    [
+        "keel-audit --fail-on warning",
+        "import keel_audit.cli",
+        "[tool.keel-audit]",
+        "packages/keel-audit/src/keel_audit/rules/api.py",
+        ".venv/bin/keel-audit",
+        "a keelson and a Keelboat",
+        "keelhauled",
+        "boundary = 'keelboundary'",
+        "KEELED",
+    ],
+)
+def test_the_auditor_and_words_that_merely_contain_keel_are_left_alone(unrelated: str) -> None:
+    assert rename_text(unrelated, ACME) == unrelated
+
+
+def test_the_env_prefix_is_its_own_choice_not_the_name_upper_cased() -> None:
+    assert rename_text("export KEEL_TEST_REDIS_URL", SHOP) == "export SHOP_TEST_REDIS_URL"
+
+
+def test_prose_gets_the_title_and_camel_case_gets_the_class_name() -> None:
+    assert rename_text("Keel: see KeelProcess", SHOP) == "Acme Shop: see AcmeShopProcess"
+
+
+def test_python_identifiers_stay_identifiers_while_strings_read_as_prose() -> None:
+    source = 'Keel = "Keel"  # Keel\nclass KeelImport: ...\n'
+    assert rename_python(source, SHOP) == (
+        'AcmeShop = "Acme Shop"  # Acme Shop\nclass AcmeShopImport: ...\n'
+    )
+
+
+def test_python_f_strings_are_renamed_as_prose_with_their_braces_intact() -> None:
+    source = 'os.environ[f"KEEL_{name.upper()}"] = f"{{Keel}} {keel_version}"\n'
+    assert rename_python(source, SHOP) == (
+        'os.environ[f"SHOP_{name.upper()}"] = f"{{Acme Shop}} {acme_shop_version}"\n'
+    )
+
+
+def test_python_that_does_not_tokenize_is_renamed_as_identifiers() -> None:
+    broken = 'Keel = "unterminated\n'
+    assert rename_python(broken, SHOP) == 'AcmeShop = "unterminated\n'
+
+
+def test_python_imports_of_the_auditor_survive_next_to_renamed_ones() -> None:
+    source = "from keel_audit.cli import main\nfrom keel.cli import cli\n"
+    assert rename_python(source, ACME) == (
+        "from keel_audit.cli import main\nfrom acme.cli import cli\n"
+    )
+
+
+def test_a_multiline_docstring_keeps_its_offsets() -> None:
+    source = 'def f():\n    """Keel\n    keel.cli\n    """\n    return keel.x\n'
+    assert rename_python(source, SHOP) == (
+        'def f():\n    """Acme Shop\n    acme_shop.cli\n    """\n    return acme_shop.x\n'
+    )
+
+
+def test_paths_move_with_the_package_but_never_into_prose() -> None:
+    assert rename_path("src/keel/features/Keel.md", SHOP) == "src/acme_shop/features/AcmeShop.md"
+    assert rename_path("packages/keel-audit/README.md", SHOP) == "packages/keel-audit/README.md"
+
+
+def test_rename_file_chooses_the_rules_by_the_files_kind() -> None:
+    assert rename_file("notes.md", "Keel", SHOP) == "Acme Shop"
+    assert rename_file("x.py", "Keel = 1\n", SHOP) == "AcmeShop = 1\n"
+
+
+def test_the_title_and_class_name_come_from_the_package_name() -> None:
+    assert (SHOP.title, SHOP.camel) == ("Acme Shop", "AcmeShop")
