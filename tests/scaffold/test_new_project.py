@@ -1,5 +1,5 @@
 """`keel new project`: refusals (nothing written), feature choice, and the mechanics of a
-generation on a tiny tree in the contract's layout (tests/scaffold/fixture_tree.py)."""
+generation on a tiny tree in the contract's layout (tests/scaffold/new_project_tree.py)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ from keel.scaffold.project import (
     validate_name,
 )
 from keel.scaffold.project_layout import drop_marked_blocks, drop_registry_lines
-from tests.scaffold import fixture_tree
+from tests.scaffold import new_project_tree
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fixture_tree.build(tmp_path_factory.mktemp("keel-source"))
+    return new_project_tree.build(tmp_path_factory.mktemp("keel-source"))
 
 
 @pytest.fixture(autouse=True)
@@ -292,3 +292,47 @@ def test_a_dry_run_lists_the_files_and_writes_nothing(source: Path, tmp_path: Pa
     assert f"would write {target / 'src/acme/cli.py'}" in said
     assert not any("features/catalog" in line for line in said)
     assert not target.exists()
+
+
+def test_a_later_keel_merges_into_a_changed_project_as_the_docs_say(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{variable}_NAME", "someone")
+        monkeypatch.setenv(f"GIT_{variable}_EMAIL", "someone@example.invalid")
+    project, later = tmp_path / "acme", tmp_path / "acme-next"
+    generate(source, project, with_=["files"])
+    git = ["git", "-C", str(project)]
+    subprocess.run([*git, "branch", "keel", "HEAD"], check=True)
+    readme = project / "README.md"
+    readme.write_text(readme.read_text(encoding="utf-8") + "\nOur own notes.\n", encoding="utf-8")
+    subprocess.run([*git, "commit", "-qam", "our change"], check=True)
+    upstream = tmp_path / "keel-later"
+    subprocess.run(["git", "clone", "-q", str(source), str(upstream)], check=True)
+    cli_module = upstream / "src/keel/cli.py"
+    cli_module.write_text(
+        cli_module.read_text(encoding="utf-8") + "IMPROVED = True\n", encoding="utf-8"
+    )
+    subprocess.run(["git", "-C", str(upstream), "commit", "-qam", "an improvement"], check=True)
+    generate(upstream, later, with_=["files"])
+
+    script = documented_update_steps().replace("/tmp/acme-next", str(later))  # noqa: S108
+    done = subprocess.run(["bash", "-euc", script], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    assert "IMPROVED = True" in (project / "src/acme/cli.py").read_text(encoding="utf-8")
+    assert "Our own notes." in readme.read_text(encoding="utf-8")
+    assert not (project / ".git" / "keel-index").exists()
+    status = subprocess.run(
+        [*git, "status", "--porcelain"], capture_output=True, text=True, check=True
+    )
+    assert status.stdout == ""
+
+
+def documented_update_steps() -> str:
+    """The commands docs/new-project.md gives for an update, from the scratch index to the merge."""
+    text = (Path(__file__).parents[2] / "docs" / "new-project.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("export GIT_INDEX_FILE"))
+    last = next(i for i, line in enumerate(lines) if line.startswith("git merge keel"))
+    return "\n".join(line.split("  #")[0] for line in lines[first : last + 1])

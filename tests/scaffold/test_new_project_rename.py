@@ -51,37 +51,43 @@ def test_prose_gets_the_title_and_camel_case_gets_the_class_name() -> None:
     assert rename_text("Keel: see KeelProcess", SHOP) == "Acme Shop: see AcmeShopProcess"
 
 
-def test_python_identifiers_stay_identifiers_while_strings_read_as_prose() -> None:
-    source = 'Keel = "Keel"  # Keel\nclass KeelImport: ...\n'
-    assert rename_python(source, SHOP) == (
-        'AcmeShop = "Acme Shop"  # Acme Shop\nclass AcmeShopImport: ...\n'
-    )
-
-
-def test_python_f_strings_are_renamed_as_prose_with_their_braces_intact() -> None:
-    source = 'os.environ[f"KEEL_{name.upper()}"] = f"{{Keel}} {keel_version}"\n'
-    assert rename_python(source, SHOP) == (
-        'os.environ[f"SHOP_{name.upper()}"] = f"{{Acme Shop}} {acme_shop_version}"\n'
-    )
-
-
-def test_python_that_does_not_tokenize_is_renamed_as_identifiers() -> None:
-    broken = 'Keel = "unterminated\n'
-    assert rename_python(broken, SHOP) == 'AcmeShop = "unterminated\n'
-
-
-def test_python_imports_of_the_auditor_survive_next_to_renamed_ones() -> None:
-    source = "from keel_audit.cli import main\nfrom keel.cli import cli\n"
-    assert rename_python(source, ACME) == (
-        "from keel_audit.cli import main\nfrom acme.cli import cli\n"
-    )
-
-
-def test_a_multiline_docstring_keeps_its_offsets() -> None:
-    source = 'def f():\n    """Keel\n    keel.cli\n    """\n    return keel.x\n'
-    assert rename_python(source, SHOP) == (
-        'def f():\n    """Acme Shop\n    acme_shop.cli\n    """\n    return acme_shop.x\n'
-    )
+@pytest.mark.parametrize(
+    ("source", "names", "renamed"),
+    [
+        pytest.param(
+            'Keel = "Keel"  # Keel\nclass KeelImport: ...\n',
+            SHOP,
+            'AcmeShop = "Acme Shop"  # Acme Shop\nclass AcmeShopImport: ...\n',
+            id="identifiers stay identifiers, strings and comments read as prose",
+        ),
+        pytest.param(
+            'os.environ[f"KEEL_{name.upper()}"] = f"{{Keel}} {keel_version}"\n',
+            SHOP,
+            'os.environ[f"SHOP_{name.upper()}"] = f"{{Acme Shop}} {acme_shop_version}"\n',
+            id="f-strings are prose with their braces intact",
+        ),
+        pytest.param(
+            'Keel = "unterminated\n',
+            SHOP,
+            'AcmeShop = "unterminated\n',
+            id="source that does not tokenize is renamed as identifiers",
+        ),
+        pytest.param(
+            "from keel_audit.cli import main\nfrom keel.cli import cli\n",
+            ACME,
+            "from keel_audit.cli import main\nfrom acme.cli import cli\n",
+            id="imports of the auditor survive next to renamed ones",
+        ),
+        pytest.param(
+            'def f():\n    """Keel\n    keel.cli\n    """\n    return keel.x\n',
+            SHOP,
+            'def f():\n    """Acme Shop\n    acme_shop.cli\n    """\n    return acme_shop.x\n',
+            id="a multi-line docstring keeps the offsets after it",
+        ),
+    ],
+)
+def test_python_is_renamed_token_by_token(source: str, names: Names, renamed: str) -> None:
+    assert rename_python(source, names) == renamed
 
 
 def test_paths_move_with_the_package_but_never_into_prose() -> None:

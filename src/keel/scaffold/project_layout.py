@@ -51,6 +51,7 @@ KEEL_ONLY: tuple[str, ...] = (
     f"src/{PACKAGE}/scaffold/rename.py",
     f"src/{PACKAGE}/scaffold/templates/project/",
     "tests/scaffold/test_new_project",
+    "tests/scaffold/new_project",
     ".github/workflows/nightly.yml",
 )
 """Path prefixes that make sense only in Keel itself (the project generator and its nightly
