@@ -6,14 +6,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-FEATURES = {
+FEATURES: dict[str, str | None] = {
     "catalog": "()",
     "orders": '("catalog", "payments")',
     "payments": "()",
     "files": "()",
     "jobs": "()",
     "imports": '("catalog", "files", "jobs")',
-    "realtime": "()",
+    "realtime": None,  # no `requires` at all
 }
 
 FILES = {
@@ -50,8 +50,9 @@ def build(root: Path) -> Path:
     files = dict(FILES)
     for name, requires in FEATURES.items():
         files[f"src/keel/features/{name}/__init__.py"] = f'"""The {name} feature."""\n'
+        needs = "" if requires is None else f", requires={requires}"
         files[f"src/keel/features/{name}/feature.py"] = (
-            f'FEATURE = Feature(name="{name}", router=None, requires={requires})\n'
+            f'FEATURE = Feature(name="{name}", router=None{needs})\n'
         )
         files[f"tests/features/{name}/test_{name}.py"] = f"from keel.features.{name} import x\n"
         files[f"docs/features/{name}.md"] = f"# {name}\n"
@@ -59,7 +60,7 @@ def build(root: Path) -> Path:
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-    (root / "var.bin").write_bytes(b"\x00\xffkeel")
+    (root / "var.bin").write_bytes(b"\x00\xffkeel\n# feature: catalog\n")
     script = root / ".ci" / "run"
     script.parent.mkdir()
     script.write_text("#!/bin/sh\nexport KEEL_TEST=1\n", encoding="utf-8")

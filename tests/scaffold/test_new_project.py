@@ -248,14 +248,14 @@ def test_the_generated_tree_is_renamed_but_the_auditor_is_not(source: Path, tmp_
         '[project]\nname = "keel-audit"  # Keel\n'
     )
     assert (target / "docs/new-project.md").read_text(encoding="utf-8").endswith("from Keel\n")
-    assert (target / "var.bin").read_bytes() == b"\x00\xffkeel"
+    assert (target / "var.bin").read_bytes() == b"\x00\xffkeel\n# feature: catalog\n"
     assert (target / ".ci/run").stat().st_mode & 0o111
 
 
 def test_the_project_records_what_it_came_from_and_is_one_commit(
     source: Path, tmp_path: Path
 ) -> None:
-    target = tmp_path / "acme"
+    target = tmp_path / 'quoted "acme" dir'
     generate(source, target, with_=["files,jobs"])
     record = tomllib.loads((target / ".keel-project.toml").read_text(encoding="utf-8"))
     head = subprocess.run(

@@ -18,6 +18,7 @@ SHOP = Names("acme_shop", "SHOP_")
         ("KEEL_DATABASE_URL=sqlite:///./var/keel.db", "ACME_DATABASE_URL=sqlite:///./var/acme.db"),
         ("x-keel-environment: &keel-environment", "x-acme-environment: &acme-environment"),
         ("Keel's own audit", "Acme's own audit"),
+        ("KEEL or keel", "ACME or acme"),
         ("tests/test_keel_cli.py", "tests/test_acme_cli.py"),
     ],
 )
@@ -67,9 +68,9 @@ def test_prose_gets_the_title_and_camel_case_gets_the_class_name() -> None:
             id="f-strings are prose with their braces intact",
         ),
         pytest.param(
-            'Keel = "unterminated\n',
+            'Keel = ("Keel"\n',
             SHOP,
-            'AcmeShop = "unterminated\n',
+            'AcmeShop = ("AcmeShop"\n',
             id="source that does not tokenize is renamed as identifiers",
         ),
         pytest.param(

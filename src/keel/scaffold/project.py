@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.metadata
+import json
 import keyword
 import os
 import re
@@ -178,6 +179,8 @@ def _render(template: str, **context: object) -> str:
         keep_trailing_newline=True,
         autoescape=select_autoescape(default_for_string=False, default=False),
     )
+    # A JSON string is a TOML basic string: quotes and backslashes in a path stay data.
+    environment.filters["toml"] = lambda value: json.dumps(str(value), ensure_ascii=False)
     return environment.get_template(template).render(**context)
 
 
