@@ -16,6 +16,7 @@ from keel.scaffold import project_cli
 from keel.scaffold.project import (
     Choice,
     ScaffoldError,
+    allow_grown_lines,
     choose,
     find_source,
     new_project,
@@ -23,6 +24,7 @@ from keel.scaffold.project import (
     validate_name,
 )
 from keel.scaffold.project_layout import drop_marked_blocks, drop_registry_lines
+from keel.scaffold.rename import Names, rename_file, rename_path
 from tests.scaffold import new_project_tree
 
 runner = CliRunner()
@@ -336,3 +338,47 @@ def documented_update_steps() -> str:
     first = next(i for i, line in enumerate(lines) if line.startswith("export GIT_INDEX_FILE"))
     last = next(i for i, line in enumerate(lines) if line.startswith("git merge keel"))
     return "\n".join(line.split("  #")[0] for line in lines[first : last + 1])
+
+
+def renamed(files: dict[str, str], names: Names) -> dict[str, bytes]:
+    return {
+        rename_path(path, names): rename_file(path, text, names).encode()
+        for path, text in files.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "expected"),
+    [
+        pytest.param(
+            "[tool.ruff]\nline-length = 20\n\n[tool.ruff.lint.per-file-ignores]\n"
+            '"dev.py" = ["S603"]\n',
+            '"dev.py" = ["E501", "S603"]',
+            id="a file with ignores gets E501 added to them",
+        ),
+        pytest.param(
+            "[tool.ruff]\nline-length = 20\n",
+            "[tool.ruff.lint.per-file-ignores]\n# `keel new project`",
+            id="the table is added when the source has none",
+        ),
+    ],
+)
+def test_lines_the_rename_made_too_long_are_allowed_file_by_file(
+    pyproject: str, expected: str
+) -> None:
+    long_name = Names("northwind_trading", "NW_")
+    before = {
+        "pyproject.toml": pyproject,
+        "dev.py": "import keel\n",  # 11 → 24: grown, and has ignores already
+        "src/keel/long.py": "import keel.cli  # keel\n",  # 23: too long already, not by the rename
+        "src/keel/grown.py": "import keel.cli\n",  # 15 → 28: grown past the limit
+        "src/keel/short.py": "x = 1\n",
+    }
+    after = renamed(before, long_name)
+    allow_grown_lines({path: text.encode() for path, text in before.items()}, long_name, after)
+    text = after["pyproject.toml"].decode()
+    assert expected in text
+    assert '"src/northwind_trading/grown.py" = ["E501"]' in text
+    assert "short.py" not in text
+    assert "long.py" not in text
+    assert tomllib.loads(text)["tool"]["ruff"]["lint"]["per-file-ignores"]

@@ -220,8 +220,44 @@ def plan_project(
         _title, _, rest = readme.partition("\n\n")
         _intro, _, rest = rest.partition("\n\n")
         out["README.md"] = (_render("README-head.md.j2", **context) + rest).encode("utf-8")
+    allow_grown_lines(kept, names, out)
     moved = frozenset(rename_path(path, names) for path in executable if path in kept)
     return Plan(names, choice, out, moved)
+
+
+def allow_grown_lines(before: dict[str, bytes], names: Names, after: dict[str, bytes]) -> None:
+    """Let line-too-long (E501) pass in the files whose lines the rename made too long, by
+    ruff's per-file ignores in the new pyproject. (The rename adds no lines, so line i of a
+    file is line i after it.)"""
+    pyproject = after["pyproject.toml"].decode("utf-8")
+    limit = int(tomllib.loads(pyproject).get("tool", {}).get("ruff", {}).get("line-length", 88))
+    grown = sorted(
+        new_path
+        for path, content in before.items()
+        if path.endswith(".py")
+        and not path.startswith(layout.NOT_RENAMED)
+        and (new_path := rename_path(path, names)) in after
+        and any(
+            len(old) <= limit < len(new)
+            for old, new in zip(
+                content.decode("utf-8").splitlines(),
+                after[new_path].decode("utf-8").splitlines(),
+                strict=False,
+            )
+        )
+    )
+    table = "[tool.ruff.lint.per-file-ignores]\n"
+    for path in list(grown):  # a file that has ignores already gets E501 added to them
+        entry = re.compile(rf"^{re.escape(json.dumps(path))} = \[", re.MULTILINE)
+        if entry.search(pyproject):
+            pyproject = entry.sub(lambda match: match[0] + '"E501", ', pyproject, count=1)
+            grown.remove(path)
+    if grown:
+        block = _render("pyproject-line-length.toml.j2", line_length=limit, paths=grown)
+        if table not in pyproject:
+            pyproject += "\n" + table
+        pyproject = pyproject.replace(table, table + block, 1)
+    after["pyproject.toml"] = pyproject.encode("utf-8")
 
 
 def _tool(name: str) -> str:
