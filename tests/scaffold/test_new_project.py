@@ -382,3 +382,16 @@ def test_lines_the_rename_made_too_long_are_allowed_file_by_file(
     assert "short.py" not in text
     assert "long.py" not in text
     assert tomllib.loads(text)["tool"]["ruff"]["lint"]["per-file-ignores"]
+
+
+def test_a_dropped_block_leaves_one_blank_line_not_two() -> None:
+    text = "a\n\n<!-- feature: files -->\nfiles\n<!-- /feature: files -->\n\nb\n"
+    assert drop_marked_blocks(text, {"files"}) == "a\n\nb\n"
+    assert drop_marked_blocks(text, set()) == text
+
+
+def test_nested_blocks_go_with_the_outer_one_and_stay_with_it() -> None:
+    inner = "# feature: imports\nimports\n# /feature: imports\n"
+    text = f"# feature: jobs\njobs\n{inner}# /feature: jobs\n"
+    assert drop_marked_blocks(text, {"jobs"}) == ""
+    assert drop_marked_blocks(text, {"imports"}) == "# feature: jobs\njobs\n# /feature: jobs\n"

@@ -112,21 +112,25 @@ def drop_marked_blocks(text: str, names: set[str], *, where: str = "") -> str:
     """
     kept: list[str] = []
     open_blocks: list[tuple[str, int]] = []
+    after_a_block = False  # a blank line on both sides of a dropped block: keep one
     for number, row in enumerate(text.splitlines(keepends=True), start=1):
         match = _MARKER.match(row)
+        dropping = any(name in names or name == "keel-only" for name, _ in open_blocks)
         if match:
             label = "keel-only" if match["only"] else match["name"]
             if not match["close"]:
                 open_blocks.append((label, number))
             elif not open_blocks or open_blocks[-1][0] != label:
                 raise ValueError(f"{where}:{number}: closing marker for {label!r} has no opening")
-            dropping = any(name in names or name == "keel-only" for name, _ in open_blocks)
+            dropping = dropping or label in names or label == "keel-only"
             if match["close"]:
                 open_blocks.pop()
-            if dropping:
-                continue
-        elif any(name in names or name == "keel-only" for name, _ in open_blocks):
+        if dropping:
+            after_a_block = True
             continue
+        if after_a_block and not row.strip() and (not kept or not kept[-1].strip()):
+            continue
+        after_a_block = False
         kept.append(row)
     if open_blocks:
         label, number = open_blocks[-1]
