@@ -9,9 +9,7 @@ from keel.scaffold.project_cli import project
 
 # /keel-only
 
-new_app = typer.Typer(
-    help="Start a new project, or add a feature, in Keel's style.", no_args_is_help=True
-)
+new_app = typer.Typer(help="Generate code in Keel's own style.", no_args_is_help=True)
 # keel-only
 new_app.command("project")(project)
 # /keel-only
