@@ -1,0 +1,1 @@
+"""Generators: `keel new project` and `keel new feature`."""
