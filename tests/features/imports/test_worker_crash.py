@@ -6,7 +6,10 @@ start, which converges on the same products (upserts by SKU). A worker stopped w
 gives its job back at once, without counting the attempt.
 
 Real processes and servers: the API runs in-process, the workers are `python -m keel worker`
-subprocesses on the same PostgreSQL database, Redis stream and file store.
+subprocesses on the same PostgreSQL database, Redis stream and file store. The worker that is
+stopped is the same command with its import held inside one batch
+(`tests.support.held_worker`), so it is stopped mid-import and mid-batch by construction
+instead of by importing enough rows to outlast the signal.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from keel.main import create_app
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve
 from tests.support.databases import POSTGRES_URL, REDIS_URL, opened
+from tests.support.held_worker import BATCH_VARIABLE, HELD_MARKER
 
 _MISSING = [
     name
@@ -48,11 +52,14 @@ needs_servers = pytest.mark.skipif(
     "with the API and take jobs from a Redis stream",
 )
 
-# Enough rows that an import spans many batches (seconds of work), so a worker can be
-# stopped reliably in the middle of it.
-CRASH_ROWS = 40_000
-RELEASE_ROWS = 80_000  # long enough (about 10 s) that SIGTERM always meets it running
+ROOT = Path(__file__).resolve().parents[3]
+
+# An import of several batches; the stopped worker holds inside batch HELD_BATCH, after
+# HELD_BATCH - 1 batches were committed and with the held one's rows written but uncommitted.
+CRASH_ROWS = 2_000
+RELEASE_ROWS = 2_000
 BATCH_SIZE = 200
+HELD_BATCH = 4
 FINISH_TIMEOUT = 180.0  # a busy machine: a second worker starts (compiles) slowly too
 
 # Settings a worker must share with the API (and with each other) to run its jobs.
@@ -109,12 +116,17 @@ class Workers:
         self.directory = directory
         self.started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *, held_at_batch: int | None = None) -> subprocess.Popen[bytes]:
+        """A `keel worker`; with `held_at_batch`, one whose import holds inside that batch."""
         log_path = self.directory / f"worker-{len(self.started) + 1}.log"
+        module, env = "keel", self.env
+        if held_at_batch is not None:
+            module = "tests.support.held_worker"
+            env = {**env, BATCH_VARIABLE: str(held_at_batch), "PYTHONPATH": str(ROOT)}
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "keel", "worker"],
-                env=self.env,
+                [sys.executable, "-m", module, "worker"],
+                env=env,
                 cwd=self.directory,  # no .env file of the repository is read
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -134,14 +146,23 @@ class Workers:
         )
 
     async def wait_ready(self, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+        await self.wait_for_log(process, "worker_ready", "ready", seconds)
+
+    async def wait_held(self, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+        """Until the held worker's import is inside its held batch."""
+        await self.wait_for_log(process, HELD_MARKER, "holding its import", seconds)
+
+    async def wait_for_log(
+        self, process: subprocess.Popen[bytes], marker: str, what: str, seconds: float
+    ) -> None:
         deadline = time.monotonic() + seconds
         while True:
-            if "worker_ready" in self.log_of(process):
+            if marker in self.log_of(process):
                 return
             if process.poll() is not None:
                 pytest.fail(f"keel worker exited early:\n{self.logs()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"keel worker not ready after {seconds} s:\n{self.logs()}")
+                pytest.fail(f"keel worker not {what} after {seconds} s:\n{self.logs()}")
             await asyncio.sleep(0.05)
 
     def stop_all(self) -> None:
@@ -291,11 +312,12 @@ async def test_killed_worker_mid_import_is_replaced_and_no_product_is_duplicated
     try:
         async with serve(create_app(settings)) as http:
             admin = await signed_up_admin(http, settings)
-            first = workers.start()
+            first = workers.start(held_at_batch=HELD_BATCH)
             await workers.wait_ready(first)
             job_id = await start_import(http, admin, CRASH_ROWS)
+            await workers.wait_held(first)
             await wait_for_job(
-                http, admin, job_id, running_past(0.25), workers, seconds=30, what="progress"
+                http, admin, job_id, running_past(0), workers, seconds=30, what="progress"
             )
 
             os.kill(first.pid, signal.SIGKILL)
@@ -309,7 +331,7 @@ async def test_killed_worker_mid_import_is_replaced_and_no_product_is_duplicated
             assert 0 < committed < CRASH_ROWS, "the worker must die in the middle of the import"
             # Every SKU is new and valid, so whole batches add BATCH_SIZE rows each: the batch
             # the worker was writing (COPY into its staging table, upsert) left nothing.
-            assert committed % BATCH_SIZE == 0, committed
+            assert committed == (HELD_BATCH - 1) * BATCH_SIZE, committed
 
             workers.start()
             done = await wait_for_job(
@@ -341,9 +363,10 @@ async def test_stopped_worker_gives_its_job_back_without_counting_the_attempt(
     try:
         async with serve(create_app(settings)) as http:
             admin = await signed_up_admin(http, settings)
-            first = workers.start()
+            first = workers.start(held_at_batch=HELD_BATCH)
             await workers.wait_ready(first)
             job_id = await start_import(http, admin, RELEASE_ROWS)
+            await workers.wait_held(first)
             await wait_for_job(
                 http, admin, job_id, running_past(0), workers, seconds=30, what="progress"
             )
@@ -351,6 +374,9 @@ async def test_stopped_worker_gives_its_job_back_without_counting_the_attempt(
             first.send_signal(signal.SIGTERM)
             assert await exit_code(first, seconds=15) == 0, workers.logs()
             assert "job_released" in workers.log_of(first), workers.logs()
+            await no_open_transactions(settings)
+            # The batch it was writing rolled back: only the batches before it were committed.
+            assert await product_counts(settings) == ((HELD_BATCH - 1) * BATCH_SIZE,) * 2
             # No process sweeps now (the API only enqueues): the worker gave the job back.
             job = await read_job(http, admin, job_id)
             assert job["status"] == "queued", job
@@ -368,6 +394,7 @@ async def test_stopped_worker_gives_its_job_back_without_counting_the_attempt(
     assert done["attempts"] == 1
     assert done["result"]["failed"] == 0
     assert done["result"]["created"] + done["result"]["updated"] == RELEASE_ROWS
+    assert done["result"]["updated"] == (HELD_BATCH - 1) * BATCH_SIZE  # committed before
     assert await product_counts(settings) == (RELEASE_ROWS, RELEASE_ROWS)
 
 
