@@ -24,6 +24,7 @@ from rich.table import Column, Table
 
 from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.errors import ConfigError
+from keel.scaffold.cli import new_app
 
 if TYPE_CHECKING:
     from keel.core.database import Database
@@ -34,6 +35,7 @@ migrate_cli = typer.Typer(help="Database schema migrations (Alembic).", no_args_
 cli.add_typer(migrate_cli, name="migrate")
 email_cli = typer.Typer(help="The emails Keel sends.", no_args_is_help=True)
 cli.add_typer(email_cli, name="email")
+cli.add_typer(new_app, name="new")
 
 console = Console()
 errors = Console(stderr=True)
