@@ -28,7 +28,7 @@ def feature(
             "--field",
             "-f",
             help="NAME:TYPE, TYPE one of str, text, int, money, bool, uuid, datetime, user, "
-            "enum[a,b], ref[feature]; a trailing ? makes it optional. Repeat for each field.",
+            "enum\\[a,b], ref\\[feature]; a trailing ? makes it optional. Repeat for each field.",
         ),
     ],
     owned: Annotated[

@@ -576,6 +576,22 @@ FILES = {
 TEST_FILES = {"__init__.py": "tests_init.py.jinja", "test_{name}.py": "test_feature.py.jinja"}
 
 
+def _contract_edit(project: layout.Project, values: dict[str, Any]) -> layout.Edit | None:
+    """Bodies the schema cannot judge alone: ids of rows that must exist, times that must fall
+    within years 1 to 9999 once in UTC. The fuzzer is told those writes may answer 422."""
+    reasons = []
+    if values["references"]:
+        reasons.append("name other rows by id (they must exist)")
+    if values["has"]["datetime"]:
+        reasons.append("carry times (within years 1 to 9999 in UTC)")
+    if not reasons:
+        return None
+    item = f"{values['url']}/{{{values['id_param']}}}"
+    operations = [f"POST {values['url']}", f"PATCH {item}"]
+    reason = f"{values['name']} (keel new feature): bodies {' and '.join(reasons)}; else 422."
+    return layout.contract_edit(project, operations, reason)
+
+
 def plan(project: layout.Project, request: Request) -> Plan:
     """What generating `request` in `project` writes; nothing is written yet."""
     values = context(project, request)
@@ -597,6 +613,9 @@ def plan(project: layout.Project, request: Request) -> Plan:
     if values["references"] and not rows.exists():
         result.files[rows] = environment.get_template("rows_support.py.jinja").render(values)
     result.edits = layout.registry_edits(project, name)
+    contract = _contract_edit(project, values)
+    if contract is not None:
+        result.edits.append(contract)
     result.migration = layout.migration_request(project, name, tuple(values["requires"]))
     return result
 

@@ -63,6 +63,10 @@ RESERVED_FIELDS = frozenset(
 )
 
 
+SOFT_KEYWORDS = frozenset({*keyword.softkwlist, "_", "case", "match", "type"})
+"""Soft keywords of every Python Keel supports (`type` is one from 3.12), whichever runs."""
+
+
 class ScaffoldError(Exception):
     """A refusal with a message for the person at the terminal (exit code 2)."""
 
@@ -133,7 +137,7 @@ def check_identifier(name: str, what: str) -> None:
         )
     if len(name) > MAX_NAME:
         raise ScaffoldError(f"{what} {name!r} is longer than {MAX_NAME} characters")
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+    if keyword.iskeyword(name) or name in SOFT_KEYWORDS:
         raise ScaffoldError(f"{what} {name!r} is a Python keyword; choose another name")
     if name in SQL_RESERVED:
         raise ScaffoldError(f"{what} {name!r} is an SQL reserved word; choose another name")
@@ -207,7 +211,8 @@ def parse_fields(texts: list[str], *, owned: bool) -> list[FieldSpec]:
     for field in fields:
         for column in field.columns:
             if column in taken:
-                reason = "is the owner's column (--owned)" if column == "owner_id" else "repeats"
+                owner = owned and column == "owner_id"
+                reason = "is the owner's column (--owned)" if owner else "repeats"
                 raise ScaffoldError(f"field {field.name!r}: the column {column!r} {reason}")
             taken.add(column)
     return fields

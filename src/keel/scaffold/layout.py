@@ -183,6 +183,24 @@ def _edit(path: Path, change: Callable[[str], str]) -> Edit:
     return Edit(path, before, change(before))
 
 
+CONTRACT_CONFIG = Path("tests/contract/schemathesis.toml")
+
+
+def contract_edit(project: Project, operations: list[str], reason: str) -> Edit | None:
+    """Tell the contract fuzzer's configuration (when the project has one) that these
+    operations may answer a schema-valid body with 422, and why; None when nothing to say."""
+    path = project.root / CONTRACT_CONFIG
+    if not operations or not path.is_file():
+        return None
+    names = ", ".join(f'"{operation}"' for operation in operations)
+    block = (
+        f"\n# {reason}\n[[operations]]\ninclude-name = [{names}]\n"
+        "[operations.checks.positive_data_acceptance]\n"
+        'expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 422, 429, "5xx"]\n'
+    )
+    return _edit(path, lambda text: text + block)
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationRequest:
     """What `feature_migration.py` (run in the project's interpreter) is asked to create."""
