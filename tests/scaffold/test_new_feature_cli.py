@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from keel.cli import cli
 from keel.scaffold import feature, layout
+from keel.scaffold.fields import ScaffoldError
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -186,3 +187,41 @@ def test_feature_modules_only_where_the_project_has_them(tmp_path: Path) -> None
 )
 def test_model_names_are_singular(name: str, model: str) -> None:
     assert feature.singular_class(name) == model
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "says"),
+    [
+        ("api.py", "FEATURE_ROUTERS = ()\n", "add it by hand"),
+        (
+            "api.py",
+            "from acme.features.catalog.router import router as catalog_router\n",
+            "FEATURE_ROUTERS",
+        ),
+        ("models.py", "", "add it by hand"),
+    ],
+)
+def test_registries_it_cannot_read_are_refused(
+    tmp_path: Path, file: str, text: str, says: str
+) -> None:
+    """Today's layout, edited by hand beyond recognition: the generator says what to do."""
+    root = registry_project(tmp_path)
+    source = root / "src" / "acme"
+    (source / "features" / "registry.py").unlink()
+    (source / "api.py").write_text(
+        "from acme.features.catalog.router import router as catalog_router\n\n"
+        "FEATURE_ROUTERS = (\n    catalog_router,\n)\n"
+    )
+    (source / "models.py").write_text(
+        "from acme.features.catalog import models as catalog_models\n\n"
+        '__all__ = [\n    "catalog_models",\n]\n'
+    )
+    (source / file).write_text(text)
+    with pytest.raises(ScaffoldError, match=says):
+        layout.registry_edits(layout.find_project(root), "notes")
+
+
+def test_unreadable_models_are_no_models(tmp_path: Path) -> None:
+    root = registry_project(tmp_path)
+    (root / "src" / "acme" / "features" / "catalog" / "models.py").write_text("class (:\n")
+    assert layout.feature_models(layout.find_project(root), "catalog") == {}

@@ -296,8 +296,10 @@ def _check_name(project: layout.Project, name: str, model: str) -> None:
     check_model_name(model)
     if model in tables or model in IMPORTED_NAMES:
         raise ScaffoldError(f"a model class {model!r} exists already; choose another --model")
-    if (project.root / "tests" / "features" / name).exists():
-        raise ScaffoldError(f"tests/features/{name} exists already; remove it first")
+    for path in layout.feature_paths(project, name):
+        if path.exists():
+            where = path.relative_to(project.root)
+            raise ScaffoldError(f"{where} exists already; remove it first")
 
 
 def context(project: layout.Project, request: Request) -> dict[str, Any]:
