@@ -87,7 +87,7 @@ def test_dry_run_of_references_names_the_contract_configuration() -> None:
         (["notes", "-f", "title:str", "--owned", "--admin-write"], "choose one of them"),
         (["notes"], "Missing option"),
         (["notes", "-f", "id:uuid"], "reserved"),
-        (["notes", "-f", "title:strng"], "unknown type"),
+        (["notes", "-f", "title:text!"], "cannot read the type"),
         (["notes", "-f", "x:ref[nothing]"], "has no models"),
         (["notes", "-f", "x:ref[health]"], "has no models"),
         (["notes", "-f", "x:ref[orders]"], "several models"),

@@ -52,6 +52,9 @@ FEATURES = {
 }
 
 pytestmark = pytest.mark.scaffold_e2e
+MEASURING = ("COV_", "COVERAGE_")
+"""The suite's coverage settings stay out of the copy's processes: they would measure the
+copy's files (paths in a temporary directory) into this suite's report."""
 
 
 def copy_tracked_tree(target: Path) -> None:
@@ -78,7 +81,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runner = CliRunner()
     started = time.perf_counter()
     for name, options in FEATURES.items():
-        result = runner.invoke(cli, ["new", "feature", name, *options, "--project", str(copy)])
+        result = runner.invoke(
+            cli,
+            ["new", "feature", name, *options, "--project", str(copy)],
+            env={k: None for k in os.environ if k.startswith(MEASURING)},
+        )
         assert result.exit_code == 0, result.output
     sys.stdout.write(f"three features generated in {time.perf_counter() - started:.1f} s\n")
     return copy
