@@ -124,6 +124,8 @@ def _reference_target(project: layout.Project, spec: FieldSpec) -> tuple[str, st
     """(feature, table) a `ref`/`user` field points to."""
     if spec.kind is Kind.USER:
         return "users", "users"
+    if spec.target == "users":
+        raise ScaffoldError(f"field {spec.name!r}: a reference to users is {spec.name}:user")
     assert spec.target is not None
     models = layout.feature_models(project, spec.target)
     if not models:
