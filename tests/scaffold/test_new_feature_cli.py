@@ -156,7 +156,9 @@ def test_registry_layout_in_a_renamed_project(tmp_path: Path) -> None:
         == 'ENABLED: tuple[str, ...] = (\n    "health",\n    "catalog",\n    "notes",\n)\n'
     )
     notes = project.source / "features" / "notes"
-    assert result.migration == layout.MigrationRequest(notes / "migrations", "notes", ("catalog",))
+    assert result.migration == layout.MigrationRequest(
+        notes / "migrations", "notes", ("core", "catalog")
+    )
     declared = result.files[notes / "feature.py"]
     assert "from acme.core.features import Feature" in declared
     assert 'requires=("catalog",)' in declared

@@ -210,12 +210,13 @@ class MigrationRequest:
     branch: str | None
     """CONTRACT14: the feature's branch label (its first revision starts the branch)."""
     depends_on: tuple[str, ...]
-    """CONTRACT14: the features whose heads it needs (`requires`)."""
+    """CONTRACT14: the branches whose heads it needs: `core` and the features it requires."""
 
 
 def migration_request(project: Project, name: str, requires: tuple[str, ...]) -> MigrationRequest:
     if uses_registry(project):
-        return MigrationRequest(project.features / name / "migrations", name, requires)
+        # The core branch created `users`; branch labels resolve to their heads when written.
+        return MigrationRequest(project.features / name / "migrations", name, ("core", *requires))
     return MigrationRequest(project.source / "migrations" / "versions", None, ())
 
 
