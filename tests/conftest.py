@@ -41,8 +41,9 @@ TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 MakeSettings = Callable[..., Settings]
 
 
-LONGEST_MODULES = ("test_contract.py", "test_typescript_client.py")
-"""Minutes each on one worker (a fuzzer run per role; npm, a client build and a live server):
+LONGEST_MODULES = ("test_contract.py", "test_typescript_client.py", "test_new_feature_e2e.py")
+"""Minutes each on one worker (a fuzzer run per role; npm, a client build and a live server;
+three generated features and a project's checks on them):
 collected first, so xdist's loadscope hands them out first and the short modules fill in
 around them, instead of both starting last and leaving a long tail."""
 

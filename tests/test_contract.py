@@ -101,7 +101,14 @@ def live_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         yield base_url, asyncio.run(log_in_everyone(settings, base_url))[role]
 
 
-def run_schemathesis(base_url: str, token: str) -> subprocess.CompletedProcess[str]:
+def run_schemathesis(
+    base_url: str,
+    token: str,
+    *,
+    examples: int = EXAMPLES_PER_OPERATION,
+    only: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """`st run` against the app at `base_url`; `only` narrows it (`--include-path-regex R`)."""
     command = [
         str(ST),
         "--config-file",
@@ -114,7 +121,7 @@ def run_schemathesis(base_url: str, token: str) -> subprocess.CompletedProcess[s
         "--phases",
         PHASES,
         "--max-examples",
-        str(EXAMPLES_PER_OPERATION),
+        str(examples),
         "--seed",
         str(SEED),
         "--workers",
@@ -123,6 +130,7 @@ def run_schemathesis(base_url: str, token: str) -> subprocess.CompletedProcess[s
         "10",
         "--header",
         f"Authorization: Bearer {token}",
+        *only,
     ]
     environment = {
         **os.environ,

@@ -14,10 +14,12 @@ Both become 422 `VALIDATION_ERROR` with the offending field in `details.errors[]
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     Field,
@@ -113,3 +115,32 @@ PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description="Items per p
 FileSize = Annotated[int, Field(ge=1, le=SAFE_INT_MAX), NOT_A_BOOLEAN]
 """A size in bytes a client announces (the upload limit is a setting, checked by the
 service)."""
+
+
+class Money(RequestModel):
+    """Money as SPEC §3 writes it: integer minor units plus an ISO 4217 code, never a float.
+    Stored as two columns (`<name>_amount`, `<name>_currency`)."""
+
+    amount: MinorUnits
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR.")
+
+
+def money_fields(amount: int | None, currency: str | None) -> dict[str, Any] | None:
+    """Money stored as two columns, as `Money` dumps it; None when the row has none."""
+    if amount is None or currency is None:
+        return None
+    return {"amount": amount, "currency": currency}
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise PydanticCustomError(
+            "datetime_range", "Datetime must fall between years 1 and 9999 in UTC"
+        ) from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A point in time a client sends: with an offset (a naive time names no instant) and
+representable in UTC, the way every timestamp column stores it (`UTCDateTime`)."""

@@ -1,1 +1,1 @@
-"""Generators: `keel new project` and `keel new feature`."""
+"""`keel new`: generators for a new project and for a new feature of an existing one."""

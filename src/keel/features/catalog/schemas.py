@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keel.core.patching import PatchModel
 from keel.core.schemas import nest_columns
-from keel.core.types import NOT_A_BOOLEAN, MinorUnits, RequestModel, Text, invalid_field
+from keel.core.types import (
+    NOT_A_BOOLEAN,
+    MinorUnits,
+    Money,
+    RequestModel,
+    Text,
+    invalid_field,
+)
 
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -18,11 +25,6 @@ Stock = Annotated[int, Field(ge=0, le=1_000_000_000), NOT_A_BOOLEAN]
 Flag = Annotated[bool, Field(strict=True)]
 """A JSON boolean, as the schema says: `0`, `1` or `"yes"` are refused (lax mode took them).
 Callers that parse text (the CSV import) validate with `strict=False`."""
-
-
-class Money(RequestModel):
-    amount: MinorUnits
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR.")
 
 
 class ProductSort(StrEnum):

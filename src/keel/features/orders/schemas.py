@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from keel.core.types import NOT_A_BOOLEAN, RequestModel
-from keel.features.catalog.schemas import Money
+from keel.core.types import NOT_A_BOOLEAN, Money, RequestModel
 from keel.features.orders.models import OrderStatus
 from keel.features.payments.cards import Card
 

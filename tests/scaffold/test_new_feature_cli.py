@@ -1,0 +1,231 @@
+"""`keel new feature`: `--dry-run` output, the names it refuses (exit code 2), and the
+registry layout of CONTRACT14 in a renamed project. Nothing here writes into the project."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from keel.cli import cli
+from keel.scaffold import feature, layout
+from keel.scaffold.fields import ScaffoldError
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def new_feature(*arguments: str, project: Path = ROOT) -> tuple[int, str]:
+    result = runner.invoke(cli, ["new", "feature", *arguments, "--project", str(project)])
+    return result.exit_code, result.output
+
+
+def tree_state() -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_dry_run_lists_the_files_and_the_registry_edits() -> None:
+    before = tree_state()
+    code, output = new_feature(
+        "notes", "-f", "title:str", "-f", "author:user", "--owned", "--dry-run"
+    )
+    assert code == 0, output
+    for path in (
+        "src/keel/features/notes/models.py",
+        "src/keel/features/notes/router.py",
+        "src/keel/features/notes/service.py",
+        "src/keel/features/notes/repository.py",
+        "src/keel/features/notes/schemas.py",
+        "tests/features/notes/test_notes.py",
+        "src/keel/migrations/versions/<revision>.py",
+    ):
+        assert f"  {path}  (" in output
+    assert "+from keel.features.notes.router import router as notes_router" in output
+    assert "+    notes_router," in output
+    assert "+from keel.features.notes import models as notes_models" in output
+    assert '+    "notes_models",' in output
+    assert tree_state() == before
+    assert not (ROOT / "src" / "keel" / "features" / "notes").exists()
+
+
+def test_dry_run_of_references_names_the_contract_configuration() -> None:
+    code, output = new_feature(
+        "reviews", "-f", "product:ref[catalog]", "-f", "at:datetime", "--dry-run"
+    )
+    assert code == 0, output
+    assert not (ROOT / "tests" / "support" / "rows.py").exists()
+    assert "  tests/support/rows.py  (" in output  # written with the first reference
+    assert '+include-name = ["POST /api/v1/reviews", "PATCH /api/v1/reviews/{review_id}"]' in output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["catalog", "-f", "title:str"], "exists already"),
+        (["class", "-f", "title:str"], "Python keyword"),
+        (["match", "-f", "title:str"], "Python keyword"),
+        (["order", "-f", "title:str"], "SQL reserved word"),
+        (["Notes", "-f", "title:str"], "lower-case identifier"),
+        (["my-notes", "-f", "title:str"], "lower-case identifier"),
+        (["users", "-f", "title:str"], "reserved"),
+        (["health", "-f", "title:str"], "reserved"),
+        (["core", "-f", "title:str"], "reserved"),
+        (["products", "-f", "title:str"], "the table 'products' exists"),
+        (["order_items", "-f", "title:str"], "the table 'order_items' exists"),
+        (["alembic_version", "-f", "title:str"], "exists already"),
+        (["notes", "-f", "title:str", "--model", "Product"], "model class 'Product' exists"),
+        (["notes", "-f", "title:str", "--model", "Money"], "model class 'Money' exists"),
+        (["notes", "-f", "title:str", "--model", "note"], "CapWords"),
+        (["notes", "-f", "title:str", "--owned", "--admin-write"], "choose one of them"),
+        (["notes"], "Missing option"),
+        (["notes", "-f", "id:uuid"], "reserved"),
+        (["notes", "-f", "title:text!"], "cannot read the type"),
+        (["notes", "-f", "x:ref[nothing]"], "has no models"),
+        (["notes", "-f", "x:ref[health]"], "has no models"),
+        (["notes", "-f", "x:ref[orders]"], "several models"),
+        (["notes", "-f", "x:ref[users]"], "is x:user"),
+        (["notes", "-f", "x:ref[orders.Nope]"], "no model Nope"),
+        (["notes", "-f", "title:str", "--sort", "title"], "can be sorted"),
+        (["notes", "-f", "title:str", "--filter", "nope"], "not one of the fields"),
+        (["a" * 24, "-f", "b" * 24 + ":ref[catalog]"], "exceed 63 characters"),
+    ],
+)
+def test_refusals_exit_with_2(arguments: list[str], says: str) -> None:
+    code, output = new_feature(*arguments, "--dry-run")
+    assert code == 2, output
+    assert says in " ".join(output.split())
+
+
+def test_outside_a_keel_project_is_refused(tmp_path: Path) -> None:
+    code, output = new_feature("notes", "-f", "title:str", project=tmp_path)
+    assert code == 2
+    assert "no pyproject.toml" in output
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    code, output = new_feature("notes", "-f", "title:str", project=tmp_path)
+    assert code == 2
+    assert "is not a Keel project" in output
+
+
+def test_existing_tests_folder_is_refused(tmp_path: Path) -> None:
+    project = registry_project(tmp_path)
+    (tmp_path / "tests" / "features" / "notes").mkdir(parents=True)
+    code, output = new_feature("notes", "-f", "title:str", "--dry-run", project=project)
+    assert code == 2
+    assert "tests/features/notes exists already" in output
+
+
+def registry_project(root: Path) -> Path:
+    """A skeleton of a renamed project (`acme`) in CONTRACT14's layout."""
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "acme-shop"\n[tool.keel]\npackage = "acme"\n'
+    )
+    source = root / "src" / "acme"
+    for folder in ("features/catalog", "core"):
+        (source / folder).mkdir(parents=True)
+    (source / "features" / "__init__.py").write_text("")
+    (source / "features" / "catalog" / "__init__.py").write_text("")
+    (source / "features" / "catalog" / "models.py").write_text(
+        'class Product(Base):\n    __tablename__ = "products"\n'
+    )
+    (source / "features" / "registry.py").write_text(
+        'ENABLED: tuple[str, ...] = (\n    "health",\n    "catalog",\n)\n'
+    )
+    (source / "core" / "features.py").write_text("class Feature: ...\n")
+    return root
+
+
+def test_registry_layout_in_a_renamed_project(tmp_path: Path) -> None:
+    project = layout.find_project(registry_project(tmp_path))
+    assert project.package == "acme"
+    request = feature.Request(
+        "notes", ["title:str", "product:ref[catalog]", "editor:user?"], feature.Access(owned=True)
+    )
+    result = feature.plan(project, request)
+    (edit,) = result.edits
+    assert (
+        edit.after
+        == 'ENABLED: tuple[str, ...] = (\n    "health",\n    "catalog",\n    "notes",\n)\n'
+    )
+    notes = project.source / "features" / "notes"
+    assert result.migration == layout.MigrationRequest(
+        notes / "migrations", "notes", ("core", "catalog")
+    )
+    declared = result.files[notes / "feature.py"]
+    assert "from acme.core.features import Feature" in declared
+    assert 'requires=("catalog",)' in declared
+    assert (tmp_path / "tests" / "support" / "rows.py") in result.files
+    for path, text in result.files.items():
+        assert not re.search(r"\bkeel\.|import keel\b", text), path
+
+
+def test_feature_modules_only_where_the_project_has_them(tmp_path: Path) -> None:
+    root = registry_project(tmp_path)
+    (root / "src" / "acme" / "core" / "features.py").unlink()
+    project = layout.find_project(root)
+    result = feature.plan(project, feature.Request("notes", ["title:str"]))
+    assert not any(path.name == "feature.py" for path in result.files)
+
+
+@pytest.mark.parametrize(
+    ("name", "model"),
+    [
+        ("tasks", "Task"),
+        ("blog_posts", "BlogPost"),
+        ("categories", "Category"),
+        ("addresses", "Address"),
+        ("boxes", "Box"),
+        ("batches", "Batch"),
+        ("news", "New"),
+        ("glass", "Glass"),
+        ("inventory", "Inventory"),
+    ],
+)
+def test_model_names_are_singular(name: str, model: str) -> None:
+    assert feature.singular_class(name) == model
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "says"),
+    [
+        ("api.py", "FEATURE_ROUTERS = ()\n", "add it by hand"),
+        (
+            "api.py",
+            "from acme.features.catalog.router import router as catalog_router\n",
+            "FEATURE_ROUTERS",
+        ),
+        ("models.py", "", "add it by hand"),
+    ],
+)
+def test_registries_it_cannot_read_are_refused(
+    tmp_path: Path, file: str, text: str, says: str
+) -> None:
+    """Today's layout, edited by hand beyond recognition: the generator says what to do."""
+    root = registry_project(tmp_path)
+    source = root / "src" / "acme"
+    (source / "features" / "registry.py").unlink()
+    (source / "api.py").write_text(
+        "from acme.features.catalog.router import router as catalog_router\n\n"
+        "FEATURE_ROUTERS = (\n    catalog_router,\n)\n"
+    )
+    (source / "models.py").write_text(
+        "from acme.features.catalog import models as catalog_models\n\n"
+        '__all__ = [\n    "catalog_models",\n]\n'
+    )
+    (source / file).write_text(text)
+    with pytest.raises(ScaffoldError, match=says):
+        layout.registry_edits(layout.find_project(root), "notes")
+
+
+def test_unreadable_models_are_no_models(tmp_path: Path) -> None:
+    root = registry_project(tmp_path)
+    (root / "src" / "acme" / "features" / "catalog" / "models.py").write_text("class (:\n")
+    assert layout.feature_models(layout.find_project(root), "catalog") == {}
