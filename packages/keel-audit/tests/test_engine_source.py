@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import gc
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import write_files
+from keel_audit.callgraph import body_nodes
 from keel_audit.config import Config
 from keel_audit.parsing import ParseFailure, parse_source
 from keel_audit.project import run_audit
@@ -159,12 +161,14 @@ def test_excluded_paths_and_tool_directories_are_not_read(tmp_path: Path) -> Non
             ".venv/lib/site.py": "x = 1\n",
             "node_modules/pkg/a.py": "x = 1\n",
             "migrations/versions/0001.py": "x = 1\n",
+            "bench/.cache/CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n",
+            "bench/.cache/sdist/pkg.py": "x = 1\n",
             "Dockerfile": "FROM python\n",
         },
     )
     project = Project.load(tmp_path, Config(exclude=("migrations/versions",)))
     assert [m.path for m in project.modules] == ["app.py"]
-    assert project.other_files == ["Dockerfile"]
+    assert project.other_files == ["Dockerfile"]  # a tagged cache directory is not entered
     assert project.read_text("Dockerfile") == "FROM python\n"
     assert project.read_text("../outside") is None
     assert project.app_modules == []
@@ -175,3 +179,64 @@ def test_deep_nesting_is_reported_not_crashed() -> None:
     failure = parse_source(source.encode(), "deep.py")
     assert isinstance(failure, ParseFailure)
     assert failure.reason.startswith("could not parse")
+
+
+FUNCTION_BODIES = """\
+def outer(a=d1(), *, k=d2()):
+    before()
+
+    @deco(dx())
+    def inner(x=default(), *, y=kwdefault()):
+        hidden()
+
+    class Model(base()):
+        attribute = hidden_in_class()
+
+    callback = lambda v=lambda_default(): hidden_in_lambda()
+    return after(inner, Model)
+"""
+
+
+def test_each_def_body_is_its_own_code_in_order(make_project: Callable[..., Project]) -> None:
+    """The one walk's per-def bodies: nested scopes contribute their decorators, defaults
+    and bases (in that order), never their own code; the outer def's defaults are not its
+    body's. Same as walking the body afresh."""
+    module = make_project({"m.py": FUNCTION_BODIES}).modules[0]
+    outer, inner = module.nodes(ast.FunctionDef)
+
+    def called(body: list[ast.AST]) -> list[str]:
+        return [
+            node.func.id
+            for node in body
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        ]
+
+    expected = ["before", "deco", "dx", "default", "kwdefault", "base", "lambda_default", "after"]
+    assert called(module.function_body(outer)) == expected
+    assert called(list(body_nodes(outer))) == expected
+    assert called(module.function_body(inner)) == ["hidden"]
+    assert len(module.nodes(ast.Call)) == 13  # the index still holds every call
+    hidden = next(n for n in module.nodes(ast.Name) if n.id == "hidden_in_lambda")
+    assert isinstance(module.parent(hidden), ast.Call)
+    assert isinstance(module.enclosing_function(hidden), ast.FunctionDef)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cycle_collector_is_paused_only_for_the_audit(tmp_path: Path, enabled: bool) -> None:
+    write_files(tmp_path, {"app.py": "x = 1\n"})
+    seen: list[bool] = []
+    original = Project.load
+
+    def load(root: Path, config: Config | None = None) -> Project:
+        seen.append(gc.isenabled())
+        return original(root, config)
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Project, "load", load)
+            run_audit(tmp_path)
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()

@@ -19,9 +19,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from keel_audit.source import FunctionNode, Module, Project
-
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+from keel_audit.source import FunctionNode, Module, Project, scoped_walk
 
 
 @dataclass(frozen=True)
@@ -52,22 +50,9 @@ class FunctionInfo:
 def body_nodes(function: FunctionNode | ast.Lambda) -> Iterator[ast.AST]:
     """Every node in the function's own body: nested functions, lambdas and classes are
     left out (their code runs when they are called, not here); decorators and defaults of
-    nested defs run here and are kept."""
+    nested defs run here and are kept. (`Module.function_body` has it precomputed.)"""
     body = function.body if isinstance(function.body, list) else [function.body]
-    stack: list[ast.AST] = list(reversed(body))
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, _SCOPES):
-            heads: list[ast.AST] = list(getattr(node, "decorator_list", []))
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                heads.extend(node.args.defaults)
-                heads.extend(d for d in node.args.kw_defaults if d is not None)
-            if isinstance(node, ast.ClassDef):
-                heads.extend(node.bases)
-            stack.extend(reversed(heads))
-            continue
-        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return scoped_walk(list(reversed(body)))
 
 
 class CallGraph:
@@ -132,7 +117,7 @@ class CallGraph:
         module, node = entry
         info = FunctionInfo(qualname, module, node)
         awaited: set[int] = set()
-        nodes = info.body = list(body_nodes(node))
+        nodes = info.body = module.function_body(node)
         for child in nodes:
             if isinstance(child, ast.Await) and isinstance(child.value, ast.Call):
                 awaited.add(id(child.value))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,12 +51,33 @@ def _run_rule(rule: Rule, project: Project) -> tuple[list[Finding], str | None]:
         )
 
 
+@contextmanager
+def _without_cycle_collector() -> Iterator[None]:
+    """The audit allocates millions of AST nodes and keeps them: the cyclic collector would
+    rescan them all, again and again, while they pile up (it took ~40 % of the run), and
+    they hold no reference cycles for it to find. Paused for the audit, then restored."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run_audit(
     root: Path,
     config: Config | None = None,
     *,
     baseline: set[str] | None = None,
     with_score: bool = True,
+) -> AuditResult:
+    with _without_cycle_collector():
+        return _audit(root, config, baseline, with_score)
+
+
+def _audit(
+    root: Path, config: Config | None, baseline: set[str] | None, with_score: bool
 ) -> AuditResult:
     project = Project.load(root, config)
     config = config or Config.from_pyproject(project.pyproject)

@@ -529,9 +529,7 @@ def _testing(facts: Facts) -> tuple[Dimension, Signal]:
     async_db = async_database_evidence(facts.project)
     mode = async_mode_configured(facts.project)
     async_tests = any(
-        isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test")
-        for m in tests
-        for node in ast.walk(m.tree)
+        node.name.startswith("test") for m in tests for node in m.nodes(ast.AsyncFunctionDef)
     )
     async_ok = async_tests if async_db is not None else True
     signal_steps = (

@@ -136,31 +136,15 @@ class Module:
         return ".".join([base, *reversed(attrs)])
 
     @cached_property
-    def _tables(self) -> tuple[dict[type[ast.AST], list[ast.AST]], dict[int, ast.AST]]:
-        """One pre-order walk: nodes by class (in source order) and each node's parent."""
-        index: dict[type[ast.AST], list[ast.AST]] = {}
-        parents: dict[int, ast.AST] = {}
-        stack: list[ast.AST] = [self.tree]
-        pop, push = stack.pop, stack.append
-        while stack:
-            node = pop()
-            kind = type(node)
-            bucket = index.get(kind)
-            if bucket is None:
-                index[kind] = [node]
-            else:
-                bucket.append(node)
-            children: list[ast.AST] = []
-            for name in node._fields:
-                value = getattr(node, name, None)
-                if isinstance(value, list):
-                    children.extend(item for item in value if isinstance(item, ast.AST))
-                elif isinstance(value, ast.AST):
-                    children.append(value)
-            for child in reversed(children):
-                parents[id(child)] = node
-                push(child)
-        return index, parents
+    def _tables(self) -> _Tables:
+        """One pre-order walk: nodes by class (in source order), each node's parent, and
+        each def's own body (`callgraph.body_nodes` order), so no rule walks the tree again."""
+        return _index(self.tree)
+
+    def function_body(self, function: FunctionNode) -> list[ast.AST]:
+        """`callgraph.body_nodes(function)`, from the module's one walk when it is here."""
+        body = self._tables[2].get(id(function))
+        return body if body is not None else list(scoped_walk(list(reversed(function.body))))
 
     def parent(self, node: ast.AST) -> ast.AST | None:
         """The node directly containing `node` (None for the module itself)."""
@@ -193,6 +177,101 @@ class Module:
 
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+
+_Tables = tuple[dict[type[ast.AST], list[ast.AST]], dict[int, ast.AST], dict[int, list[ast.AST]]]
+# Fields that never hold a node (names, flags, comments) and `ctx` (Load/Store/Del, which
+# CPython shares between nodes, so no rule asks for them): the walk does not look at them.
+_LEAF_FIELDS = frozenset(
+    {"ctx", "id", "attr", "arg", "name", "module", "level", "is_async", "conversion",
+     "type_comment", "kind", "simple", "tag", "n", "s"}
+)  # fmt: skip
+_CHILD_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {ast.Constant: ()}
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = _CHILD_FIELDS[kind] = tuple(f for f in kind._fields if f not in _LEAF_FIELDS)
+    return fields
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """`ast.iter_child_nodes(node)` as a list, without the `ctx` singletons, faster."""
+    children: list[ast.AST] = []
+    for name in _child_fields(node.__class__):
+        value = getattr(node, name, None)
+        if value.__class__ is list:
+            children.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            children.append(value)
+    return children
+
+
+def scope_heads(node: ast.AST) -> list[ast.AST]:
+    """The parts of a nested def, lambda or class that run where it is defined:
+    decorators, argument defaults, class bases."""
+    heads: list[ast.AST] = list(getattr(node, "decorator_list", []))
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        heads.extend(node.args.defaults)
+        heads.extend(d for d in node.args.kw_defaults if d is not None)
+    if isinstance(node, ast.ClassDef):
+        heads.extend(node.bases)
+    return heads
+
+
+def scoped_walk(stack: list[ast.AST]) -> Iterator[ast.AST]:
+    """Pre-order from `stack` (reversed), not entering nested scopes past their heads."""
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, SCOPES):
+            stack.extend(reversed(scope_heads(node)))
+        else:
+            stack.extend(reversed(child_nodes(node)))
+
+
+def _index(tree: ast.Module) -> _Tables:
+    index: dict[type[ast.AST], list[ast.AST]] = {}
+    parents: dict[int, ast.AST] = {}
+    bodies: dict[int, list[ast.AST]] = {}
+    # Each entry: a node and the body list of the def whose own code it is (None: no def's,
+    # or a nested scope's head, which `scoped_walk` adds to the enclosing body in its order).
+    stack: list[tuple[ast.AST, list[ast.AST] | None]] = [(tree, None)]
+    pop, push = stack.pop, stack.append
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    while stack:
+        node, owner = pop()
+        kind = node.__class__
+        bucket = index.get(kind)
+        if bucket is None:
+            index[kind] = [node]
+        else:
+            bucket.append(node)
+        if owner is not None:
+            owner.append(node)
+        children_owner = owner
+        inner: list[ast.AST] | None = None
+        if kind in SCOPES:
+            if owner is not None:
+                owner.extend(scoped_walk(list(reversed(scope_heads(node)))))
+            children_owner = None
+            if kind in functions:
+                inner = bodies[id(node)] = []
+        fields = _CHILD_FIELDS.get(kind) or _child_fields(kind)
+        for name in reversed(fields):
+            value = getattr(node, name, None)
+            child_owner = inner if inner is not None and name == "body" else children_owner
+            if value.__class__ is list:
+                for item in reversed(value):
+                    if isinstance(item, ast.AST):
+                        parents[id(item)] = node
+                        push((item, child_owner))
+            elif isinstance(value, ast.AST):
+                parents[id(value)] = node
+                push((value, child_owner))
+    return index, parents, bodies
 
 
 @dataclass
@@ -312,6 +391,8 @@ def _walk(root: Path, config: Config) -> Iterator[tuple[str, str | None]]:
                     continue
                 if is_link and not _inside(root, Path(entry.path)):
                     continue
+                if (Path(entry.path) / "CACHEDIR.TAG").is_file():
+                    continue  # a tool's cache (bford.info/cachedir), e.g. downloaded sdists
                 yield from visit(Path(entry.path), child_rel)
             elif entry.name in SKIPPED_DIRS:  # a worktree's `.git` file
                 continue

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from keel_audit.model import Finding, Severity
-from keel_audit.rules._web import is_sample, mentions, nodes_of, walk_body
+from keel_audit.rules._web import _memo, is_sample, mentions, nodes_of, walk_body
 from keel_audit.rules.base import Rule
 from keel_audit.source import FunctionNode, Module, Project
 
@@ -33,7 +33,13 @@ _ASYNC_MARKS = frozenset({"asyncio", "anyio", "trio"})
 
 
 def async_database_evidence(project: Project) -> tuple[Module, ast.AST] | None:
-    """Where the application (not its tests) opens an async database, if it does."""
+    """Where the application (not its tests) opens an async database, if it does (asked by
+    a rule and by the score: computed once)."""
+    found: tuple[Module, ast.AST] | None = _memo("async-db", project, _async_database)
+    return found
+
+
+def _async_database(project: Project) -> tuple[Module, ast.AST] | None:
     for module in sorted(project.modules, key=is_sample):  # the product before its benches
         if module.is_test or not mentions(module, "async", "asyncpg", "motor", "databases"):
             continue
