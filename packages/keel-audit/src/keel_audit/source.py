@@ -137,18 +137,32 @@ class Module:
 
     @cached_property
     def _tables(self) -> _Tables:
-        """One pre-order walk: nodes by class (in source order), each node's parent, and
-        each def's own body (`callgraph.body_nodes` order), so no rule walks the tree again."""
+        """One pre-order walk: nodes by class (in source order) and each def's own body
+        (`callgraph.body_nodes` order), so no rule walks the tree again."""
         return _index(self.tree)
 
     def function_body(self, function: FunctionNode) -> list[ast.AST]:
         """`callgraph.body_nodes(function)`, from the module's one walk when it is here."""
-        body = self._tables[2].get(id(function))
+        body = self._tables[1].get(id(function))
         return body if body is not None else list(scoped_walk(list(reversed(function.body))))
+
+    @cached_property
+    def _parents(self) -> dict[int, ast.AST]:
+        """Each node's parent, by id: built on the first `parent()` question, since few
+        modules are ever asked one (a map of every node would cost as much as the tree)."""
+        parents: dict[int, ast.AST] = {}
+        stack: list[ast.AST] = [self.tree]
+        while stack:
+            node = stack.pop()
+            children = child_nodes(node)
+            for child in children:
+                parents[id(child)] = node
+            stack.extend(children)
+        return parents
 
     def parent(self, node: ast.AST) -> ast.AST | None:
         """The node directly containing `node` (None for the module itself)."""
-        return self._tables[1].get(id(node))
+        return self._parents.get(id(node))
 
     def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
         current = self.parent(node)
@@ -179,7 +193,7 @@ class Module:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
-_Tables = tuple[dict[type[ast.AST], list[ast.AST]], dict[int, ast.AST], dict[int, list[ast.AST]]]
+_Tables = tuple[dict[type[ast.AST], list[ast.AST]], dict[int, list[ast.AST]]]
 # Fields that never hold a node (names, flags, comments) and `ctx` (Load/Store/Del, which
 # CPython shares between nodes, so no rule asks for them): the walk does not look at them.
 _LEAF_FIELDS = frozenset(
@@ -234,7 +248,6 @@ def scoped_walk(stack: list[ast.AST]) -> Iterator[ast.AST]:
 
 def _index(tree: ast.Module) -> _Tables:
     index: dict[type[ast.AST], list[ast.AST]] = {}
-    parents: dict[int, ast.AST] = {}
     bodies: dict[int, list[ast.AST]] = {}
     # Each entry: a node and the body list of the def whose own code it is (None: no def's,
     # or a nested scope's head, which `scoped_walk` adds to the enclosing body in its order).
@@ -266,12 +279,10 @@ def _index(tree: ast.Module) -> _Tables:
             if value.__class__ is list:
                 for item in reversed(value):
                     if isinstance(item, ast.AST):
-                        parents[id(item)] = node
                         push((item, child_owner))
             elif isinstance(value, ast.AST):
-                parents[id(value)] = node
                 push((value, child_owner))
-    return index, parents, bodies
+    return index, bodies
 
 
 @dataclass
