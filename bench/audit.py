@@ -57,9 +57,11 @@ def build_tree(work: Path) -> Path:
         check=True,
     )  # fmt: skip
     tree.mkdir()
-    for archive in sorted(sdists.glob("*.tar.gz")):
-        with tarfile.open(archive) as tar:
-            tar.extractall(tree, filter="data")
+    for pin in PACKAGES:  # only the pinned sdists, whatever else the directory holds
+        name, version = pin.split("==")
+        for archive in sdists.glob(f"{name}-{version}.tar.gz"):
+            with tarfile.open(archive) as tar:
+                tar.extractall(tree, filter="data")
     return tree
 
 
