@@ -16,8 +16,9 @@ Everything is computed lazily per function and cached, so a rule pays only for w
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from keel_audit.source import FunctionNode, Module, Project, scoped_walk
 
@@ -55,10 +56,28 @@ def body_nodes(function: FunctionNode | ast.Lambda) -> Iterator[ast.AST]:
     return scoped_walk(list(reversed(body)))
 
 
+def awaited_ids(nodes: list[ast.AST]) -> set[int]:
+    """Ids of the expressions in a body that are awaited, entered by `async with` or
+    iterated by `async for` (a call there does not block)."""
+    awaited: set[int] = set()
+    for child in nodes:
+        if isinstance(child, ast.Await) and isinstance(child.value, ast.Call):
+            awaited.add(id(child.value))
+        elif isinstance(child, ast.AsyncWith):
+            awaited.update(id(item.context_expr) for item in child.items)
+        elif isinstance(child, ast.AsyncFor | ast.comprehension) and (
+            isinstance(child, ast.AsyncFor) or child.is_async
+        ):
+            awaited.add(id(child.iter))
+    return awaited
+
+
 class CallGraph:
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, functions: Mapping[str, Any] | None = None) -> None:
+        """`functions`: the project's functions by qualified name (default: the defs
+        themselves, `Project.functions`; the blocking analysis passes its compact facts)."""
         self.project = project
-        self.functions = project.functions
+        self.functions: Mapping[str, Any] = project.functions if functions is None else functions
         self._info: dict[str, FunctionInfo] = {}
         self._canonical: dict[str, str] = {}
 
@@ -116,17 +135,8 @@ class CallGraph:
             return None
         module, node = entry
         info = FunctionInfo(qualname, module, node)
-        awaited: set[int] = set()
         nodes = info.body = module.function_body(node)
-        for child in nodes:
-            if isinstance(child, ast.Await) and isinstance(child.value, ast.Call):
-                awaited.add(id(child.value))
-            elif isinstance(child, ast.AsyncWith):
-                awaited.update(id(item.context_expr) for item in child.items)
-            elif isinstance(child, ast.AsyncFor | ast.comprehension) and (
-                isinstance(child, ast.AsyncFor) or child.is_async
-            ):
-                awaited.add(id(child.iter))
+        awaited = awaited_ids(nodes)
         for child in nodes:
             if isinstance(child, ast.Call):
                 target = self.resolve(module, child.func, qualname)
