@@ -703,9 +703,7 @@ def _database(facts: Facts) -> tuple[Dimension, Signal]:
         Step(
             "async database access",
             async_db is not None,
-            f"{async_db[0].path}:{getattr(async_db[1], 'lineno', 1)}"
-            if async_db
-            else "no async engine/driver",
+            f"{async_db[0].path}:{async_db[1]}" if async_db else "no async engine/driver",
         ),
         steps[1],
     )

@@ -55,6 +55,8 @@ class Module:
     lines: list[str]
     is_test: bool
     parser: str = "ast"  # "ast", or "libcst" when the stdlib could not read the syntax
+    # What rules keep of the tree, by extractor (see `facts.module_fact`).
+    facts: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_package(self) -> bool:
