@@ -20,7 +20,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel_audit.source import FunctionNode, Module, Project, scoped_walk
+from keel_audit.facts import extractor, module_fact
+from keel_audit.source import FunctionNode, Module, Project, iter_functions, scoped_walk
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,29 @@ def awaited_ids(nodes: list[ast.AST]) -> set[int]:
     return awaited
 
 
+@extractor()
+def function_names(module: Module) -> tuple[str, ...]:
+    """The qualified names of the module's functions (`Project.functions`' keys), a fact."""
+    return tuple(qualname for qualname, _ in iter_functions(module.tree, module.name))
+
+
+def project_function_names(project: Project) -> dict[str, None]:
+    """Every function's qualified name, in `Project.functions`' order, from the facts."""
+    names: dict[str, None] = {}
+    for module in project.modules:
+        names.update(dict.fromkeys(module_fact(module, function_names)))
+    return names
+
+
 class CallGraph:
     def __init__(self, project: Project, functions: Mapping[str, Any] | None = None) -> None:
-        """`functions`: the project's functions by qualified name (default: the defs
-        themselves, `Project.functions`; the blocking analysis passes its compact facts)."""
+        """`functions`: the project's functions by qualified name, for resolving names
+        (default: their names, from the modules' facts; the blocking analysis passes its
+        own facts). `info` reads the defs themselves (`Project.functions`)."""
         self.project = project
-        self.functions: Mapping[str, Any] = project.functions if functions is None else functions
+        self.functions: Mapping[str, Any] = (
+            project_function_names(project) if functions is None else functions
+        )
         self._info: dict[str, FunctionInfo] = {}
         self._canonical: dict[str, str] = {}
 
@@ -130,7 +148,7 @@ class CallGraph:
         cached = self._info.get(qualname)
         if cached is not None:
             return cached
-        entry = self.functions.get(qualname)
+        entry = self.project.functions.get(qualname)
         if entry is None:
             return None
         module, node = entry

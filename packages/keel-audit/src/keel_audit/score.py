@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel_audit.facts import module_fact
+from keel_audit.facts import extractor, is_test, module_fact
 from keel_audit.model import Finding, Severity
 from keel_audit.rules._web import (
     SAMPLE_DIRS,
@@ -169,7 +169,7 @@ class Facts:
     @property
     def app_code(self) -> list[Module]:
         """The served product: not tests, examples, operator scripts or benches."""
-        return [m for m in self.project.modules if not m.is_test and not is_sample(m)]
+        return [m for m in self.project.modules if _is_app_code(m)]
 
     @property
     def tests(self) -> list[Module]:
@@ -204,6 +204,15 @@ class Facts:
                 return None
             table = table.get(key)
         return table
+
+
+def _is_app_code(module: Module) -> bool:
+    """`Facts.app_code`'s test, for one module."""
+    return not module.is_test and not is_sample(module)
+
+
+def _is_migration(module: Module) -> bool:
+    return "/versions/" in f"/{module.path}"
 
 
 def _summary(findings: list[Finding], limit: int = 3) -> str:
@@ -306,6 +315,7 @@ def _exception_classes(facts: Facts) -> dict[str, tuple[str, list[str]]]:
     return exceptions
 
 
+@extractor(when=_is_app_code)
 def _classes_with_bases(module: Module) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """(name, where, last parts of the bases) of the module's classes that have bases."""
     return tuple(
@@ -324,6 +334,7 @@ def _handlers(facts: Facts) -> list[tuple[str, str]]:
     return [found for m in facts.app_code for found in module_fact(m, _module_handlers)]
 
 
+@extractor(when=_is_app_code)
 def _module_handlers(module: Module) -> tuple[tuple[str, str], ...]:
     if not mentions(module, "exception_handler"):
         return ()
@@ -344,6 +355,7 @@ def _bare_http_exceptions(facts: Facts) -> list[str]:
     return [where for m in facts.app_code for where in module_fact(m, _module_bare_raises)]
 
 
+@extractor(when=_is_app_code)
 def _module_bare_raises(module: Module) -> tuple[str, ...]:
     if not mentions(module, "HTTPException"):
         return ()
@@ -420,6 +432,7 @@ def _auth(facts: Facts) -> tuple[str | None, list[str]]:
     return via, by_hand
 
 
+@extractor(when=_is_app_code)
 def _tokens_by_hand(module: Module) -> tuple[str, ...]:
     """Where the module splits an Authorization header itself."""
     if not mentions(module, "Authorization", "authorization"):
@@ -444,6 +457,7 @@ def _rbac(facts: Facts) -> str | None:
     return None
 
 
+@extractor(when=_is_app_code)
 def _guard_function(module: Module) -> str | None:
     """The module's first function named like a role or permission check."""
     for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
@@ -540,6 +554,7 @@ def _coverage_threshold(facts: Facts) -> str | None:
     return None
 
 
+@extractor(when=is_test)
 def _has_async_test(module: Module) -> bool:
     return any(node.name.startswith("test") for node in module.nodes(ast.AsyncFunctionDef))
 
@@ -621,6 +636,7 @@ def _prints(facts: Facts) -> list[str]:
     return [where for m in facts.app_code for where in module_fact(m, _module_prints)]
 
 
+@extractor(when=_is_app_code)
 def _module_prints(module: Module) -> tuple[str, ...]:
     if "/" not in module.path or not mentions(module, "print("):
         return ()  # a top-level script may print; the application may not
@@ -690,6 +706,7 @@ def _repository_layer(facts: Facts) -> str | None:
     return None
 
 
+@extractor(when=_is_app_code)
 def _repository_class(module: Module) -> str | None:
     for node in module.tree.body:
         if isinstance(node, ast.ClassDef) and node.name.endswith("Repository"):
@@ -712,6 +729,7 @@ def _pool_tuning(facts: Facts) -> str | None:
     return None
 
 
+@extractor(when=_is_app_code)
 def _module_pool_setting(module: Module) -> str | None:
     if not mentions(module, *_POOL_KEYS):
         return None
@@ -773,7 +791,7 @@ def _dockerfiles(facts: Facts) -> list[str]:
 
 def _rollback(facts: Facts) -> str | None:
     for module in facts.project.modules:
-        if "/versions/" in f"/{module.path}" and module_fact(module, _real_downgrade):
+        if _is_migration(module) and module_fact(module, _real_downgrade):
             return f"migrations with downgrade() ({module.path})"
     docs = facts.files(lambda p: p.endswith((".md", ".rst", ".yml", ".yaml")))
     for path in docs:
@@ -782,6 +800,7 @@ def _rollback(facts: Facts) -> str | None:
     return None
 
 
+@extractor(when=_is_migration)
 def _real_downgrade(module: Module) -> bool:
     """A migration whose `downgrade()` does more than `pass` or hold a docstring."""
     return any(
@@ -833,6 +852,7 @@ def _deployment(facts: Facts) -> tuple[Dimension, Signal]:
 # --- documentation (health only) --------------------------------------------------------
 
 
+@extractor(when=_is_app_code)
 def _described_apps(module: Module) -> tuple[str, ...]:
     """The module's `FastAPI(...)` calls given a title and description (or settings)."""
     customised: list[str] = []

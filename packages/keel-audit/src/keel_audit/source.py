@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,6 +57,23 @@ class Module:
     parser: str = "ast"  # "ast", or "libcst" when the stdlib could not read the syntax
     # What rules keep of the tree, by extractor (see `facts.module_fact`).
     facts: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    source: Path | None = None  # the file, to read the tree again once it was dropped
+
+    def drop_tree(self) -> None:
+        """Let the tree go (its facts are taken; see `facts.take_facts`). Asking for
+        `tree` again parses the file again: the same nodes, new objects, so nothing may
+        hold a node of the dropped tree (facts hold none)."""
+        for name in ("tree", "_tables", "_parents"):
+            self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str) -> Any:
+        """Only reached for a dropped `tree` (a normal attribute otherwise)."""
+        if name != "tree" or self.source is None:
+            raise AttributeError(name)
+        parsed = parse_source(self.source.read_bytes(), self.path)
+        tree = parsed.tree if not isinstance(parsed, ParseFailure) else ast.Module([], [])
+        self.__dict__["tree"] = tree
+        return tree
 
     @property
     def is_package(self) -> bool:
@@ -301,7 +318,13 @@ class Project:
             self._by_name.setdefault(module.name, module)
 
     @classmethod
-    def load(cls, root: Path, config: Config | None = None) -> Project:
+    def load(
+        cls,
+        root: Path,
+        config: Config | None = None,
+        on_module: Callable[[Module], None] | None = None,
+    ) -> Project:
+        """`on_module` is called with each module as soon as it is parsed (in order)."""
         from keel_audit.config import Config, read_pyproject
 
         root = root.resolve()
@@ -321,6 +344,8 @@ class Project:
             loaded = _load_module(root, relpath, source_roots, config.max_file_bytes)
             if isinstance(loaded, Module):
                 modules.append(loaded)
+                if on_module is not None:
+                    on_module(loaded)
             else:
                 unparsed.append((relpath, loaded))
         return cls(root, modules, pyproject, unparsed, others)
@@ -469,4 +494,5 @@ def _load_module(
         lines=parsed.text.splitlines(),
         is_test=_is_test_path(relpath),
         parser=parsed.parser,
+        source=root / relpath,
     )

@@ -16,6 +16,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from keel_audit.callgraph import awaited_ids
+from keel_audit.facts import extractor
 from keel_audit.rules._blocking_names import PATH_METHODS, PATH_TYPES, SYNC_TYPES, SyncKind
 from keel_audit.source import FunctionNode, Module, iter_functions
 
@@ -65,6 +66,12 @@ class FunctionFact:
 class ModuleFacts:
     functions: list[FunctionFact]
     constructed: dict[str, str]  # module-level name → dotted name of the call that made it
+
+
+@extractor()
+def function_facts(module: Module) -> ModuleFacts:
+    """The blocking analysis' facts of the module (a module fact: see `facts`)."""
+    return module_facts(module)
 
 
 def module_facts(module: Module, skip: Container[str] = frozenset()) -> ModuleFacts:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from keel_audit.callgraph import CallGraph
+from keel_audit.facts import module_fact
 from keel_audit.model import Finding, Location, Severity, Step
-from keel_audit.rules._blocking_facts import CallFact, FunctionFact, Target, module_facts
+from keel_audit.rules._blocking_facts import CallFact, FunctionFact, Target, function_facts
 from keel_audit.rules._blocking_names import (
     ASYNC_EQUIVALENT,
     BLOCKING_CALLS,
@@ -50,7 +51,7 @@ class Analysis:
         functions: dict[str, FunctionFact] = {}
         constructed: dict[str, dict[str, str]] = {}
         for module in project.modules:
-            facts = module_facts(module, functions.keys())
+            facts = module_fact(module, function_facts)
             constructed.setdefault(module.name, facts.constructed)
             for fact in facts.functions:
                 functions.setdefault(fact.qualname, fact)

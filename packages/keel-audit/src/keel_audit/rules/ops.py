@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import ClassVar
 
-from keel_audit.facts import module_fact
+from keel_audit.facts import extractor, is_not_test, module_fact
 from keel_audit.model import Finding, Location, Severity, Step
 from keel_audit.rules._web import (
     annotation_text,
@@ -140,6 +140,7 @@ def health_route(project: Project) -> str | None:
     return min(found)[1] if found else None
 
 
+@extractor(when=is_not_test)
 def _health_routes(module: Module) -> tuple[tuple[int, str], ...]:
     """(rank, where) of the module's routes that look like health checks (a module fact)."""
     found: list[tuple[int, str]] = []

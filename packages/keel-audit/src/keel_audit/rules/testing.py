@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from keel_audit.facts import module_fact
+from keel_audit.facts import extractor, is_not_test, is_test, module_fact
 from keel_audit.model import Finding, Location, Severity
 from keel_audit.rules._web import _memo, is_sample, mentions, nodes_of, walk_body
 from keel_audit.rules.base import Rule, location
@@ -50,6 +50,7 @@ def _async_database(project: Project) -> tuple[Module, int] | None:
     return None
 
 
+@extractor(when=is_not_test)
 def _async_database_line(module: Module) -> int | None:
     """The line of the module's first use of an async database API (a module fact)."""
     if not mentions(module, "async", "asyncpg", "motor", "databases"):
@@ -131,6 +132,7 @@ class SyncTestsAsyncDb(Rule):
                 )
 
 
+@extractor(when=is_test)
 def _test_clients(module: Module) -> tuple[Location, ...]:
     """Where a test module builds a sync `TestClient` on the app (a module fact)."""
     if not mentions(module, "TestClient"):
@@ -148,6 +150,7 @@ def _test_clients(module: Module) -> tuple[Location, ...]:
     return tuple(found)
 
 
+@extractor(when=is_test)
 def _sync_fixtures(module: Module) -> tuple[tuple[Location, str, str], ...]:
     """Sync fixtures that hand tests an async resource (an engine, session, pool or client
     made outside the test's loop) or keep an event loop of their own to drive it
@@ -322,6 +325,7 @@ class AsyncTestsNoMode(Rule):
 RULES: tuple[type[Rule], ...] = (SyncTestsAsyncDb, AsyncTestsNoMode)
 
 
+@extractor(when=is_test)
 def _unmarked_async_tests(module: Module) -> tuple[Location, str, int] | None:
     """The first `async def test…` no asyncio/anyio marker reaches, with its name and how
     many such tests the module has (a module fact)."""
