@@ -334,7 +334,7 @@ class Project:
         unparsed: list[tuple[str, str]] = []
         others: list[str] = []
         source_roots = [root / extra for extra in config.src] + [root / "src", root]
-        for relpath, problem in _walk(root, config):
+        for relpath, problem in walk_files(root, config):
             if problem is not None:
                 unparsed.append((relpath, problem))
                 continue
@@ -397,7 +397,7 @@ def iter_functions(tree: ast.AST, prefix: str) -> Iterator[tuple[str, FunctionNo
             stack.extend((scope, child) for child in reversed(children))
 
 
-def _walk(root: Path, config: Config) -> Iterator[tuple[str, str | None]]:
+def walk_files(root: Path, config: Config) -> Iterator[tuple[str, str | None]]:
     """Every file under `root` as (posix relative path, problem or None), sorted, each real
     directory entered once: a symlink that leads back into a directory already being walked
     is reported as a loop, one leading outside the root is skipped."""

@@ -24,6 +24,14 @@ class Rule:
     summary: ClassVar[str]  # one line
     why: ClassVar[str]  # why it matters in production (a paragraph)
     fix: ClassVar[str]  # how to fix it (a paragraph, may include a short code sample)
+    # `check_module` reads other modules too (so it cannot run while the project loads).
+    reads_other_modules: ClassVar[bool] = False
+
+    @classmethod
+    def streams(cls) -> bool:
+        """Whether the rule is `check_module` on each module alone: then the audit runs it
+        on each module as it is parsed, before the module's tree is dropped."""
+        return cls.check is Rule.check and not cls.reads_other_modules
 
     def check(self, project: Project) -> Iterator[Finding]:
         """Yield this rule's findings. The default runs `check_module` on every module."""
