@@ -176,6 +176,10 @@ def main() -> int:
             for factor in SIZES
         ],
     }
+    rss = {factor: median(runs[f"keel-audit x{factor}"], "peak_rss_mib") for factor in SIZES}
+    summary["peak_rss_growth_mib"] = {  # flat memory: small against the x1 figure
+        f"x1 to x{factor}": round(rss[factor] - rss[1], 1) for factor in SIZES[1:]
+    }
     print(json.dumps(summary, indent=2))
     out = ROOT / "bench" / "results" / "audit.json"
     out.parent.mkdir(exist_ok=True)
