@@ -2,20 +2,22 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/audit.py [--tree DIR] [--rounds 3]
+    .venv/bin/python bench/audit.py [--rounds 5]
 
-Without `--tree` it builds one under /tmp/keel-audit-bench: the sdists of a few well-known
-packages (`pip download --no-deps --no-binary :all:`), unpacked; nothing is committed.
-bandit is installed into a throwaway venv there, never into Keel's environment. Each round
-runs the three tools one after another, alternating their order (the machine is shared, so
-single figures are noisy: the ratios from the same round are what to read). Per run it
-records wall time, CPU time (user + system, from `wait4`) and peak RSS. keel-audit runs on
-one core (it is single-threaded); ruff is given one thread (`RAYON_NUM_THREADS=1`) for the
-one-core comparison and also timed with its default threads.
+The tree is built once under bench/.audit-cache/ (git-ignored; it holds a CACHEDIR.TAG, so
+`keel-audit .` on Keel does not audit it): the pinned sdists below (`pip download --no-deps
+--no-binary :all:`), unpacked, ~102,000 lines. bandit is installed into a throwaway venv
+there, never into Keel's environment. The 2x and 4x trees are two and four copies of it, for
+memory as the tree grows (each copy is a separate directory, so every module is parsed and
+analysed again; copies of a module share its dotted name, as two checkouts would).
 
-Memory as the tree grows: keel-audit is also run on the first quarter, half and the whole
-of the tree (by package), peak RSS reported per size. Results are printed and written to
-bench/results/audit.json.
+Each round runs every measurement once, alternating the order between rounds (the machine
+is shared, so single figures are noisy: medians over the rounds are reported, with the load
+average at the start of each round). Per run: wall time, CPU time (user + system, from
+`wait4`) and peak RSS. keel-audit runs on one core (it is single-threaded); ruff is given
+one thread (`RAYON_NUM_THREADS=1`) for the one-core comparison and also timed with its
+default threads. Every keel-audit run is cold: it keeps no cache between runs. Results are
+printed and written to bench/results/audit.json.
 """
 
 from __future__ import annotations
@@ -24,45 +26,54 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = Path(tempfile.gettempdir()) / "keel-audit-bench"
-PACKAGES = [
-    "django",
-    "fastapi",
-    "alembic",
-    "flask",
-    "requests",
-]  # their sdists build metadata offline
+WORK = ROOT / "bench" / ".audit-cache"
+PACKAGES = ["alembic==1.20.1", "httpx==0.28.1", "starlette==1.10.0"]
+SIZES = (1, 2, 4)
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# keel-audit benchmark cache (bench/audit.py): sdists from PyPI, unpacked. Not source.\n"
+)
 
 
 def build_tree(work: Path) -> Path:
     sdists, tree = work / "sdists", work / "tree"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "CACHEDIR.TAG").write_text(CACHEDIR_TAG)
     if tree.is_dir() and any(tree.iterdir()):
         return tree
-    sdists.mkdir(parents=True, exist_ok=True)
+    sdists.mkdir(exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
          "-d", str(sdists), *PACKAGES],
         check=True,
     )  # fmt: skip
-    tree.mkdir(parents=True, exist_ok=True)
-    for archive in sorted(sdists.iterdir()):
-        if archive.name.endswith((".tar.gz", ".tgz")):
+    tree.mkdir()
+    for pin in PACKAGES:  # only the pinned sdists, whatever else the directory holds
+        name, version = pin.split("==")
+        for archive in sdists.glob(f"{name}-{version}.tar.gz"):
             with tarfile.open(archive) as tar:
                 tar.extractall(tree, filter="data")
-        elif archive.suffix == ".zip":
-            with zipfile.ZipFile(archive) as package:
-                package.extractall(tree)  # noqa: S202 (sdists from PyPI, into /tmp)
     return tree
+
+
+def grown(tree: Path, factor: int) -> Path:
+    """`factor` copies of the tree side by side (the tree itself for 1)."""
+    if factor == 1:
+        return tree
+    target = WORK / f"tree-x{factor}"
+    if not target.is_dir():
+        for copy in range(1, factor + 1):
+            shutil.copytree(tree, target / f"copy-{copy}", symlinks=True)
+    return target
 
 
 def bandit_executable(work: Path) -> Path:
@@ -80,107 +91,99 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, 
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
     return {
         "wall_s": round(time.perf_counter() - started, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-        "exit": process.returncode,
+        "exit": os.waitstatus_to_exitcode(status),
     }
 
 
+def keel_audit(tree: Path, output: str = os.devnull) -> list[str]:
+    return [str(ROOT / ".venv/bin/keel-audit"), str(tree), "--format", "json", "-o", output,
+            "--fail-on", "never"]  # fmt: skip
+
+
 def count_lines(tree: Path) -> tuple[int, int]:
+    """Files and lines as keel-audit counts them (the lines it parsed)."""
     report = WORK / "report.json"
-    subprocess.run(
-        [str(ROOT / ".venv/bin/keel-audit"), str(tree), "--format", "json", "-o", str(report),
-         "--fail-on", "never"],
-        check=True,
-    )  # fmt: skip
+    subprocess.run(keel_audit(tree, str(report)), check=True)
     document = json.loads(report.read_text())
     return document["files"], document["lines"]
 
 
-def subset(tree: Path, fraction: float) -> Path:
-    """The first `fraction` of the tree's packages, as a directory of symlinks."""
-    packages = sorted(p for p in tree.iterdir() if p.is_dir())
-    keep = packages[: max(1, round(len(packages) * fraction))]
-    target = WORK / f"subset-{int(fraction * 100)}"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for package in keep:
-        shutil.copytree(package, target / package.name, symlinks=True)
-    return target
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return round(statistics.median(run[key] for run in runs), 3)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tree", type=Path)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    tree = args.tree.resolve() if args.tree else build_tree(WORK)
-    files, lines = count_lines(tree)
-    print(f"tree: {tree} — {files:,} Python files, {lines:,} lines")
-    one_thread = {**os.environ, "RAYON_NUM_THREADS": "1"}
+    tree = build_tree(WORK)
+    trees = {factor: grown(tree, factor) for factor in SIZES}
+    sizes = {factor: count_lines(path) for factor, path in trees.items()}
+    for factor, (files, lines) in sizes.items():
+        print(f"tree x{factor}: {trees[factor]} — {files:,} Python files, {lines:,} lines")
+    ruff = [str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", "--exit-zero", "--quiet",
+            "--select", "ALL", str(tree)]  # fmt: skip
     tools: dict[str, tuple[list[str], dict[str, str] | None]] = {
-        "keel-audit": (
-            [str(ROOT / ".venv/bin/keel-audit"), str(tree), "--format", "json", "-o",
-             os.devnull, "--fail-on", "never"],
-            None,
-        ),
-        "ruff (1 thread)": (
-            [str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", "--exit-zero", "--quiet",
-             "--select", "ALL", str(tree)],
-            one_thread,
-        ),
-        "ruff (default threads)": (
-            [str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", "--exit-zero", "--quiet",
-             "--select", "ALL", str(tree)],
-            None,
-        ),
+        **{f"keel-audit x{factor}": (keel_audit(path), None) for factor, path in trees.items()},
+        "ruff (1 thread)": (ruff, {**os.environ, "RAYON_NUM_THREADS": "1"}),
+        "ruff (default threads)": (ruff, None),
         "bandit": (
             [str(bandit_executable(WORK)), "-r", str(tree), "-q", "-f", "json", "-o",
              os.devnull, "--exit-zero"],
             None,
         ),
     }  # fmt: skip
-    rounds: list[dict[str, Any]] = []
     names = list(tools)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    loads: list[float] = []
     for number in range(args.rounds):
+        loads.append(round(os.getloadavg()[0], 2))
         order = names if number % 2 == 0 else list(reversed(names))
-        result = {name: measure(*tools[name]) for name in order}
-        ka = result["keel-audit"]
-        result["ratios"] = {
-            f"keel-audit cpu / {name} cpu": round(ka["cpu_s"] / result[name]["cpu_s"], 2)
-            for name in names
-            if name != "keel-audit" and result[name]["cpu_s"]
-        }
-        rounds.append(result)
-        print(f"round {number + 1}: " + json.dumps(result))
-    best = {name: min(r[name]["cpu_s"] for r in rounds) for name in names}
+        for name in order:
+            runs[name].append(measure(*tools[name]))
+        line = {name: runs[name][-1]["cpu_s"] for name in names}
+        print(f"round {number + 1} (load {loads[-1]}): cpu s {json.dumps(line)}")
+    lines = sizes[1][1]
+    factor_of = {f"keel-audit x{factor}": factor for factor in SIZES}
+    cpu = {name: median(runs[name], "cpu_s") for name in names}
     summary: dict[str, Any] = {
-        "files": files,
+        "files": sizes[1][0],
         "lines": lines,
-        "lines_per_cpu_second": {name: round(lines / cpu) for name, cpu in best.items() if cpu},
-        "keel_audit_cpu_over": {
-            name: round(best["keel-audit"] / cpu, 2)
-            for name, cpu in best.items()
-            if name != "keel-audit" and cpu
+        "rounds": args.rounds,
+        "load_average_1min_per_round": loads,
+        "median": {
+            name: {key: median(runs[name], key) for key in ("cpu_s", "wall_s", "peak_rss_mib")}
+            for name in names
         },
+        "lines_per_cpu_second": {
+            name: round(sizes[factor_of.get(name, 1)][1] / cpu[name]) for name in names if cpu[name]
+        },
+        "keel_audit_cpu_over": {
+            name: round(cpu["keel-audit x1"] / cpu[name], 2)
+            for name in names
+            if not name.startswith("keel") and cpu[name]
+        },
+        "memory_growth": [
+            {
+                "size": f"x{factor}",
+                "lines": sizes[factor][1],
+                "peak_rss_mib": median(runs[f"keel-audit x{factor}"], "peak_rss_mib"),
+            }
+            for factor in SIZES
+        ],
     }
-    growth = []
-    for fraction in (0.25, 0.5, 1.0):
-        part = tree if fraction == 1.0 else subset(tree, fraction)
-        _, part_lines = count_lines(part)
-        command = tools["keel-audit"][0]
-        run = measure([command[0], str(part), *command[2:]])
-        growth.append({"fraction": fraction, "lines": part_lines, **run})
-        print(f"memory at {fraction:.0%} ({part_lines:,} lines): {run['peak_rss_mib']} MiB")
-    summary["memory_growth"] = growth
+    rss = {factor: median(runs[f"keel-audit x{factor}"], "peak_rss_mib") for factor in SIZES}
+    summary["peak_rss_growth_mib"] = {  # flat memory: small against the x1 figure
+        f"x1 to x{factor}": round(rss[factor] - rss[1], 1) for factor in SIZES[1:]
+    }
     print(json.dumps(summary, indent=2))
     out = ROOT / "bench" / "results" / "audit.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"rounds": rounds, "summary": summary}, indent=2) + "\n")
+    out.write_text(json.dumps({"runs": runs, "summary": summary}, indent=2) + "\n")
     return 0
 
 

@@ -122,3 +122,18 @@ def test_console_script_runs_without_importing_the_project(sample: Path) -> None
     assert completed.returncode == 0, completed.stderr
     assert "imported!" not in completed.stdout + completed.stderr
     assert "KA201 blocking-call-in-async" in completed.stdout
+
+
+@pytest.mark.parametrize(("as_program", "frozen"), [(True, 1), (False, 0)])
+def test_the_final_collection_is_skipped_only_when_main_is_the_program(
+    sample: Path, monkeypatch: pytest.MonkeyPatch, as_program: bool, frozen: int
+) -> None:
+    """`gc.freeze()` after the audit saves the exit-time scan of every AST node; a caller
+    that passes `argv` keeps its objects collectable."""
+    calls: list[None] = []
+    monkeypatch.setattr("keel_audit.cli.gc.freeze", lambda: calls.append(None))
+    options = [str(sample), "--fail-on", "never", "-o", str(sample / "report.txt")]
+    monkeypatch.setattr(sys, "argv", ["keel-audit", *options])
+    assert (main() if as_program else main(options)) == 0
+    assert len(calls) == frozen
+    assert "findings (" in (sample / "report.txt").read_text()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import ast
+import gc
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import write_files
+from keel_audit import project as audit
+from keel_audit.callgraph import body_nodes
 from keel_audit.config import Config
+from keel_audit.formats import FORMATS
 from keel_audit.parsing import ParseFailure, parse_source
 from keel_audit.project import run_audit
 from keel_audit.source import Module, Project
@@ -159,12 +164,14 @@ def test_excluded_paths_and_tool_directories_are_not_read(tmp_path: Path) -> Non
             ".venv/lib/site.py": "x = 1\n",
             "node_modules/pkg/a.py": "x = 1\n",
             "migrations/versions/0001.py": "x = 1\n",
+            "bench/.cache/CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n",
+            "bench/.cache/sdist/pkg.py": "x = 1\n",
             "Dockerfile": "FROM python\n",
         },
     )
     project = Project.load(tmp_path, Config(exclude=("migrations/versions",)))
     assert [m.path for m in project.modules] == ["app.py"]
-    assert project.other_files == ["Dockerfile"]
+    assert project.other_files == ["Dockerfile"]  # a tagged cache directory is not entered
     assert project.read_text("Dockerfile") == "FROM python\n"
     assert project.read_text("../outside") is None
     assert project.app_modules == []
@@ -175,3 +182,171 @@ def test_deep_nesting_is_reported_not_crashed() -> None:
     failure = parse_source(source.encode(), "deep.py")
     assert isinstance(failure, ParseFailure)
     assert failure.reason.startswith("could not parse")
+
+
+FUNCTION_BODIES = """\
+def outer(a=d1(), *, k=d2()):
+    before()
+
+    @deco(dx())
+    def inner(x=default(), *, y=kwdefault()):
+        hidden()
+
+    class Model(base()):
+        attribute = hidden_in_class()
+
+    callback = lambda v=lambda_default(): hidden_in_lambda()
+    return after(inner, Model)
+"""
+
+
+def test_each_def_body_is_its_own_code_in_order(make_project: Callable[..., Project]) -> None:
+    """The one walk's per-def bodies: nested scopes contribute their decorators, defaults
+    and bases (in that order), never their own code; the outer def's defaults are not its
+    body's. Same as walking the body afresh."""
+    module = make_project({"m.py": FUNCTION_BODIES}).modules[0]
+    outer, inner = module.nodes(ast.FunctionDef)
+
+    def called(body: list[ast.AST]) -> list[str]:
+        return [
+            node.func.id
+            for node in body
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        ]
+
+    expected = ["before", "deco", "dx", "default", "kwdefault", "base", "lambda_default", "after"]
+    assert called(module.function_body(outer)) == expected
+    assert called(list(body_nodes(outer))) == expected
+    assert called(module.function_body(inner)) == ["hidden"]
+    assert len(module.nodes(ast.Call)) == 13  # the index still holds every call
+    hidden = next(n for n in module.nodes(ast.Name) if n.id == "hidden_in_lambda")
+    assert isinstance(module.parent(hidden), ast.Call)
+    assert isinstance(module.enclosing_function(hidden), ast.FunctionDef)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cycle_collector_is_paused_only_for_the_audit(tmp_path: Path, enabled: bool) -> None:
+    write_files(tmp_path, {"app.py": "x = 1\n"})
+    seen: list[bool] = []
+    original = Project.load
+
+    def load(
+        root: Path, config: Config | None = None, on_module: Callable[[Module], None] | None = None
+    ) -> Project:
+        seen.append(gc.isenabled())
+        return original(root, config, on_module)
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Project, "load", load)
+            run_audit(tmp_path)
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+
+
+# --- dropping each module's tree once its facts are taken (flat memory) changes no report
+
+SAMPLE_APP = Path(__file__).parent / "fixtures" / "sample_app"
+
+NOT_AN_APP = {
+    "pkg/__init__.py": "",
+    "pkg/helpers.py": """
+        import time
+
+        import requests
+        from sqlalchemy import create_engine
+
+        engine = create_engine("postgresql://db/app")
+
+        def fetch(url):
+            return requests.get(url)
+
+        def wait():
+            time.sleep(1)
+    """,
+    "pkg/service.py": """
+        from pkg import helpers
+
+        async def handler(url):
+            helpers.wait()
+            return helpers.fetch(url)
+    """,
+    "tests/test_service.py": """
+        async def test_handler():
+            assert True
+    """,
+}
+
+
+def _report(root: Path) -> str:
+    return FORMATS["json"](run_audit(root))
+
+
+def _with_trees(root: Path, keep: bool, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(audit, "_may_be_fastapi_app", lambda root, config: keep)
+    return _report(root)
+
+
+def test_a_project_without_fastapi_drops_its_trees(tmp_path: Path) -> None:
+    write_files(tmp_path, NOT_AN_APP)
+    result = run_audit(tmp_path)
+    assert len(result.project.modules) == 4
+    # Only the module with an engine call is read again (KA103 reads that call's node).
+    assert [m.path for m in result.project.modules if "tree" in m.__dict__] == ["pkg/helpers.py"]
+    codes = sorted(f.code for f in result.findings)
+    assert codes.count("KA201") == 2  # both chains, across modules, from the facts alone
+    assert "KA103" in codes
+
+
+def test_a_fastapi_app_keeps_its_trees(tmp_path: Path) -> None:
+    root = tmp_path / "sample_app"
+    shutil.copytree(SAMPLE_APP, root)
+    result = run_audit(root)
+    assert all("tree" in module.__dict__ for module in result.project.modules)
+
+
+@pytest.mark.parametrize("files", [NOT_AN_APP, None], ids=["not-an-app", "sample-app"])
+def test_dropping_trees_changes_no_byte_of_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str] | None
+) -> None:
+    root = tmp_path / "project"
+    if files is None:  # the app: its route and lifespan rules read the trees again
+        shutil.copytree(SAMPLE_APP, root)
+    else:
+        write_files(root, files)
+    kept = _with_trees(root, True, monkeypatch)
+    dropped = _with_trees(root, False, monkeypatch)
+    assert dropped == kept
+    assert '"KA201"' in kept
+
+
+def test_a_dropped_tree_is_read_again_the_same(tmp_path: Path) -> None:
+    write_files(tmp_path, NOT_AN_APP)
+    module = next(m for m in run_audit(tmp_path).project.modules if m.path == "pkg/service.py")
+    assert "tree" not in module.__dict__
+    again = module.tree  # parsed again from the file
+    expected = ast.parse((tmp_path / "pkg/service.py").read_text())
+    assert ast.dump(again, include_attributes=True) == ast.dump(expected, include_attributes=True)
+    assert module.nodes(ast.Call)  # and indexed again
+
+
+def test_a_streamed_rule_that_crashes_loses_its_findings_not_the_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keel_audit.rules.security import HardCodedSecret
+
+    write_files(tmp_path, {**NOT_AN_APP, "pkg/keys.py": 'SECRET_KEY = "s3cr3t-v4lue-for-prod"\n'})
+    assert "KA402" in {f.code for f in run_audit(tmp_path).findings}
+
+    def crash(self: object, project: object, module: object) -> None:
+        raise RuntimeError("odd code")
+
+    monkeypatch.setattr(HardCodedSecret, "check_module", crash)
+    result = run_audit(tmp_path)
+    assert "KA402" not in {f.code for f in result.findings}
+    assert [code for code, _ in result.rule_errors] == ["KA402"]
+    assert "RuntimeError: odd code" in result.rule_errors[0][1]
+    assert "KA201" in {f.code for f in result.findings}

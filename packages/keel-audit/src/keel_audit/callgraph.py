@@ -16,12 +16,12 @@ Everything is computed lazily per function and cached, so a rule pays only for w
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from keel_audit.source import FunctionNode, Module, Project
-
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+from keel_audit.facts import extractor, module_fact
+from keel_audit.source import FunctionNode, Module, Project, iter_functions, scoped_walk
 
 
 @dataclass(frozen=True)
@@ -52,28 +52,50 @@ class FunctionInfo:
 def body_nodes(function: FunctionNode | ast.Lambda) -> Iterator[ast.AST]:
     """Every node in the function's own body: nested functions, lambdas and classes are
     left out (their code runs when they are called, not here); decorators and defaults of
-    nested defs run here and are kept."""
+    nested defs run here and are kept. (`Module.function_body` has it precomputed.)"""
     body = function.body if isinstance(function.body, list) else [function.body]
-    stack: list[ast.AST] = list(reversed(body))
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, _SCOPES):
-            heads: list[ast.AST] = list(getattr(node, "decorator_list", []))
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                heads.extend(node.args.defaults)
-                heads.extend(d for d in node.args.kw_defaults if d is not None)
-            if isinstance(node, ast.ClassDef):
-                heads.extend(node.bases)
-            stack.extend(reversed(heads))
-            continue
-        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return scoped_walk(list(reversed(body)))
+
+
+def awaited_ids(nodes: list[ast.AST]) -> set[int]:
+    """Ids of the expressions in a body that are awaited, entered by `async with` or
+    iterated by `async for` (a call there does not block)."""
+    awaited: set[int] = set()
+    for child in nodes:
+        if isinstance(child, ast.Await) and isinstance(child.value, ast.Call):
+            awaited.add(id(child.value))
+        elif isinstance(child, ast.AsyncWith):
+            awaited.update(id(item.context_expr) for item in child.items)
+        elif isinstance(child, ast.AsyncFor | ast.comprehension) and (
+            isinstance(child, ast.AsyncFor) or child.is_async
+        ):
+            awaited.add(id(child.iter))
+    return awaited
+
+
+@extractor()
+def function_names(module: Module) -> tuple[str, ...]:
+    """The qualified names of the module's functions (`Project.functions`' keys), a fact."""
+    return tuple(qualname for qualname, _ in iter_functions(module.tree, module.name))
+
+
+def project_function_names(project: Project) -> dict[str, None]:
+    """Every function's qualified name, in `Project.functions`' order, from the facts."""
+    names: dict[str, None] = {}
+    for module in project.modules:
+        names.update(dict.fromkeys(module_fact(module, function_names)))
+    return names
 
 
 class CallGraph:
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, functions: Mapping[str, Any] | None = None) -> None:
+        """`functions`: the project's functions by qualified name, for resolving names
+        (default: their names, from the modules' facts; the blocking analysis passes its
+        own facts). `info` reads the defs themselves (`Project.functions`)."""
         self.project = project
-        self.functions = project.functions
+        self.functions: Mapping[str, Any] = (
+            project_function_names(project) if functions is None else functions
+        )
         self._info: dict[str, FunctionInfo] = {}
         self._canonical: dict[str, str] = {}
 
@@ -126,22 +148,13 @@ class CallGraph:
         cached = self._info.get(qualname)
         if cached is not None:
             return cached
-        entry = self.functions.get(qualname)
+        entry = self.project.functions.get(qualname)
         if entry is None:
             return None
         module, node = entry
         info = FunctionInfo(qualname, module, node)
-        awaited: set[int] = set()
-        nodes = info.body = list(body_nodes(node))
-        for child in nodes:
-            if isinstance(child, ast.Await) and isinstance(child.value, ast.Call):
-                awaited.add(id(child.value))
-            elif isinstance(child, ast.AsyncWith):
-                awaited.update(id(item.context_expr) for item in child.items)
-            elif isinstance(child, ast.AsyncFor | ast.comprehension) and (
-                isinstance(child, ast.AsyncFor) or child.is_async
-            ):
-                awaited.add(id(child.iter))
+        nodes = info.body = module.function_body(node)
+        awaited = awaited_ids(nodes)
         for child in nodes:
             if isinstance(child, ast.Call):
                 target = self.resolve(module, child.func, qualname)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,14 @@ def _codes(text: str | None) -> tuple[str, ...]:
     return tuple(c.strip().upper() for c in (text or "").split(",") if c.strip())
 
 
+def _skip_final_collection() -> None:
+    """The interpreter runs one last cyclic collection on exit, over every object still
+    alive: the audit's millions of AST nodes (a second per 100,000 lines). They hold no
+    cycles, so moving them out of the collector's sight (`gc.freeze`) costs nothing and
+    saves that second. Only when `main` is the program: a caller's objects are its own."""
+    gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["rules"]:
@@ -101,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"keel-audit: {error}\n")
         return USAGE_ERROR
     result = run_audit(root, config, baseline=known)
+    if argv is None:  # the process ends with this audit: see `_skip_final_collection`
+        _skip_final_collection()
     report = FORMATS[args.format](result)
     if args.output:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from keel_audit.facts import extractor, is_test, module_fact
 from keel_audit.model import Finding, Severity
 from keel_audit.rules._web import (
     SAMPLE_DIRS,
@@ -168,7 +169,7 @@ class Facts:
     @property
     def app_code(self) -> list[Module]:
         """The served product: not tests, examples, operator scripts or benches."""
-        return [m for m in self.project.modules if not m.is_test and not is_sample(m)]
+        return [m for m in self.project.modules if _is_app_code(m)]
 
     @property
     def tests(self) -> list[Module]:
@@ -203,6 +204,15 @@ class Facts:
                 return None
             table = table.get(key)
         return table
+
+
+def _is_app_code(module: Module) -> bool:
+    """`Facts.app_code`'s test, for one module."""
+    return not module.is_test and not is_sample(module)
+
+
+def _is_migration(module: Module) -> bool:
+    return "/versions/" in f"/{module.path}"
 
 
 def _summary(findings: list[Finding], limit: int = 3) -> str:
@@ -291,10 +301,8 @@ def _exception_classes(facts: Facts) -> dict[str, tuple[str, list[str]]]:
     """Project exception classes: name → (where, base names)."""
     classes: dict[str, tuple[str, list[str]]] = {}
     for module in facts.app_code:
-        for node in nodes_of(module, ast.ClassDef):
-            if isinstance(node, ast.ClassDef) and node.bases:
-                bases = [ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases]
-                classes[node.name] = (f"{module.path}:{node.lineno}", bases)
+        for name, at, parents in module_fact(module, _classes_with_bases):
+            classes[name] = (at, list(parents))
     exceptions: dict[str, tuple[str, list[str]]] = {}
     changed = True
     roots = {"Exception", "BaseException", "ValueError", "RuntimeError", "LookupError"}
@@ -307,35 +315,57 @@ def _exception_classes(facts: Facts) -> dict[str, tuple[str, list[str]]]:
     return exceptions
 
 
+@extractor(when=_is_app_code)
+def _classes_with_bases(module: Module) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(name, where, last parts of the bases) of the module's classes that have bases."""
+    return tuple(
+        (
+            node.name,
+            f"{module.path}:{node.lineno}",
+            tuple(ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases),
+        )
+        for node in nodes_of(module, ast.ClassDef)
+        if isinstance(node, ast.ClassDef) and node.bases
+    )
+
+
 def _handlers(facts: Facts) -> list[tuple[str, str]]:
     """(where, exception name) for every global exception handler registered."""
+    return [found for m in facts.app_code for found in module_fact(m, _module_handlers)]
+
+
+@extractor(when=_is_app_code)
+def _module_handlers(module: Module) -> tuple[tuple[str, str], ...]:
+    if not mentions(module, "exception_handler"):
+        return ()
     found: list[tuple[str, str]] = []
-    for module in facts.app_code:
-        if not mentions(module, "exception_handler"):
-            continue
-        for node in nodes_of(module, ast.Call):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in {"exception_handler", "add_exception_handler"}
-                and node.args
-            ):
-                name = ast.unparse(node.args[0]).rsplit(".", 1)[-1]
-                found.append((f"{module.path}:{node.lineno}", name))
-    return found
+    for node in nodes_of(module, ast.Call):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"exception_handler", "add_exception_handler"}
+            and node.args
+        ):
+            name = ast.unparse(node.args[0]).rsplit(".", 1)[-1]
+            found.append((f"{module.path}:{node.lineno}", name))
+    return tuple(found)
 
 
 def _bare_http_exceptions(facts: Facts) -> list[str]:
+    return [where for m in facts.app_code for where in module_fact(m, _module_bare_raises)]
+
+
+@extractor(when=_is_app_code)
+def _module_bare_raises(module: Module) -> tuple[str, ...]:
+    if not mentions(module, "HTTPException"):
+        return ()
     found: list[str] = []
-    for module in facts.app_code:
-        if not mentions(module, "HTTPException"):
-            continue
-        for node in nodes_of(module, ast.Raise):
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-                name = module.qualified_name(node.exc.func) or ""
-                if name.endswith("HTTPException") and name.startswith(("fastapi", "starlette")):
-                    found.append(f"{module.path}:{node.lineno}")
-    return found
+    for node in nodes_of(module, ast.Raise):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            name = module.qualified_name(node.exc.func) or ""
+            if name.endswith("HTTPException") and name.startswith(("fastapi", "starlette")):
+                found.append(f"{module.path}:{node.lineno}")
+    return tuple(found)
 
 
 def _error_handling(facts: Facts) -> tuple[Dimension, Signal]:
@@ -394,15 +424,7 @@ def _auth(facts: Facts) -> tuple[str | None, list[str]]:
         for target in module.imports.values():
             if target.startswith("fastapi.security") and via is None:
                 via = f"{target.rsplit('.', 1)[-1]} ({module.path})"
-        if mentions(module, "Authorization", "authorization"):
-            for node in nodes_of(module, ast.Call):
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "split"
-                    and "authorization" in ast.unparse(node.func.value).lower()
-                ):
-                    by_hand.append(f"{module.path}:{node.lineno}")
+        by_hand.extend(module_fact(module, _tokens_by_hand))
     if via is None:
         used = facts.uses("fastapi_users", "authx", "fastapi_jwt_auth", "jwt", "jose", "authlib")
         if used is not None:
@@ -410,17 +432,41 @@ def _auth(facts: Facts) -> tuple[str | None, list[str]]:
     return via, by_hand
 
 
+@extractor(when=_is_app_code)
+def _tokens_by_hand(module: Module) -> tuple[str, ...]:
+    """Where the module splits an Authorization header itself."""
+    if not mentions(module, "Authorization", "authorization"):
+        return ()
+    return tuple(
+        f"{module.path}:{node.lineno}"
+        for node in nodes_of(module, ast.Call)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "split"
+        and "authorization" in ast.unparse(node.func.value).lower()
+    )
+
+
 def _rbac(facts: Facts) -> str | None:
     for module in facts.app_code:
         if any(t.endswith("SecurityScopes") for t in module.imports.values()):
             return f"SecurityScopes ({module.path})"
-        for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and re.search(
-                r"(require|check|has)_?(role|permission|scope|admin|superuser)|permission",
-                node.name,
-                re.IGNORECASE,
-            ):
-                return f"{node.name} ({module.path}:{node.lineno})"
+        found = module_fact(module, _guard_function)
+        if found is not None:
+            return found
+    return None
+
+
+@extractor(when=_is_app_code)
+def _guard_function(module: Module) -> str | None:
+    """The module's first function named like a role or permission check."""
+    for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and re.search(
+            r"(require|check|has)_?(role|permission|scope|admin|superuser)|permission",
+            node.name,
+            re.IGNORECASE,
+        ):
+            return f"{node.name} ({module.path}:{node.lineno})"
     return None
 
 
@@ -508,6 +554,11 @@ def _coverage_threshold(facts: Facts) -> str | None:
     return None
 
 
+@extractor(when=is_test)
+def _has_async_test(module: Module) -> bool:
+    return any(node.name.startswith("test") for node in module.nodes(ast.AsyncFunctionDef))
+
+
 def _testing(facts: Facts) -> tuple[Dimension, Signal]:
     tests = [m for m in facts.tests if m.path.rsplit("/", 1)[-1].startswith("test")]
     sad = next((m.path for m in tests if _SAD_PATH.search("\n".join(m.lines))), None)
@@ -528,11 +579,7 @@ def _testing(facts: Facts) -> tuple[Dimension, Signal]:
     ]
     async_db = async_database_evidence(facts.project)
     mode = async_mode_configured(facts.project)
-    async_tests = any(
-        isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test")
-        for m in tests
-        for node in ast.walk(m.tree)
-    )
+    async_tests = any(module_fact(m, _has_async_test) for m in tests)
     async_ok = async_tests if async_db is not None else True
     signal_steps = (
         steps[0],
@@ -586,16 +633,20 @@ def _performance(facts: Facts) -> Dimension:
 
 
 def _prints(facts: Facts) -> list[str]:
-    found: list[str] = []
-    for module in facts.app_code:
-        if "/" not in module.path or not mentions(module, "print("):
-            continue  # a top-level script may print; the application may not
-        if module.path.split("/")[0] in {"scripts", "bin", "tools", "examples", "docs"}:
-            continue
-        for node in nodes_of(module, ast.Call):
-            if isinstance(node, ast.Call) and module.qualified_name(node.func) == "builtins.print":
-                found.append(f"{module.path}:{node.lineno}")
-    return found
+    return [where for m in facts.app_code for where in module_fact(m, _module_prints)]
+
+
+@extractor(when=_is_app_code)
+def _module_prints(module: Module) -> tuple[str, ...]:
+    if "/" not in module.path or not mentions(module, "print("):
+        return ()  # a top-level script may print; the application may not
+    if module.path.split("/")[0] in {"scripts", "bin", "tools", "examples", "docs"}:
+        return ()
+    return tuple(
+        f"{module.path}:{node.lineno}"
+        for node in nodes_of(module, ast.Call)
+        if isinstance(node, ast.Call) and module.qualified_name(node.func) == "builtins.print"
+    )
 
 
 def _observability(facts: Facts) -> tuple[Dimension, Signal]:
@@ -649,9 +700,17 @@ def _repository_layer(facts: Facts) -> str | None:
     for module in facts.app_code:
         if pattern.search(module.path):
             return module.path
-        for node in module.tree.body:
-            if isinstance(node, ast.ClassDef) and node.name.endswith("Repository"):
-                return f"{node.name} ({module.path}:{node.lineno})"
+        found = module_fact(module, _repository_class)
+        if found is not None:
+            return found
+    return None
+
+
+@extractor(when=_is_app_code)
+def _repository_class(module: Module) -> str | None:
+    for node in module.tree.body:
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Repository"):
+            return f"{node.name} ({module.path}:{node.lineno})"
     return None
 
 
@@ -664,19 +723,27 @@ def _pool_tuning(facts: Facts) -> str | None:
     """Pool settings passed to an engine or pool: as keywords, or as the keys of the
     options dict that is splatted into it (`options["pool_size"] = ...`)."""
     for module in facts.app_code:
-        if not mentions(module, *_POOL_KEYS):
-            continue
-        for node in nodes_of(module, ast.keyword, ast.Dict, ast.Subscript):
-            if isinstance(node, ast.keyword) and node.arg in _POOL_KEYS:
-                return f"{node.arg} in {module.path}:{node.value.lineno}"
-            keys: list[ast.expr | None] = []
-            if isinstance(node, ast.Dict):
-                keys = list(node.keys)
-            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
-                keys = [node.slice]
-            for key in keys:
-                if isinstance(key, ast.Constant) and key.value in _POOL_KEYS:
-                    return f"{key.value} in {module.path}:{key.lineno}"
+        found = module_fact(module, _module_pool_setting)
+        if found is not None:
+            return found
+    return None
+
+
+@extractor(when=_is_app_code)
+def _module_pool_setting(module: Module) -> str | None:
+    if not mentions(module, *_POOL_KEYS):
+        return None
+    for node in nodes_of(module, ast.keyword, ast.Dict, ast.Subscript):
+        if isinstance(node, ast.keyword) and node.arg in _POOL_KEYS:
+            return f"{node.arg} in {module.path}:{node.value.lineno}"
+        keys: list[ast.expr | None] = []
+        if isinstance(node, ast.Dict):
+            keys = list(node.keys)
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+            keys = [node.slice]
+        for key in keys:
+            if isinstance(key, ast.Constant) and key.value in _POOL_KEYS:
+                return f"{key.value} in {module.path}:{key.lineno}"
     return None
 
 
@@ -705,9 +772,7 @@ def _database(facts: Facts) -> tuple[Dimension, Signal]:
         Step(
             "async database access",
             async_db is not None,
-            f"{async_db[0].path}:{getattr(async_db[1], 'lineno', 1)}"
-            if async_db
-            else "no async engine/driver",
+            f"{async_db[0].path}:{async_db[1]}" if async_db else "no async engine/driver",
         ),
         steps[1],
     )
@@ -726,24 +791,28 @@ def _dockerfiles(facts: Facts) -> list[str]:
 
 def _rollback(facts: Facts) -> str | None:
     for module in facts.project.modules:
-        if "/versions/" not in f"/{module.path}":
-            continue
-        for node in module.tree.body:
-            if (
-                isinstance(node, ast.FunctionDef)
-                and node.name == "downgrade"
-                and any(
-                    not isinstance(s, ast.Pass)
-                    and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-                    for s in node.body
-                )  # more than `pass` or a docstring
-            ):
-                return f"migrations with downgrade() ({module.path})"
+        if _is_migration(module) and module_fact(module, _real_downgrade):
+            return f"migrations with downgrade() ({module.path})"
     docs = facts.files(lambda p: p.endswith((".md", ".rst", ".yml", ".yaml")))
     for path in docs:
         if re.search(r"\brollback\b|\broll back\b", facts.project.read_text(path) or "", re.I):
             return f"rollback documented in {path}"
     return None
+
+
+@extractor(when=_is_migration)
+def _real_downgrade(module: Module) -> bool:
+    """A migration whose `downgrade()` does more than `pass` or hold a docstring."""
+    return any(
+        isinstance(node, ast.FunctionDef)
+        and node.name == "downgrade"
+        and any(
+            not isinstance(s, ast.Pass)
+            and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+            for s in node.body
+        )
+        for node in module.tree.body
+    )
 
 
 def _deployment(facts: Facts) -> tuple[Dimension, Signal]:
@@ -783,15 +852,21 @@ def _deployment(facts: Facts) -> tuple[Dimension, Signal]:
 # --- documentation (health only) --------------------------------------------------------
 
 
-def _documentation(facts: Facts) -> Signal:
+@extractor(when=_is_app_code)
+def _described_apps(module: Module) -> tuple[str, ...]:
+    """The module's `FastAPI(...)` calls given a title and description (or settings)."""
     customised: list[str] = []
-    for module in facts.app_code:
-        for node in nodes_of(module, ast.Call):
-            if isinstance(node, ast.Call) and module.qualified_name(node.func) == "fastapi.FastAPI":
-                keys = {k.arg or "" for k in node.keywords} & {"title", "description", "version"}
-                if {"title", "description"} <= keys or any(k.arg is None for k in node.keywords):
-                    customised.append(f"FastAPI({', '.join(sorted(keys)) or '**settings'}) at "
-                                      f"{module.path}:{node.lineno}")  # fmt: skip
+    for node in nodes_of(module, ast.Call):
+        if isinstance(node, ast.Call) and module.qualified_name(node.func) == "fastapi.FastAPI":
+            keys = {k.arg or "" for k in node.keywords} & {"title", "description", "version"}
+            if {"title", "description"} <= keys or any(k.arg is None for k in node.keywords):
+                customised.append(f"FastAPI({', '.join(sorted(keys)) or '**settings'}) at "
+                                  f"{module.path}:{node.lineno}")  # fmt: skip
+    return tuple(customised)
+
+
+def _documentation(facts: Facts) -> Signal:
+    customised = [found for m in facts.app_code for found in module_fact(m, _described_apps)]
     routes = [r for r in iter_routes(facts.project) if not r.module.is_test]
     documented = sum(
         1

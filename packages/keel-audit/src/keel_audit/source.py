@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -55,6 +55,25 @@ class Module:
     lines: list[str]
     is_test: bool
     parser: str = "ast"  # "ast", or "libcst" when the stdlib could not read the syntax
+    # What rules keep of the tree, by extractor (see `facts.module_fact`).
+    facts: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    source: Path | None = None  # the file, to read the tree again once it was dropped
+
+    def drop_tree(self) -> None:
+        """Let the tree go (its facts are taken; see `facts.take_facts`). Asking for
+        `tree` again parses the file again: the same nodes, new objects, so nothing may
+        hold a node of the dropped tree (facts hold none)."""
+        for name in ("tree", "_tables", "_parents"):
+            self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str) -> Any:
+        """Only reached for a dropped `tree` (a normal attribute otherwise)."""
+        if name != "tree" or self.source is None:
+            raise AttributeError(name)
+        parsed = parse_source(self.source.read_bytes(), self.path)
+        tree = parsed.tree if not isinstance(parsed, ParseFailure) else ast.Module([], [])
+        self.__dict__["tree"] = tree
+        return tree
 
     @property
     def is_package(self) -> bool:
@@ -136,35 +155,33 @@ class Module:
         return ".".join([base, *reversed(attrs)])
 
     @cached_property
-    def _tables(self) -> tuple[dict[type[ast.AST], list[ast.AST]], dict[int, ast.AST]]:
-        """One pre-order walk: nodes by class (in source order) and each node's parent."""
-        index: dict[type[ast.AST], list[ast.AST]] = {}
+    def _tables(self) -> _Tables:
+        """One pre-order walk: nodes by class (in source order) and each def's own body
+        (`callgraph.body_nodes` order), so no rule walks the tree again."""
+        return _index(self.tree)
+
+    def function_body(self, function: FunctionNode) -> list[ast.AST]:
+        """`callgraph.body_nodes(function)`, from the module's one walk when it is here."""
+        body = self._tables[1].get(id(function))
+        return body if body is not None else list(scoped_walk(list(reversed(function.body))))
+
+    @cached_property
+    def _parents(self) -> dict[int, ast.AST]:
+        """Each node's parent, by id: built on the first `parent()` question, since few
+        modules are ever asked one (a map of every node would cost as much as the tree)."""
         parents: dict[int, ast.AST] = {}
         stack: list[ast.AST] = [self.tree]
-        pop, push = stack.pop, stack.append
         while stack:
-            node = pop()
-            kind = type(node)
-            bucket = index.get(kind)
-            if bucket is None:
-                index[kind] = [node]
-            else:
-                bucket.append(node)
-            children: list[ast.AST] = []
-            for name in node._fields:
-                value = getattr(node, name, None)
-                if isinstance(value, list):
-                    children.extend(item for item in value if isinstance(item, ast.AST))
-                elif isinstance(value, ast.AST):
-                    children.append(value)
-            for child in reversed(children):
+            node = stack.pop()
+            children = child_nodes(node)
+            for child in children:
                 parents[id(child)] = node
-                push(child)
-        return index, parents
+            stack.extend(children)
+        return parents
 
     def parent(self, node: ast.AST) -> ast.AST | None:
         """The node directly containing `node` (None for the module itself)."""
-        return self._tables[1].get(id(node))
+        return self._parents.get(id(node))
 
     def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
         current = self.parent(node)
@@ -195,6 +212,98 @@ class Module:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
+_Tables = tuple[dict[type[ast.AST], list[ast.AST]], dict[int, list[ast.AST]]]
+# Fields that never hold a node (names, flags, comments) and `ctx` (Load/Store/Del, which
+# CPython shares between nodes, so no rule asks for them): the walk does not look at them.
+_LEAF_FIELDS = frozenset(
+    {"ctx", "id", "attr", "arg", "name", "module", "level", "is_async", "conversion",
+     "type_comment", "kind", "simple", "tag", "n", "s"}
+)  # fmt: skip
+_CHILD_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {ast.Constant: ()}
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = _CHILD_FIELDS[kind] = tuple(f for f in kind._fields if f not in _LEAF_FIELDS)
+    return fields
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """`ast.iter_child_nodes(node)` as a list, without the `ctx` singletons, faster."""
+    children: list[ast.AST] = []
+    for name in _child_fields(node.__class__):
+        value = getattr(node, name, None)
+        if value.__class__ is list:
+            children.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            children.append(value)
+    return children
+
+
+def scope_heads(node: ast.AST) -> list[ast.AST]:
+    """The parts of a nested def, lambda or class that run where it is defined:
+    decorators, argument defaults, class bases."""
+    heads: list[ast.AST] = list(getattr(node, "decorator_list", []))
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        heads.extend(node.args.defaults)
+        heads.extend(d for d in node.args.kw_defaults if d is not None)
+    if isinstance(node, ast.ClassDef):
+        heads.extend(node.bases)
+    return heads
+
+
+def scoped_walk(stack: list[ast.AST]) -> Iterator[ast.AST]:
+    """Pre-order from `stack` (reversed), not entering nested scopes past their heads."""
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, SCOPES):
+            stack.extend(reversed(scope_heads(node)))
+        else:
+            stack.extend(reversed(child_nodes(node)))
+
+
+def _index(tree: ast.Module) -> _Tables:
+    index: dict[type[ast.AST], list[ast.AST]] = {}
+    bodies: dict[int, list[ast.AST]] = {}
+    # Each entry: a node and the body list of the def whose own code it is (None: no def's,
+    # or a nested scope's head, which `scoped_walk` adds to the enclosing body in its order).
+    stack: list[tuple[ast.AST, list[ast.AST] | None]] = [(tree, None)]
+    pop, push = stack.pop, stack.append
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    while stack:
+        node, owner = pop()
+        kind = node.__class__
+        bucket = index.get(kind)
+        if bucket is None:
+            index[kind] = [node]
+        else:
+            bucket.append(node)
+        if owner is not None:
+            owner.append(node)
+        children_owner = owner
+        inner: list[ast.AST] | None = None
+        if kind in SCOPES:
+            if owner is not None:
+                owner.extend(scoped_walk(list(reversed(scope_heads(node)))))
+            children_owner = None
+            if kind in functions:
+                inner = bodies[id(node)] = []
+        fields = _CHILD_FIELDS.get(kind) or _child_fields(kind)
+        for name in reversed(fields):
+            value = getattr(node, name, None)
+            child_owner = inner if inner is not None and name == "body" else children_owner
+            if value.__class__ is list:
+                for item in reversed(value):
+                    if isinstance(item, ast.AST):
+                        push((item, child_owner))
+            elif isinstance(value, ast.AST):
+                push((value, child_owner))
+    return index, bodies
+
+
 @dataclass
 class Project:
     root: Path
@@ -209,7 +318,13 @@ class Project:
             self._by_name.setdefault(module.name, module)
 
     @classmethod
-    def load(cls, root: Path, config: Config | None = None) -> Project:
+    def load(
+        cls,
+        root: Path,
+        config: Config | None = None,
+        on_module: Callable[[Module], None] | None = None,
+    ) -> Project:
+        """`on_module` is called with each module as soon as it is parsed (in order)."""
         from keel_audit.config import Config, read_pyproject
 
         root = root.resolve()
@@ -219,7 +334,7 @@ class Project:
         unparsed: list[tuple[str, str]] = []
         others: list[str] = []
         source_roots = [root / extra for extra in config.src] + [root / "src", root]
-        for relpath, problem in _walk(root, config):
+        for relpath, problem in walk_files(root, config):
             if problem is not None:
                 unparsed.append((relpath, problem))
                 continue
@@ -229,6 +344,8 @@ class Project:
             loaded = _load_module(root, relpath, source_roots, config.max_file_bytes)
             if isinstance(loaded, Module):
                 modules.append(loaded)
+                if on_module is not None:
+                    on_module(loaded)
             else:
                 unparsed.append((relpath, loaded))
         return cls(root, modules, pyproject, unparsed, others)
@@ -280,7 +397,7 @@ def iter_functions(tree: ast.AST, prefix: str) -> Iterator[tuple[str, FunctionNo
             stack.extend((scope, child) for child in reversed(children))
 
 
-def _walk(root: Path, config: Config) -> Iterator[tuple[str, str | None]]:
+def walk_files(root: Path, config: Config) -> Iterator[tuple[str, str | None]]:
     """Every file under `root` as (posix relative path, problem or None), sorted, each real
     directory entered once: a symlink that leads back into a directory already being walked
     is reported as a loop, one leading outside the root is skipped."""
@@ -312,6 +429,8 @@ def _walk(root: Path, config: Config) -> Iterator[tuple[str, str | None]]:
                     continue
                 if is_link and not _inside(root, Path(entry.path)):
                     continue
+                if (Path(entry.path) / "CACHEDIR.TAG").is_file():
+                    continue  # a tool's cache (bford.info/cachedir), e.g. downloaded sdists
                 yield from visit(Path(entry.path), child_rel)
             elif entry.name in SKIPPED_DIRS:  # a worktree's `.git` file
                 continue
@@ -375,4 +494,5 @@ def _load_module(
         lines=parsed.text.splitlines(),
         is_test=_is_test_path(relpath),
         parser=parsed.parser,
+        source=root / relpath,
     )

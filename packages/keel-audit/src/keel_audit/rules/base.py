@@ -24,6 +24,14 @@ class Rule:
     summary: ClassVar[str]  # one line
     why: ClassVar[str]  # why it matters in production (a paragraph)
     fix: ClassVar[str]  # how to fix it (a paragraph, may include a short code sample)
+    # `check_module` reads other modules too (so it cannot run while the project loads).
+    reads_other_modules: ClassVar[bool] = False
+
+    @classmethod
+    def streams(cls) -> bool:
+        """Whether the rule is `check_module` on each module alone: then the audit runs it
+        on each module as it is parsed, before the module's tree is dropped."""
+        return cls.check is Rule.check and not cls.reads_other_modules
 
     def check(self, project: Project) -> Iterator[Finding]:
         """Yield this rule's findings. The default runs `check_module` on every module."""
@@ -36,13 +44,15 @@ class Rule:
     def finding(
         self,
         module: Module | str,
-        node: ast.AST | int,
+        node: ast.AST | int | Location,
         message: str,
         chain: tuple[Step, ...] = (),
     ) -> Finding:
-        """A finding with this rule's code and severity at `node` (or a line number) of
-        `module` (or a relative path, for findings in non-Python files)."""
-        return Finding(self.code, self.severity, location(module, node), message, chain)
+        """A finding with this rule's code and severity at `node` (or a line number, or a
+        location already worked out) of `module` (or a relative path, for findings in
+        non-Python files)."""
+        where = node if isinstance(node, Location) else location(module, node)
+        return Finding(self.code, self.severity, where, message, chain)
 
 
 def location(module: Module | str, node: ast.AST | int) -> Location:
@@ -52,6 +62,11 @@ def location(module: Module | str, node: ast.AST | int) -> Location:
     line, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0)
     if isinstance(module, str):
         return Location(module, line, col)
+    return location_at(module, line, col)
+
+
+def location_at(module: Module, line: int, col: int) -> Location:
+    """`location` from a line and an `ast` column (UTF-8 bytes), once the node is gone."""
     text = module.line(line)
     if col and not text.isascii():
         col = len(text.encode("utf-8")[:col].decode("utf-8", errors="ignore"))

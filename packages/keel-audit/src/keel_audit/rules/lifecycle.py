@@ -6,6 +6,7 @@ import ast
 from collections.abc import Iterator
 
 from keel_audit.callgraph import CallGraph, body_nodes
+from keel_audit.facts import extractor, is_not_test, module_fact
 from keel_audit.model import Finding, Severity
 from keel_audit.rules.base import Rule
 from keel_audit.source import FunctionNode, Module, Project
@@ -56,14 +57,30 @@ def creations(project: Project, table: dict[str, str]) -> Iterator[tuple[Module,
         for module in project.modules:
             if module.is_test:
                 continue
-            for call in module.nodes(ast.Call):
-                name = graph.resolve(module, call.func)
-                if name in CONSTRUCTORS:
-                    found.append((module, call, name))
+            hits = sorted(
+                (index, name)
+                for dotted, indexes in module_fact(module, call_names).items()
+                if (name := graph.canonical(dotted)) in CONSTRUCTORS
+                for index in indexes
+            )
+            calls = module.nodes(ast.Call) if hits else []  # (the tree again, if dropped)
+            found.extend((module, calls[index], name) for index, name in hits)
         project.__dict__["_ka_creations"] = found
     for module, call, name in found:
         if name in table:
             yield module, call, table[name]
+
+
+@extractor(when=is_not_test)
+def call_names(module: Module) -> dict[str, tuple[int, ...]]:
+    """Dotted name (through the module's imports, before re-exports are followed) → the
+    positions in `module.nodes(ast.Call)` of the calls of it (a module fact)."""
+    found: dict[str, list[int]] = {}
+    for index, call in enumerate(module.nodes(ast.Call)):
+        dotted = module.qualified_name(call.func)
+        if dotted:
+            found.setdefault(dotted, []).append(index)
+    return {dotted: tuple(indexes) for dotted, indexes in found.items()}
 
 
 def _call_name(call: ast.Call) -> str:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import ClassVar
 
+from keel_audit.facts import extractor, is_not_test, module_fact
 from keel_audit.model import Finding, Location, Severity, Step
 from keel_audit.rules._web import (
     annotation_text,
@@ -135,8 +136,15 @@ def health_route(project: Project) -> str | None:
             continue
         if any(value.startswith(_HEALTH_PACKAGES) for value in module.imports.values()):
             return f"{module.path} (imports a health-check package)"
-        if not mentions(module, "health", "ready", "ping", "live", "status", "heartbeat"):
-            continue
+        found.extend(module_fact(module, _health_routes))
+    return min(found)[1] if found else None
+
+
+@extractor(when=is_not_test)
+def _health_routes(module: Module) -> tuple[tuple[int, str], ...]:
+    """(rank, where) of the module's routes that look like health checks (a module fact)."""
+    found: list[tuple[int, str]] = []
+    if mentions(module, "health", "ready", "ping", "live", "status", "heartbeat"):
         for node in nodes_of(module, ast.Call):
             if not isinstance(node, ast.Call):
                 continue
@@ -161,7 +169,7 @@ def health_route(project: Project) -> str | None:
                         else 1
                     )
                     found.append((rank, f"{module.path}:{node.lineno} ({path})"))
-    return min(found)[1] if found else None
+    return tuple(found)
 
 
 class NoHealthRoute(Rule):

@@ -134,6 +134,7 @@ class CorsWildcardCredentials(Rule):
     name: ClassVar[str] = "cors-wildcard-credentials"
     severity: ClassVar[Severity] = Severity.ERROR
     summary: ClassVar[str] = "CORS allows every origin together with credentials"
+    reads_other_modules: ClassVar[bool] = True  # settings classes anywhere in the project
     why: ClassVar[str] = (
         'With `allow_origins=["*"]` (or a regex matching everything) and '
         "`allow_credentials=True`, Starlette answers a credentialed request by echoing the "

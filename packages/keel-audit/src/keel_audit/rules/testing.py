@@ -8,9 +8,10 @@ import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from keel_audit.model import Finding, Severity
-from keel_audit.rules._web import is_sample, mentions, nodes_of, walk_body
-from keel_audit.rules.base import Rule
+from keel_audit.facts import extractor, is_not_test, is_test, module_fact
+from keel_audit.model import Finding, Location, Severity
+from keel_audit.rules._web import _memo, is_sample, mentions, nodes_of, walk_body
+from keel_audit.rules.base import Rule, location
 from keel_audit.source import FunctionNode, Module, Project
 
 _ASYNC_DB = frozenset(
@@ -32,16 +33,33 @@ _ASYNC_RESOURCES = frozenset(
 _ASYNC_MARKS = frozenset({"asyncio", "anyio", "trio"})
 
 
-def async_database_evidence(project: Project) -> tuple[Module, ast.AST] | None:
-    """Where the application (not its tests) opens an async database, if it does."""
+def async_database_evidence(project: Project) -> tuple[Module, int] | None:
+    """Where (module, line) the application (not its tests) opens an async database, if it
+    does (asked by a rule and by the score: computed once)."""
+    found: tuple[Module, int] | None = _memo("async-db", project, _async_database)
+    return found
+
+
+def _async_database(project: Project) -> tuple[Module, int] | None:
     for module in sorted(project.modules, key=is_sample):  # the product before its benches
-        if module.is_test or not mentions(module, "async", "asyncpg", "motor", "databases"):
+        if module.is_test:
             continue
-        for node in nodes_of(module, ast.Call, ast.Name, ast.Attribute):
-            if isinstance(node, ast.Call | ast.Name | ast.Attribute):
-                expr = node.func if isinstance(node, ast.Call) else node
-                if module.qualified_name(expr) in _ASYNC_DB:
-                    return module, node
+        line = module_fact(module, _async_database_line)
+        if line is not None:
+            return module, line
+    return None
+
+
+@extractor(when=is_not_test)
+def _async_database_line(module: Module) -> int | None:
+    """The line of the module's first use of an async database API (a module fact)."""
+    if not mentions(module, "async", "asyncpg", "motor", "databases"):
+        return None
+    for node in nodes_of(module, ast.Call, ast.Name, ast.Attribute):
+        if isinstance(node, ast.Call | ast.Name | ast.Attribute):
+            expr = node.func if isinstance(node, ast.Call) else node
+            if module.qualified_name(expr) in _ASYNC_DB:
+                return getattr(node, "lineno", 1)
     return None
 
 
@@ -95,58 +113,68 @@ class SyncTestsAsyncDb(Rule):
         evidence = async_database_evidence(project)
         if evidence is None:
             return
-        db_module, db_node = evidence
-        where = f"{db_module.path}:{getattr(db_node, 'lineno', 1)}"
+        db_module, db_line = evidence
+        where = f"{db_module.path}:{db_line}"
         for module in project.modules:
             if not module.is_test:
                 continue
-            if mentions(module, "TestClient"):
-                yield from self._test_clients(module, where)
-            if mentions(module, "run_until_complete", "async_engine", "Async", "create_pool"):
-                yield from self._sync_fixtures(module, where)
-
-    def _test_clients(self, module: Module, where: str) -> Iterator[Finding]:
-        local_apps = _local_apps(module)
-        for node in nodes_of(module, ast.Call):
-            if isinstance(node, ast.Call) and module.qualified_name(node.func) in _TEST_CLIENTS:
-                app = node.args[0] if node.args else None
-                if isinstance(app, ast.Name) and app.id in local_apps:
-                    continue  # a throwaway app built in the test, without the database
-                if isinstance(app, ast.Call) and module.qualified_name(app.func) in _APP_CLASSES:
-                    continue
+            for at in module_fact(module, _test_clients):
                 yield self.finding(
                     module,
-                    node,
+                    at,
                     f"sync TestClient used although the app's database is async ({where})",
                 )
-
-    def _sync_fixtures(self, module: Module, where: str) -> Iterator[Finding]:
-        """Sync fixtures that hand tests an async resource (an engine, session, pool or
-        client made outside the test's loop) or keep an event loop of their own to drive it
-        (`run_until_complete`). A one-shot `asyncio.run(migrate())` at setup is fine: its
-        loop is closed before any test runs."""
-        for node in nodes_of(module, ast.FunctionDef):
-            if not isinstance(node, ast.FunctionDef) or not _is_fixture(module, node):
-                continue
-            for inner in walk_body(node):  # a nested `async def` factory runs in the test's loop
-                if not isinstance(inner, ast.Call):
-                    continue
-                name = module.qualified_name(inner.func) or ""
-                if name in _ASYNC_RESOURCES:
-                    what = f"creates `{name.rsplit('.', 1)[-1]}` outside the test's event loop"
-                elif (
-                    isinstance(inner.func, ast.Attribute)
-                    and inner.func.attr == "run_until_complete"
-                ):
-                    what = f"drives its own event loop (`{ast.unparse(inner.func)}`)"
-                else:
-                    continue
+            for at, fixture, what in module_fact(module, _sync_fixtures):
                 yield self.finding(
                     module,
-                    inner,
-                    f"sync fixture {node.name} {what}; the app's database is async ({where})",
+                    at,
+                    f"sync fixture {fixture} {what}; the app's database is async ({where})",
                 )
-                break
+
+
+@extractor(when=is_test)
+def _test_clients(module: Module) -> tuple[Location, ...]:
+    """Where a test module builds a sync `TestClient` on the app (a module fact)."""
+    if not mentions(module, "TestClient"):
+        return ()
+    found: list[Location] = []
+    local_apps = _local_apps(module)
+    for node in nodes_of(module, ast.Call):
+        if isinstance(node, ast.Call) and module.qualified_name(node.func) in _TEST_CLIENTS:
+            app = node.args[0] if node.args else None
+            if isinstance(app, ast.Name) and app.id in local_apps:
+                continue  # a throwaway app built in the test, without the database
+            if isinstance(app, ast.Call) and module.qualified_name(app.func) in _APP_CLASSES:
+                continue
+            found.append(location(module, node))
+    return tuple(found)
+
+
+@extractor(when=is_test)
+def _sync_fixtures(module: Module) -> tuple[tuple[Location, str, str], ...]:
+    """Sync fixtures that hand tests an async resource (an engine, session, pool or client
+    made outside the test's loop) or keep an event loop of their own to drive it
+    (`run_until_complete`): (where, fixture, what), a module fact. A one-shot
+    `asyncio.run(migrate())` at setup is fine: its loop is closed before any test runs."""
+    if not mentions(module, "run_until_complete", "async_engine", "Async", "create_pool"):
+        return ()
+    found: list[tuple[Location, str, str]] = []
+    for node in nodes_of(module, ast.FunctionDef):
+        if not isinstance(node, ast.FunctionDef) or not _is_fixture(module, node):
+            continue
+        for inner in walk_body(node):  # a nested `async def` factory runs in the test's loop
+            if not isinstance(inner, ast.Call):
+                continue
+            name = module.qualified_name(inner.func) or ""
+            if name in _ASYNC_RESOURCES:
+                what = f"creates `{name.rsplit('.', 1)[-1]}` outside the test's event loop"
+            elif isinstance(inner.func, ast.Attribute) and inner.func.attr == "run_until_complete":
+                what = f"drives its own event loop (`{ast.unparse(inner.func)}`)"
+            else:
+                continue
+            found.append((location(module, inner), node.name, what))
+            break
+    return tuple(found)
 
 
 def _ini_options(project: Project) -> list[dict[str, Any]]:
@@ -248,19 +276,16 @@ class AsyncTestsNoMode(Rule):
         if async_mode_configured(project) is not None:
             return
         for module in project.modules:
-            if not module.is_test or not mentions(module, "async def test"):
+            if not module.is_test:
                 continue
-            module_marks = _module_marks(module)
-            if module_marks & _ASYNC_MARKS:
-                continue
-            unmarked = list(self._unmarked(module, self._class_marks(module)))
-            if unmarked:
-                first = unmarked[0]
-                more = f" (and {len(unmarked) - 1} more in this file)" if len(unmarked) > 1 else ""
+            unmarked = module_fact(module, _unmarked_async_tests)
+            if unmarked is not None:
+                at, name, count = unmarked
+                more = f" (and {count - 1} more in this file)" if count > 1 else ""
                 yield self.finding(
                     module,
-                    first,
-                    f"async test {first.name} has no asyncio/anyio marker and no async mode "
+                    at,
+                    f"async test {name} has no asyncio/anyio marker and no async mode "
                     f"is configured{more}",
                 )
 
@@ -298,3 +323,15 @@ class AsyncTestsNoMode(Rule):
 
 
 RULES: tuple[type[Rule], ...] = (SyncTestsAsyncDb, AsyncTestsNoMode)
+
+
+@extractor(when=is_test)
+def _unmarked_async_tests(module: Module) -> tuple[Location, str, int] | None:
+    """The first `async def test…` no asyncio/anyio marker reaches, with its name and how
+    many such tests the module has (a module fact)."""
+    if not mentions(module, "async def test") or _module_marks(module) & _ASYNC_MARKS:
+        return None
+    unmarked = list(AsyncTestsNoMode._unmarked(module, AsyncTestsNoMode._class_marks(module)))
+    if not unmarked:
+        return None
+    return location(module, unmarked[0]), unmarked[0].name, len(unmarked)

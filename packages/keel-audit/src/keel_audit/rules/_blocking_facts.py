@@ -1,0 +1,306 @@
+"""What the blocking analysis (KA201, KA202) keeps of each function, so its tree can go.
+
+`module_facts(module)` reads one module's tree once and returns compact facts: per function
+its name, place, async-ness and, per call in its own body, what the call names (still
+unresolved: the names of other modules are resolved later, against the whole project),
+whether it is awaited, what its receiver is, and what the thread wrappers would run. The
+analysis (`blocking.Analysis`) answers from these facts alone, never from nodes; they are
+small per line (strings the module already holds, ints and tuples), where the tree costs
+~320 bytes a node.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Container
+from dataclasses import dataclass
+
+from keel_audit.callgraph import awaited_ids
+from keel_audit.facts import extractor
+from keel_audit.rules._blocking_names import PATH_METHODS, PATH_TYPES, SYNC_TYPES, SyncKind
+from keel_audit.source import FunctionNode, Module, iter_functions
+
+# A call's resolvable name: (`self.method` / `cls.method` candidate, dotted name through
+# the module's imports), either None. `NOTHING` when neither is known.
+Target = tuple[str | None, str | None]
+NOTHING: Target = (None, None)
+# Is an expression a `pathlib.Path`? True, or the dotted names of constructors that make it
+# one if any of them resolves (after re-exports) to a Path type; () is False.
+PathTest = bool | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallFact:
+    line: int
+    col: int  # as `ast` counts (UTF-8 bytes)
+    name: Target  # what the call's function expression names
+    awaited: bool  # awaited, or entered by `async with` / iterated by `async for`
+    lazy: bool  # under `if _global is None:` on a `global` of the function
+    attr: str | None  # the method, when the function is an attribute
+    path: PathTest  # for Path methods (`read_text`, …): is the receiver a Path
+    base: str | None  # the receiver chain's root name (`client` of `client.db.find()`)
+    hops: int  # attributes between that root and the method
+    receiver: str  # the receiver as written, when it is a dotted chain of names
+    base_global: str | None  # the root's dotted name, when it is not a local of the function
+    args: tuple[Target | None, Target | None]  # what arguments 0 and 1 name (None: no such arg)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionFact:
+    qualname: str
+    module: Module  # its path, name, lines and imports (the tree is not used)
+    name: str
+    line: int
+    col: int
+    is_async: bool
+    cached: bool  # `@lru_cache` / `@cache`: runs once, not per request
+    kinds: tuple[tuple[str, SyncKind | str], ...]  # local name → sync kind, or constructor
+    calls: tuple[CallFact, ...]
+
+    @property
+    def short_name(self) -> str:
+        return self.qualname.removeprefix(self.module.name + ".")
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleFacts:
+    functions: list[FunctionFact]
+    constructed: dict[str, str]  # module-level name → dotted name of the call that made it
+
+
+@extractor()
+def function_facts(module: Module) -> ModuleFacts:
+    """The blocking analysis' facts of the module (a module fact: see `facts`)."""
+    return module_facts(module)
+
+
+def module_facts(module: Module, skip: Container[str] = frozenset()) -> ModuleFacts:
+    """The facts of every function of `module` whose qualified name is not in `skip`."""
+    assignments = module_assignments(module)
+    constructed = {
+        name: made
+        for name, value in assignments.items()
+        if isinstance(value, ast.Call) and (made := module.qualified_name(value.func))
+    }
+    functions = [
+        _function_fact(module, assignments, qualname, node)
+        for qualname, node in iter_functions(module.tree, module.name)
+        if qualname not in skip
+    ]
+    return ModuleFacts(functions, constructed)
+
+
+def module_assignments(module: Module) -> dict[str, ast.expr]:
+    found: dict[str, ast.expr] = {}
+    for node in module.tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                found[target.id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            found[node.target.id] = node.value
+    return found
+
+
+def unwrap_annotation(
+    module: Module, assignments: dict[str, ast.expr], expr: ast.expr | None, depth: int = 0
+) -> str | None:
+    """`Session`, `Annotated[Session, Depends(...)]`, `"Session"`, `SessionDep` (a module
+    alias of an Annotated) or `Session | None` → "sqlalchemy.orm.Session"."""
+    if expr is None or depth > 3:
+        return None
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        try:
+            parsed = ast.parse(expr.value, mode="eval").body
+        except SyntaxError:
+            return None
+        return unwrap_annotation(module, assignments, parsed, depth + 1)
+    if isinstance(expr, ast.Subscript):
+        name = module.qualified_name(expr.value) or ""
+        if name.endswith(("Annotated", "Optional")):
+            inner = expr.slice.elts[0] if isinstance(expr.slice, ast.Tuple) else expr.slice
+            return unwrap_annotation(module, assignments, inner, depth + 1)
+        return None
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
+        return unwrap_annotation(module, assignments, expr.left, depth + 1) or (
+            unwrap_annotation(module, assignments, expr.right, depth + 1)
+        )
+    resolved = module.qualified_name(expr)
+    if resolved and resolved.startswith(module.name + ".") and isinstance(expr, ast.Name):
+        alias = assignments.get(expr.id)
+        if alias is not None:
+            return unwrap_annotation(module, assignments, alias, depth + 1)
+    return resolved
+
+
+class _Reader:
+    """One function's own body, read once into facts."""
+
+    def __init__(
+        self, module: Module, assignments: dict[str, ast.expr], qualname: str, node: FunctionNode
+    ) -> None:
+        self.module, self.assignments, self.qualname, self.node = (
+            module, assignments, qualname, node,
+        )  # fmt: skip
+        self.body = module.function_body(node)
+        arguments = node.args
+        self.arguments = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        self.globals = {name for n in self.body if isinstance(n, ast.Global) for name in n.names}
+        self._locals: frozenset[str] | None = None
+        self._testing: set[str] = set()  # names whose Path-ness is being worked out
+
+    def name(self, func: ast.expr) -> Target:
+        """What `CallGraph.resolve(module, func, qualname)` starts from."""
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id in {"self", "cls"}
+        ):
+            return (f"{self.qualname.rsplit('.', 1)[0]}.{func.attr}", None)
+        dotted = self.module.qualified_name(func)
+        return NOTHING if dotted is None else (None, dotted)
+
+    def local_names(self) -> frozenset[str]:
+        if self._locals is None:
+            names = {a.arg for a in ast.walk(self.node.args) if isinstance(a, ast.arg)}
+            for node in self.body:
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    names.add(node.id)
+            self._locals = frozenset(names)
+        return self._locals
+
+    def kinds(self) -> tuple[tuple[str, SyncKind | str], ...]:
+        """Local names that may hold a sync client, in the order they are bound: an
+        annotation's kind, or the dotted name of the constructor called (resolved later)."""
+        found: list[tuple[str, SyncKind | str]] = []
+        for arg in self.arguments:
+            annotation = unwrap_annotation(self.module, self.assignments, arg.annotation)
+            kind = SYNC_TYPES.get(annotation or "")
+            if kind is not None:
+                found.append((arg.arg, kind))
+        for node in self.body:
+            if isinstance(node, ast.Assign):
+                made = self._constructor(node.value)
+                if made is not None:
+                    found.extend((t.id, made) for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.With):
+                for item in node.items:
+                    made = self._constructor(item.context_expr)
+                    if made is not None and isinstance(item.optional_vars, ast.Name):
+                        found.append((item.optional_vars.id, made))
+        return tuple(found)
+
+    def _constructor(self, value: ast.expr | None) -> str | None:
+        return self.module.qualified_name(value.func) if isinstance(value, ast.Call) else None
+
+    def path_test(self, expr: ast.expr) -> PathTest:
+        """`Analysis._is_path` as a formula over constructor names (see `PathTest`)."""
+        if isinstance(expr, ast.Call):
+            made = self.module.qualified_name(expr.func)
+            return (made,) if made else ()
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
+            return self.path_test(expr.left)
+        if isinstance(expr, ast.Attribute) and expr.attr in {"parent", "with_suffix"}:
+            return self.path_test(expr.value)
+        if isinstance(expr, ast.Name) and expr.id not in self._testing:
+            for arg in self.arguments:
+                if arg.arg == expr.id:
+                    made = unwrap_annotation(self.module, self.assignments, arg.annotation)
+                    return made in PATH_TYPES
+            names: list[str] = []
+            self._testing.add(expr.id)  # `p = p / "x"`: the other bindings decide
+            try:
+                for node in self.body:
+                    if isinstance(node, ast.Assign) and any(
+                        isinstance(t, ast.Name) and t.id == expr.id for t in node.targets
+                    ):
+                        test = self.path_test(node.value)
+                        if test is True:
+                            return True
+                        if test:
+                            names.extend(test)
+            finally:
+                self._testing.discard(expr.id)
+            return tuple(names)
+        return ()
+
+    def lazy_init(self, node: ast.AST) -> bool:
+        """Inside `if _thing is None:` / `if not _thing:` on a `global` of the function: a
+        one-time initialisation (a logger, a client), not work done per call."""
+        if not self.globals:
+            return False
+        current = self.module.parent(node)
+        while current is not None and current is not self.node:
+            if isinstance(current, ast.If):
+                test = current.test
+                if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                    test = test.operand
+                if isinstance(test, ast.Compare) and len(test.ops) == 1:
+                    test = test.left
+                if isinstance(test, ast.Name) and test.id in self.globals:
+                    return True
+            current = self.module.parent(current)
+        return False
+
+    def wrapped(self, call: ast.Call, index: int) -> Target | None:
+        """What a thread wrapper would run: argument `index` (a lambda's called function)."""
+        if len(call.args) <= index:
+            return None
+        wrapped = call.args[index]
+        if isinstance(wrapped, ast.Lambda) and isinstance(wrapped.body, ast.Call):
+            wrapped = wrapped.body.func
+        return self.name(wrapped)
+
+    def call(self, call: ast.Call, awaited: bool) -> CallFact:
+        func = call.func
+        attr = func.attr if isinstance(func, ast.Attribute) else None
+        path: PathTest = ()
+        base_id = base_global = None
+        hops, receiver = 0, ""
+        if isinstance(func, ast.Attribute):
+            if func.attr in PATH_METHODS:
+                path = self.path_test(func.value)
+            base, parts = func.value, []
+            while isinstance(base, ast.Attribute):
+                parts.append(base.attr)
+                base, hops = base.value, hops + 1
+            if isinstance(base, ast.Name):
+                base_id = base.id
+                receiver = ".".join([base.id, *reversed(parts)])
+                dotted = self.module.qualified_name(base)
+                if dotted and base.id not in self.local_names():
+                    base_global = dotted
+        args = (self.wrapped(call, 0), self.wrapped(call, 1) if attr == "run_in_executor" else None)
+        return CallFact(
+            call.lineno, call.col_offset, self.name(func), awaited, self.lazy_init(call), attr,
+            path, base_id, hops, receiver, base_global, args,
+        )  # fmt: skip
+
+    def fact(self) -> FunctionFact:
+        awaited = awaited_ids(self.body)
+        calls = tuple(
+            self.call(child, id(child) in awaited)
+            for child in self.body
+            if isinstance(child, ast.Call)
+        )
+        node = self.node
+        return FunctionFact(
+            self.qualname, self.module, node.name, node.lineno, node.col_offset,
+            isinstance(node, ast.AsyncFunctionDef), self._cached(), self.kinds(), calls,
+        )  # fmt: skip
+
+    def _cached(self) -> bool:
+        for decorator in self.node.decorator_list:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            if self.module.qualified_name(target) in _CACHES:
+                return True
+        return False
+
+
+_CACHES = frozenset({"functools.lru_cache", "functools.cache", "functools.cached_property"})
+
+
+def _function_fact(
+    module: Module, assignments: dict[str, ast.expr], qualname: str, node: FunctionNode
+) -> FunctionFact:
+    return _Reader(module, assignments, qualname, node).fact()
