@@ -284,6 +284,105 @@ def print_layers(path: str) -> None:
             print(f"  of which {label:<38} {100 * here / total:6.1f}%")
 
 
+# Self time (each function's own CPU, which coroutines do not blur as they do inclusive
+# time), grouped by the layer it belongs to; a builtin is charged to its callers' layers.
+_ROUTING_FUNCTIONS = frozenset(
+    (
+        "_match",
+        "matches",
+        "_get_routes_version",
+        "_restore_fastapi_scope_key",
+        "_get_fastapi_scope",
+        "_get_scope_effective_route_context",
+        "_get_scope_included_router",
+        "effective_candidates",
+        "_update_scope",
+        "_route_selected",
+    )
+)
+_LAYER_FILES = (  # (a part of the file's path, layer); the first that matches
+    ("starlette/routing.py", "routing"),
+    ("starlette/_utils.py", "routing"),
+    ("fastapi/dependencies", "dependency resolution"),
+    ("fastapi/_compat", "dependency resolution"),
+    ("/typing.py", "dependency resolution"),
+    ("/jwt/", "JWT"),
+    ("base64.py", "JWT"),
+    ("hmac.py", "JWT"),
+    ("keel/core/security", "JWT"),
+    ("sqlalchemy/orm", "SQLAlchemy ORM (session, loading)"),
+    ("sqlalchemy", "SQLAlchemy Core (statements, compile cache, engine, pool)"),
+    ("asyncpg", "asyncpg"),
+    ("/limits/", "rate limit"),
+    ("keel/core/ratelimit.py", "rate limit"),
+    ("keel/core/middleware", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("starlette/middleware", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("fastapi/middleware", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("fastapi/_body_limit", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("fastapi/telemetry", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("keel/core/request_id", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("keel/core/metrics", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("prometheus", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("structlog", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("keel/core/logging", "middleware (id, headers, log, metrics, hosts, limits)"),
+    ("pydantic", "validation, serialisation, JSON"),
+    ("schemas.py", "validation, serialisation, JSON"),
+    ("/json/", "validation, serialisation, JSON"),
+    ("cashews", "read cache"),
+    ("keel/core/cache", "read cache"),
+    ("fastapi/", "FastAPI/Starlette request and response"),
+    ("starlette/", "FastAPI/Starlette request and response"),
+    ("asyncio", "asyncio, anyio, contextlib"),
+    ("anyio", "asyncio, anyio, contextlib"),
+    ("contextlib", "asyncio, anyio, contextlib"),
+)
+_OWN_BUILTINS = ("load_der", "to_json", "validate_python", "'re.Pattern'", "greenlet")
+
+
+def _layer(file: str, function: str) -> str:
+    if file.endswith("fastapi/routing.py") and function in _ROUTING_FUNCTIONS:
+        return "routing"
+    if "'re.Pattern'" in function:
+        return "routing"
+    if "greenlet" in function:
+        return "SQLAlchemy Core (statements, compile cache, engine, pool)"
+    if "load_der" in function:
+        return "JWT"
+    if "to_json" in function or "validate_python" in function:
+        return "validation, serialisation, JSON"
+    return next((layer for part, layer in _LAYER_FILES if part in file), "other")
+
+
+def print_shares(paths: list[str]) -> None:
+    """Each profile's self time by layer, as a Markdown table (one column per profile)."""
+    import collections
+    import pstats
+
+    columns = []
+    for path in paths:
+        shares: collections.Counter[str] = collections.Counter()
+        total = 0.0
+        stats: dict[Any, Any] = pstats.Stats(path).stats  # type: ignore[attr-defined]
+        for (file, _, function), (_, _, own, _, callers) in stats.items():
+            total += own
+            if file == "~" and callers and not any(b in function for b in _OWN_BUILTINS):
+                weight = sum(caller[2] for caller in callers.values()) or 1.0
+                for (caller_file, _, caller_function), caller in callers.items():
+                    shares[_layer(caller_file, caller_function)] += own * caller[2] / weight
+            else:
+                shares[_layer(file, function)] += own
+        columns.append((shares, total or 1.0))
+    layers = sorted(
+        {layer for shares, _ in columns for layer in shares},
+        key=lambda layer: -columns[0][0][layer],
+    )
+    print("| layer | " + " | ".join(Path(path).stem for path in paths) + " |")
+    print("|---|" + "---:|" * len(paths))
+    for layer in layers:
+        cells = " | ".join(f"{100 * shares[layer] / total:.1f}%" for shares, total in columns)
+        print(f"| {layer} | {cells} |")
+
+
 def paired_rounds(arguments: argparse.Namespace) -> None:
     """Alternate this tree and `--against`'s `src/` (extracted with `git archive`), each a
     fresh process running this script, and print each round's CPU µs and their ratio."""
@@ -355,9 +454,15 @@ def main() -> None:
     parser.add_argument("--cprofile", metavar="FILE", help="write a cProfile of the loop")
     parser.add_argument("--no-migrate", action="store_true", help="the database is ready")
     parser.add_argument("--layers", metavar="FILE", help="print each layer's share of a profile")
+    parser.add_argument(
+        "--shares", metavar="FILE", nargs="+", help="self time by layer of cProfiles (a table)"
+    )
     arguments = parser.parse_args()
     if arguments.layers:
         print_layers(arguments.layers)
+        return
+    if arguments.shares:
+        print_shares(arguments.shares)
         return
     database_url = os.environ.get("KEEL_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     environment = production_environment(database_url)

@@ -3,17 +3,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import PageBody, Pagination, page_route
+from keel.core.routers import FeatureRouter
 from keel.features.auth.dependencies import CurrentPrincipal, CurrentUser, VerifiedUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = FeatureRouter(prefix="/orders", tags=["orders"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Place an order (reserves stock)")
