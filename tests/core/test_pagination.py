@@ -212,7 +212,8 @@ async def test_an_order_page_reads_the_owner_index(
 async def test_product_search_uses_the_trigram_index_on_postgresql(
     db_connection: AsyncConnection,
 ) -> None:
-    statement = product_statement(ProductFilters(q="idge"), include_inactive=True)
+    shaped, values = product_statement(ProductFilters(q="idge"), include_inactive=True)
+    statement = shaped.params(values)
     if backend_name() == "postgresql":
         await db_connection.execute(text("SET LOCAL enable_seqscan = off"))
         plan = await _plan(db_connection, statement.order_by(None))
@@ -238,5 +239,5 @@ async def test_every_product_sort_reads_an_index(
 ) -> None:
     if backend_name() == "postgresql":
         await db_connection.execute(text("SET LOCAL enable_seqscan = off"))
-    statement = product_statement(ProductFilters(sort=sort), include_inactive=False)
+    statement, _ = product_statement(ProductFilters(sort=sort), include_inactive=False)
     assert index in await _plan(db_connection, statement.limit(21))
