@@ -354,33 +354,42 @@ def _layer(file: str, function: str) -> str:
 
 
 def print_shares(paths: list[str]) -> None:
-    """Each profile's self time by layer, as a Markdown table (one column per profile)."""
+    """Each profile's self time by layer, as a Markdown table (one column per profile): the
+    share, and the profiled µs per request (requests: the calls of `scope_for`; cProfile's
+    own overhead is in those µs, so compare them only between profiles)."""
     import collections
     import pstats
 
     columns = []
     for path in paths:
         shares: collections.Counter[str] = collections.Counter()
-        total = 0.0
+        total, requests = 0.0, 1
         stats: dict[Any, Any] = pstats.Stats(path).stats  # type: ignore[attr-defined]
-        for (file, _, function), (_, _, own, _, callers) in stats.items():
+        for (file, _, function), (calls, _, own, _, callers) in stats.items():
             total += own
+            if function == "scope_for" and file.endswith("request_cost.py"):
+                requests = calls
             if file == "~" and callers and not any(b in function for b in _OWN_BUILTINS):
                 weight = sum(caller[2] for caller in callers.values()) or 1.0
                 for (caller_file, _, caller_function), caller in callers.items():
                     shares[_layer(caller_file, caller_function)] += own * caller[2] / weight
             else:
                 shares[_layer(file, function)] += own
-        columns.append((shares, total or 1.0))
+        columns.append((shares, total or 1.0, requests))
     layers = sorted(
-        {layer for shares, _ in columns for layer in shares},
+        {layer for shares, _, _ in columns for layer in shares},
         key=lambda layer: -columns[0][0][layer],
     )
     print("| layer | " + " | ".join(Path(path).stem for path in paths) + " |")
     print("|---|" + "---:|" * len(paths))
     for layer in layers:
-        cells = " | ".join(f"{100 * shares[layer] / total:.1f}%" for shares, total in columns)
+        cells = " | ".join(
+            f"{100 * shares[layer] / total:.1f}% ({1e6 * shares[layer] / requests:,.0f})"
+            for shares, total, requests in columns
+        )
         print(f"| {layer} | {cells} |")
+    totals = " | ".join(f"{1e6 * total / requests:,.0f} µs" for _, total, requests in columns)
+    print(f"| profiled self time per request | {totals} |")
 
 
 def paired_rounds(arguments: argparse.Namespace) -> None:
