@@ -203,7 +203,8 @@ async def test_an_order_page_reads_the_owner_index(
     buyer = await signed_up(client)
     if backend_name() == "postgresql":  # a tiny table: make the planner show the index
         await db_connection.execute(text("SET LOCAL enable_seqscan = off"))
-    plan = await _plan(db_connection, for_user(uuid.UUID(buyer.id)).limit(21))
+    statement, owner = for_user(uuid.UUID(buyer.id))
+    plan = await _plan(db_connection, statement.params(owner).limit(21))
     assert "ix_orders_user_id_created_at" in plan
     assert "sort" not in plan.lower().replace("ix_orders_user_id_created_at", "")
 
@@ -211,7 +212,8 @@ async def test_an_order_page_reads_the_owner_index(
 async def test_product_search_uses_the_trigram_index_on_postgresql(
     db_connection: AsyncConnection,
 ) -> None:
-    statement = product_statement(ProductFilters(q="idge"), include_inactive=True)
+    shaped, values = product_statement(ProductFilters(q="idge"), include_inactive=True)
+    statement = shaped.params(values)
     if backend_name() == "postgresql":
         await db_connection.execute(text("SET LOCAL enable_seqscan = off"))
         plan = await _plan(db_connection, statement.order_by(None))
@@ -237,5 +239,5 @@ async def test_every_product_sort_reads_an_index(
 ) -> None:
     if backend_name() == "postgresql":
         await db_connection.execute(text("SET LOCAL enable_seqscan = off"))
-    statement = product_statement(ProductFilters(sort=sort), include_inactive=False)
+    statement, _ = product_statement(ProductFilters(sort=sort), include_inactive=False)
     assert index in await _plan(db_connection, statement.limit(21))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -142,3 +144,51 @@ async def test_token_for_a_session_of_another_user_is_refused(
         session_id=uuid.UUID(str(claims_of(other.access_token)["sid"])),
     )
     assert_error_body(await me_with(client, mixed.token), 401, "UNAUTHORIZED")
+
+
+async def test_a_remembered_token_still_expires() -> None:
+    service = tokens()
+    issued = service.issue(
+        "access",
+        subject=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        now=utcnow() - service.access_lifetime + timedelta(seconds=1.5),
+    )
+    verified = service.decode(issued.token, "access")  # verified, then remembered
+    assert verified.token_id == issued.claims.token_id
+    assert service.decode(issued.token, "access") == verified  # from memory
+    await asyncio.sleep(max(0.0, verified.expires_at.timestamp() - time.time()) + 0.05)
+    with pytest.raises(InvalidTokenError, match="Token expired"):
+        service.decode(issued.token, "access")
+
+
+def test_a_remembered_token_keeps_its_type() -> None:
+    service = tokens()
+    issued = service.issue("refresh", subject=uuid.uuid4(), session_id=uuid.uuid4())
+    service.decode(issued.token, "refresh")
+    with pytest.raises(InvalidTokenError, match="Expected a token of type 'access'"):
+        service.decode(issued.token, "access")
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("keel.core.security.tokens.VERIFIED_CACHE_SIZE", 2)
+    service = tokens()
+    issued = [
+        service.issue("access", subject=uuid.uuid4(), session_id=uuid.uuid4()) for _ in range(3)
+    ]
+    for token in issued:
+        service.decode(token.token, "access")
+    assert list(service._verified) == [issued[1].token, issued[2].token]
+
+
+def test_a_forged_token_is_not_remembered() -> None:
+    service = tokens()
+    forged = jwt.encode(
+        claims_of(service.issue("access", subject=uuid.uuid4(), session_id=uuid.uuid4()).token),
+        "another-secret-" * 4,
+        algorithm="HS256",
+    )
+    for _ in range(2):
+        with pytest.raises(InvalidTokenError):
+            service.decode(forged, "access")
+    assert forged not in service._verified

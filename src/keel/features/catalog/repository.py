@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, UnaryExpression, and_, func, or_, select, text, update
+from sqlalchemy import (
+    Select,
+    String,
+    UnaryExpression,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,28 +53,62 @@ PAGE_COLUMNS: tuple[Any, ...] = (
 )
 
 
-def filtered(filters: ProductFilters, *, include_inactive: bool) -> Select[Any]:
-    """A page's columns. `q` is matched in SQL as `lower(column) LIKE '%q%'`, the expression
-    the trigram indexes of PostgreSQL are built on (migration 0010)."""
+def filtered(
+    filters: ProductFilters, *, include_inactive: bool
+) -> tuple[Select[Any], dict[str, Any]]:
+    """A page's columns, and the values of its bound parameters. `q` is matched in SQL as
+    `lower(column) LIKE '%q%'`, the expression the trigram indexes of PostgreSQL are built on
+    (migration 0010).
+
+    The statement depends only on which filters are set (a few hundred combinations at
+    most), so each is built once and `fetch_page` reuses its paged form; the values are
+    bound per request. The SQL is the one a statement built with the values would have."""
+    values: dict[str, Any] = {}
+    if filters.q:
+        values["q_pattern"] = contains_pattern(filters.q)
+    if filters.min_price is not None:
+        values["min_price"] = filters.min_price
+    if filters.max_price is not None:
+        values["max_price"] = filters.max_price
+    statement = _shaped(
+        filters.sort,
+        include_inactive,
+        "q_pattern" in values,
+        "min_price" in values,
+        "max_price" in values,
+        filters.in_stock,
+    )
+    return statement, values
+
+
+@functools.cache
+def _shaped(
+    sort: ProductSort,
+    include_inactive: bool,
+    q: bool,
+    min_price: bool,
+    max_price: bool,
+    in_stock: bool | None,
+) -> Select[Any]:
     # The id breaks ties, so pages are stable when names or prices repeat.
-    statement = select(*PAGE_COLUMNS).order_by(ORDERING[filters.sort], Product.id)
+    statement = select(*PAGE_COLUMNS).order_by(ORDERING[sort], Product.id)
     if not include_inactive:
         statement = statement.where(Product.is_active.is_(True))
-    if filters.q:
-        pattern = contains_pattern(filters.q)
+    if q:
+        pattern = bindparam("q_pattern", type_=String)
         statement = statement.where(
             or_(
                 func.lower(Product.name).like(pattern, escape=LIKE_ESCAPE),
                 func.lower(Product.sku).like(pattern, escape=LIKE_ESCAPE),
             )
         )
-    if filters.min_price is not None:
-        statement = statement.where(Product.price_amount >= filters.min_price)
-    if filters.max_price is not None:
-        statement = statement.where(Product.price_amount <= filters.max_price)
-    if filters.in_stock is True:
+    if min_price:
+        statement = statement.where(Product.price_amount >= bindparam("min_price"))
+    if max_price:
+        statement = statement.where(Product.price_amount <= bindparam("max_price"))
+    if in_stock is True:
         statement = statement.where(Product.stock > 0)
-    elif filters.in_stock is False:
+    elif in_stock is False:
         statement = statement.where(Product.stock == 0)
     return statement
 

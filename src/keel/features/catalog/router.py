@@ -3,12 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from keel.core.dependencies import Cache, DbSession, Store
 from keel.core.downloads import RangeHeader, streamed
 from keel.core.pagination import PageBody, Pagination, page_route
+from keel.core.routers import FeatureRouter
 from keel.features.auth.dependencies import AdminUser, OptionalUser
 from keel.features.catalog import service
 from keel.features.catalog.schemas import (
@@ -20,7 +21,7 @@ from keel.features.catalog.schemas import (
 )
 from keel.features.users.models import Role
 
-router = APIRouter(prefix="/products", tags=["catalog"])
+router = FeatureRouter(prefix="/products", tags=["catalog"])
 
 
 @page_route(router, ProductResponse, "List products (public; admins also see inactive ones)")

@@ -53,8 +53,8 @@ async def list_products(
     """One page (cached for the public: a hit is the stored bytes, as they are)."""
 
     async def load() -> bytes:
-        statement = repository.filtered(filters, include_inactive=include_inactive)
-        page = await fetch_page(session, statement, params)
+        statement, values = repository.filtered(filters, include_inactive=include_inactive)
+        page = await fetch_page(session, statement, params, values=values)
         return page.render([product_fields(row) for row in page.rows]).stored()
 
     if include_inactive:

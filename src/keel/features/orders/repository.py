@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Row, Select, or_, update
+from sqlalchemy import JSON, Row, Select, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -89,12 +89,23 @@ PAGE_COLUMNS: tuple[Any, ...] = (
 )
 
 
-def for_user(user_id: uuid.UUID | None) -> Select[Any]:
-    """A page's columns, with the payment (at most one per order) joined and the lines
-    aggregated, newest first; everyone's when `user_id` is None."""
-    return newest_first(Order, Order.user_id, user_id, *PAGE_COLUMNS).outerjoin(
+def _page(owner: Any) -> Select[Any]:
+    return newest_first(Order, Order.user_id, owner, *PAGE_COLUMNS).outerjoin(
         Payment, Payment.order_id == Order.id
     )
+
+
+_EVERYONES_PAGE = _page(None)
+_OWNERS_PAGE = _page(bindparam("owner_id"))
+
+
+def for_user(user_id: uuid.UUID | None) -> tuple[Select[Any], dict[str, Any]]:
+    """A page's columns, with the payment (at most one per order) joined and the lines
+    aggregated, newest first; everyone's when `user_id` is None. The statement is built
+    once and the owner bound per request (`fetch_page` then reuses its paged form)."""
+    if user_id is None:
+        return _EVERYONES_PAGE, {}
+    return _OWNERS_PAGE, {"owner_id": user_id}
 
 
 def _claim_free(now: datetime) -> Any:

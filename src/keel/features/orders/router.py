@@ -3,17 +3,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from fastapi.responses import JSONResponse
 
 from keel.core.dependencies import Cache, DbSession, Events, Gateway
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import PageBody, Pagination, page_route
-from keel.features.auth.dependencies import CurrentUser, VerifiedUser
+from keel.core.routers import FeatureRouter
+from keel.features.auth.dependencies import CurrentPrincipal, CurrentUser, VerifiedUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = FeatureRouter(prefix="/orders", tags=["orders"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Place an order (reserves stock)")
@@ -25,12 +26,12 @@ async def create_order(
 
 @page_route(router, OrderResponse, "List orders (your own; admins: everyone's, filter by user_id)")
 async def list_orders(
-    user: CurrentUser,
+    principal: CurrentPrincipal,  # the lean caller: a page needs only its id and roles
     session: DbSession,
     pagination: Pagination,
     filters: Annotated[OrderFilters, Query()],
 ) -> PageBody:
-    return await service.list_orders(session, user, filters.user_id, pagination)
+    return await service.list_orders(session, principal.user, filters.user_id, pagination)
 
 
 @router.get("/{order_id:uuid}", summary="Read an order (owner or admin)")

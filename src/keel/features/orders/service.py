@@ -27,6 +27,7 @@ from keel.core.models import utcnow
 from keel.core.pagination import PageBody, PageParams, fetch_page
 from keel.core.payments import PaymentGateway, claim_lease
 from keel.core.types import MAX_MINOR_UNITS
+from keel.features.auth.service import Caller
 from keel.features.catalog import service as catalog
 from keel.features.orders import repository
 from keel.features.orders.models import Order, OrderItem, OrderStatus
@@ -103,14 +104,15 @@ async def get_order(session: AsyncSession, actor: User, order_id: uuid.UUID) -> 
 
 
 async def list_orders(
-    session: AsyncSession, actor: User, user_id: uuid.UUID | None, params: PageParams
+    session: AsyncSession, actor: User | Caller, user_id: uuid.UUID | None, params: PageParams
 ) -> PageBody:
     """Customers see their own orders; admins see everyone's and may filter by user."""
     if not actor.has_role(Role.ADMIN):
         if user_id is not None and user_id != actor.id:
             raise ForbiddenError("Only admins can list other users' orders")
         user_id = actor.id
-    page = await fetch_page(session, repository.for_user(user_id), params)
+    statement, values = repository.for_user(user_id)
+    page = await fetch_page(session, statement, params, values=values)
     return page.render(
         [
             order_fields(
