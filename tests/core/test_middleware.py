@@ -10,7 +10,6 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.api import UPLOAD_PREFIXES
 from keel.core.middleware.body_limit import (
     BodySizeLimitMiddleware,
     UploadLimit,
@@ -105,10 +104,6 @@ async def test_small_body_passes_the_limit(client: httpx.AsyncClient) -> None:
     response = await client.post("/_test/echo", json={"name": "a", "count": 1})
     assert response.status_code == 200
     assert response.json() == {"name": "a", "count": 1}
-
-
-def test_the_features_with_upload_bodies_are_the_ones_declaring_it() -> None:
-    assert UPLOAD_PREFIXES == ("/api/v1/files", "/api/v1/imports")
 
 
 async def test_only_an_upload_routers_prefix_gets_the_upload_limit() -> None:

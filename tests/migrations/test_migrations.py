@@ -13,8 +13,8 @@ from keel.core.config import load_settings
 from keel.core.database import Database
 from keel.core.errors import ConfigError
 from keel.core.lifespan import prepare_schema
+from keel.features.registry import metadata
 from keel.migrations import runner
-from keel.models import Base
 from tests.conftest import FreshDatabase
 
 
@@ -35,7 +35,7 @@ async def test_upgrade_downgrade_upgrade_round_trip(
         assert await runner.is_at_head(database.engine)
         async with database.engine.connect() as connection:
             after_first = await connection.run_sync(tables)
-        assert after_first == set(Base.metadata.tables)
+        assert after_first == set(metadata().tables)
 
         await runner.downgrade(database.engine, "base")
         assert await runner.current_revisions(database.engine) == set()
@@ -64,7 +64,7 @@ async def test_models_and_migrations_agree(fresh_database: FreshDatabase) -> Non
                     "include_object": runner.include_object,
                 },
             )
-            return list(compare_metadata(context, Base.metadata))
+            return list(compare_metadata(context, metadata()))
 
         async with database.engine.connect() as connection:
             assert await connection.run_sync(diff) == []

@@ -85,8 +85,8 @@ async def create_probe_table(url: str) -> None:
 
 async def empty_all_tables(url: str) -> None:
     """Delete every row the app's tables hold (for tests that commit through the real pool)."""
-    from keel.models import Base
+    from keel.features.registry import metadata
 
     async with opened(url) as database, database.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
+        for table in reversed(metadata().sorted_tables):
             await connection.execute(table.delete())

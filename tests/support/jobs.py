@@ -15,8 +15,8 @@ import httpx
 from keel.core.config import Settings
 from keel.core.jobs.handlers import JobContext, JobHandlers, PermanentJobError
 from keel.core.jobs.models import Job
+from keel.features.registry import job_handlers
 from keel.features.users.models import User
-from keel.jobs import HANDLERS
 from keel.main import create_app
 from tests.support import routes
 from tests.support.accounts import Account, make_admin, signed_up
@@ -58,7 +58,7 @@ async def slow(ctx: JobContext) -> dict[str, Any]:
 
 
 TEST_HANDLERS: JobHandlers = {
-    **HANDLERS,
+    **job_handlers(),
     "test.echo": echo,
     "test.flaky": flaky,
     "test.broken": broken,

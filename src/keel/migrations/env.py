@@ -8,11 +8,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from keel.core.models import UTCDateTime
+from keel.features.registry import metadata
 from keel.migrations.runner import compare_type, include_object
-from keel.models import Base
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata()
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:

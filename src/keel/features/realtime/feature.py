@@ -1,0 +1,6 @@
+"""Realtime notifications over WebSocket."""
+
+from keel.core.features import Feature
+from keel.features.realtime.router import router
+
+FEATURE = Feature(name="realtime", router=router)
