@@ -19,7 +19,7 @@ from keel.core.middleware.body_limit import upload_prefixes
 from keel.core.openapi import adjust_openapi, document_error_statuses, operation_id
 from keel.core.schemas import ERROR_RESPONSES
 from keel.core.tracing import instrument_app
-from keel.features.registry import features, maintenance
+from keel.features.registry import features, maintenance, resources
 from keel.features.registry import job_handlers as enabled_job_handlers
 
 log = get_logger(__name__)
@@ -72,6 +72,7 @@ def create_app(
             pool_metrics,
             enabled_job_handlers() if job_handlers is None else job_handlers,
             maintenance(),
+            resources(),
         ),
         docs_url=None,
         redoc_url=None,

@@ -15,7 +15,7 @@ from keel.core.jobs.handlers import JobHandlers
 from keel.core.lifespan import open_state
 from keel.core.logging import get_logger
 from keel.core.tracing import setup_tracing, tracing_config
-from keel.features.registry import job_handlers, maintenance
+from keel.features.registry import job_handlers, maintenance, resources
 
 log = get_logger(__name__)
 
@@ -33,6 +33,7 @@ async def run_worker(settings: Settings, handlers: JobHandlers | None = None) ->
             consume_jobs=True,
             maintenance=maintenance(),
             tracing=tracing,
+            resources=resources(),
         ):
             log.info(
                 "worker_ready", queue=settings.job_queue_name, concurrency=settings.job_concurrency

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import MetaData
 
 from keel.core.errors import ConfigError
-from keel.core.features import Feature
+from keel.core.features import Feature, Resources
 from keel.core.jobs.handlers import JobHandlers, Maintenance
 from keel.core.models import Base
 
@@ -93,3 +93,8 @@ def metadata() -> MetaData:
     importlib.import_module("keel.core.jobs.models")
     features()
     return Base.metadata
+
+
+def resources() -> tuple[Resources, ...]:
+    """The enabled features' lifespan parts, opened after the core resources."""
+    return tuple(feature.resources for feature in features() if feature.resources is not None)

@@ -6,12 +6,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 
-from keel.core.dependencies import Cache, DbSession, Events, Gateway
+from keel.core.dependencies import Cache, DbSession, Events
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import PageBody, Pagination, page_route
 from keel.features.auth.dependencies import CurrentUser, VerifiedUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
+from keel.features.payments.resources import Gateway
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 

@@ -21,29 +21,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from keel.core.events import Event, EventHub
+from keel.core.events import SESSIONS_ENDED, Event, EventHub
 
 POLICY_VIOLATION = 1008
 MAX_TICK_SECONDS = 1.0
 """The clock's resolution for heartbeats and token expiry (finer if a heartbeat is shorter)."""
-SESSIONS_ENDED = "sessions.ended"
-"""Internal: a user's login sessions ended; their sockets close. Never sent to clients."""
-
-
-def sessions_ended(
-    user_id: uuid.UUID,
-    reason: str,
-    *,
-    only: uuid.UUID | None = None,
-    keep: uuid.UUID | None = None,
-) -> Event:
-    """The event that closes `user_id`'s sockets: of session `only`, or all but `keep`, or all."""
-    data = {"reason": reason, "only": _text(only), "keep": _text(keep)}
-    return Event(type=SESSIONS_ENDED, id=str(uuid.uuid4()), user_id=user_id, data=data)
-
-
-def _text(value: uuid.UUID | None) -> str | None:
-    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from keel.core.payments import (
+from keel.features.payments.gateway import (
     CardDetails,
     ChargeRequest,
     GatewayRejectedError,

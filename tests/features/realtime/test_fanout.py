@@ -5,8 +5,8 @@ import json
 import uuid
 from typing import Any, ClassVar
 
-from keel.core.events import Event, EventHub
-from keel.core.realtime import GONE, HEARTBEAT, Close, Delivery, Mailbox, Realtime, sessions_ended
+from keel.core.events import Event, EventHub, sessions_ended
+from keel.features.realtime.fanout import GONE, HEARTBEAT, Close, Delivery, Mailbox, Realtime
 
 
 def event(user_id: uuid.UUID | None, n: int = 0) -> Event:
