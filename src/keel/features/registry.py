@@ -61,19 +61,25 @@ def _load(name: str) -> Feature:
     return feature
 
 
+def feature_directory(name: str) -> Path:
+    """Where feature `name`'s package is, found without importing it."""
+    spec = importlib.util.find_spec(f"{PACKAGE}.{name}")
+    if spec is None or spec.origin is None:
+        raise ConfigError([f"feature {name!r} is enabled but {PACKAGE}.{name} is missing"])
+    return Path(spec.origin).parent
+
+
 def migration_directories() -> tuple[Path, ...]:
     """The enabled features' revision directories (`<package>/migrations`), where present.
 
     Found on disk rather than imported, so the migrations run without loading the app."""
-    found = []
-    for name in ENABLED:
-        spec = importlib.util.find_spec(f"{PACKAGE}.{name}")
-        if spec is None or spec.origin is None:
-            raise ConfigError([f"feature {name!r} is enabled but {PACKAGE}.{name} is missing"])
-        directory = Path(spec.origin).parent / "migrations"
-        if directory.is_dir():
-            found.append(directory)
-    return tuple(found)
+    found = (feature_directory(name) / "migrations" for name in ENABLED)
+    return tuple(directory for directory in found if directory.is_dir())
+
+
+def features_required_by(name: str) -> tuple[str, ...]:
+    """What feature `name` requires, as its declaration says."""
+    return next(feature.requires for feature in features() if feature.name == name)
 
 
 def job_handlers() -> JobHandlers:

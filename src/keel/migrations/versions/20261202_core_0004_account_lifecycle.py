@@ -4,8 +4,8 @@ Existing accounts are marked verified: they were opened before Keel could verify
 and turning on KEEL_REQUIRE_VERIFIED_EMAIL must not lock out customers who have been ordering
 for months. Accounts created from here on start unverified.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: core_0004
+Revises: core_0003
 Create Date: 2026-12-02 01:40:00
 """
 
@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "core_0004"
+down_revision: str | None = "core_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+LEGACY_SCHEMA = True  # the schema the linear history up to 0012 built (runner.py)
 
 
 def upgrade() -> None:

@@ -1,8 +1,11 @@
-"""Files, and product images pointing at them.
+"""Files: uploaded objects' metadata (the bytes are in storage).
 
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-22 04:55:37.077401
+Until features had migrations of their own (issue 14) this was 0006 of one linear history.
+
+Revision ID: files_0001
+Revises:
+Depends on: 0002
+Create Date: 2026-12-02 05:00:00
 """
 
 from collections.abc import Sequence
@@ -10,10 +13,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision: str = "files_0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = ("files",)
+depends_on: str | Sequence[str] | None = ("0002",)  # users
+LEGACY_SCHEMA = True  # the schema the linear history up to 0012 built (runner.py)
 
 
 def upgrade() -> None:
@@ -38,24 +42,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_files")),
         sa.UniqueConstraint("storage_key", name=op.f("uq_files_storage_key")),
     )
-    with op.batch_alter_table("files", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_files_owner_id"), ["owner_id"], unique=False)
-
-    with op.batch_alter_table("products", schema=None) as batch_op:
-        batch_op.create_foreign_key(
-            batch_op.f("fk_products_image_file_id_files"),
-            "files",
-            ["image_file_id"],
-            ["id"],
-            ondelete="SET NULL",
-        )
+    op.create_index(op.f("ix_files_owner_id"), "files", ["owner_id"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("products", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_products_image_file_id_files"), type_="foreignkey")
-
-    with op.batch_alter_table("files", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_files_owner_id"))
-
-    op.drop_table("files")
+    op.drop_table("files")  # its index goes with it
