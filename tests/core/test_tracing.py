@@ -46,10 +46,11 @@ from keel.core.tracing import (
 )
 from keel.main import create_app
 from tests.conftest import MakeSettings
+from tests.features.orders.support import card, pay, placed_order
+from tests.features.payments.support import running_gateway
 from tests.support.accounts import make_admin, signed_up
 from tests.support.app import isolated_app, serve
 from tests.support.databases import opened
-from tests.support.gateway import running_gateway
 from tests.support.jobs import enqueue, jobs_client, live_admin, wait_for_job
 from tests.support.network import closed_port
 from tests.support.otlp import (
@@ -62,7 +63,6 @@ from tests.support.otlp import (
     running_collector,
 )
 from tests.support.servers import uvicorn_server
-from tests.support.shop import card, pay, placed_order
 
 PRODUCT_ROUTE = "/api/v1/products/{product_id}"
 

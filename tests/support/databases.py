@@ -70,7 +70,7 @@ async def opened(url: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-async def migrate(url: str, revision: str = "head") -> None:
+async def migrate(url: str, revision: str = "heads") -> None:
     async with opened(url) as database:
         await runner.upgrade(database.engine, revision)
 

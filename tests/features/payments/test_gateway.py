@@ -17,7 +17,7 @@ from keel.features.payments.gateway import (
     SandboxGateway,
     claim_lease,
 )
-from tests.support.gateway import GatewayScript, running_gateway
+from tests.features.payments.support import GatewayScript, running_gateway
 
 CARD = CardDetails(number="4242424242424242", exp_month=12, exp_year=2099, cvc="123", holder="A")
 

@@ -1,46 +1,20 @@
-"""Shop data through the API: products, placed orders, card bodies and pay calls.
-
-Shared by the catalog, orders, payments and tracing tests, so each builds an order the way a
-client does instead of copying the requests.
-"""
+"""Orders through the API: placed orders, card bodies and pay calls, so each test builds an
+order the way a client does instead of copying the requests."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 
+from tests.features.catalog.support import create_product
 from tests.support.accounts import Account
 
-PRODUCTS = "/api/v1/products"
 ORDERS = "/api/v1/orders"
 GOOD = "4242 4242 4242 4242"
 INSUFFICIENT = "4000 0000 0000 9995"
 DECLINED = "4000 0000 0000 0002"
 TIMEOUT = "4000 0000 0000 0119"
-
-
-def product(**overrides: Any) -> dict[str, Any]:
-    """A valid product body with a unique SKU."""
-    body: dict[str, Any] = {
-        "sku": f"SKU-{uuid.uuid4().hex[:10]}",
-        "name": "Widget",
-        "description": "A useful widget",
-        "price": {"amount": 1999, "currency": "EUR"},
-        "stock": 5,
-    }
-    body.update(overrides)
-    return body
-
-
-async def create_product(
-    client: httpx.AsyncClient, admin: Account, **overrides: Any
-) -> dict[str, Any]:
-    response = await client.post(PRODUCTS, json=product(**overrides), headers=admin.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def card(number: str = GOOD, **overrides: Any) -> dict[str, Any]:

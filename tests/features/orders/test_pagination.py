@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,10 +21,11 @@ from keel.features.catalog.repository import filtered as product_statement
 from keel.features.catalog.schemas import ProductFilters, ProductSort
 from keel.features.orders.repository import for_user
 from tests.conftest import MakeSettings
+from tests.features.catalog.support import PRODUCTS, create_product
+from tests.features.orders.support import ORDERS, card, pay, placed_order
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
 from tests.support.databases import backend_name
-from tests.support.shop import ORDERS, PRODUCTS, card, create_product, pay, placed_order
 
 USERS = "/api/v1/users"
 BOUND = 2
@@ -166,11 +168,23 @@ async def test_a_cached_estimated_page_keeps_its_header_on_a_hit(
     ],
 )
 async def test_bad_page_parameters_are_422(
-    client: httpx.AsyncClient, admin: Account, params: dict[str, Any]
+    app: FastAPI, client: httpx.AsyncClient, admin: Account, params: dict[str, Any]
 ) -> None:
-    for path in (ORDERS, USERS, "/api/v1/jobs", PRODUCTS):
+    lists = paged_lists(app)
+    assert {ORDERS, USERS, PRODUCTS} <= set(lists)
+    for path in lists:
         response = await client.get(path, params=params, headers=admin.headers)
         assert_error_body(response, 422, "VALIDATION_ERROR")
+
+
+def paged_lists(app: FastAPI) -> list[str]:
+    """Every list the app pages (a GET taking `page` and `page_size`), whatever is enabled."""
+    return [
+        path
+        for path, operations in app.openapi()["paths"].items()
+        if {"page", "page_size"}
+        <= {p["name"] for p in operations.get("get", {}).get("parameters", ())}
+    ]
 
 
 @pytest.mark.parametrize("value", ["-1", "10000001", "many"])

@@ -1,0 +1,14 @@
+"""The card body documents the checks the payments feature enforces."""
+
+from __future__ import annotations
+
+from keel.core.config import Settings
+from keel.main import create_app
+from tests.test_openapi import component
+
+
+def test_card_fields_carry_the_patterns_the_server_enforces(settings: Settings) -> None:
+    card = component(create_app(settings).openapi(), "Card")["properties"]
+    assert card["number"]["pattern"] == r"^[0-9](?: ?[0-9]){12,18}$"
+    assert card["cvc"]["pattern"] == r"^[0-9]{3,4}$"
+    assert card["holder"]["minLength"] == 1
