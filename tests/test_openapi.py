@@ -39,7 +39,9 @@ def patch_bodies(document: dict[str, Any]) -> list[str]:
 
 
 def test_every_patch_body_is_found(document: dict[str, Any]) -> None:
-    assert sorted(patch_bodies(document)) == ["AdminUserUpdate", "MeUpdate", "ProductUpdate"]
+    found = patch_bodies(document)
+    assert {"AdminUserUpdate", "MeUpdate"} <= set(found)  # core's; features may add more
+    assert all(name.endswith("Update") for name in found), found
 
 
 def test_no_patch_field_is_documented_as_nullable(document: dict[str, Any]) -> None:
@@ -49,7 +51,7 @@ def test_no_patch_field_is_documented_as_nullable(document: dict[str, Any]) -> N
         assert schema["additionalProperties"] is False
         for field, field_schema in schema["properties"].items():
             assert not nullable(field_schema), f"{name}.{field}: {field_schema}"
-    assert component(document, "ProductUpdate")["properties"]["name"]["type"] == "string"
+    assert component(document, "AdminUserUpdate")["properties"]["full_name"]["type"] == "string"
 
 
 def test_a_new_password_or_email_is_documented_with_the_current_password(
@@ -73,7 +75,7 @@ def test_operation_ids_are_unique_kebab_case_tag_and_handler(document: dict[str,
     ids = [operation["operationId"] for _, _, operation in operations_of(document)]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z]+(-[a-z]+)+", operation_id) for operation_id in ids), ids
-    assert {"auth-register", "auth-login", "orders-pay-order", "users-read-me"} <= set(ids)
+    assert {"auth-register", "auth-login", "users-read-me"} <= set(ids)
     # FastAPI's default names (`register_api_v1_auth_register_post`) are gone everywhere,
     # including the generated form body's schema name.
     assert not [name for name in document["components"]["schemas"] if "api_v1" in name]
