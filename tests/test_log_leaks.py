@@ -24,8 +24,12 @@ from keel.main import create_app
 from tests.conftest import TEST_JWT_SECRET
 from tests.support import routes
 from tests.support.accounts import signed_up
+from tests.support.app import mounted_routes
 from tests.support.leak_scan import LeakScanner, instrument
 from tests.support.servers import uvicorn_server
+
+WEBSOCKET = "/api/v1/ws"
+"""Driven when the app has it (the realtime feature); its `?token=` must not be logged."""
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,9 +149,12 @@ async def test_no_secret_reaches_the_log_even_at_debug(
                 account = await signed_up(http)
                 for secret in (account.password, account.access_token, account.refresh_token):
                     scanner.record_secret("secret", secret)
-                url = base.replace("http", "ws", 1) + f"/api/v1/ws?token={account.access_token}"
-                async with websockets.connect(url) as ws:
-                    assert json.loads(await ws.recv())["type"] == "subscribed"
+                if WEBSOCKET in {path for path, _ in mounted_routes()}:
+                    url = (
+                        base.replace("http", "ws", 1) + f"{WEBSOCKET}?token={account.access_token}"
+                    )
+                    async with websockets.connect(url) as ws:
+                        assert json.loads(await ws.recv())["type"] == "subscribed"
                 pair = (
                     await http.post(
                         "/api/v1/auth/refresh", json={"refresh_token": account.refresh_token}

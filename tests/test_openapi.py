@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
 from keel.core.config import Settings
 from keel.main import create_app
@@ -40,7 +39,9 @@ def patch_bodies(document: dict[str, Any]) -> list[str]:
 
 
 def test_every_patch_body_is_found(document: dict[str, Any]) -> None:
-    assert sorted(patch_bodies(document)) == ["AdminUserUpdate", "MeUpdate", "ProductUpdate"]
+    found = patch_bodies(document)
+    assert {"AdminUserUpdate", "MeUpdate"} <= set(found)  # core's; features may add more
+    assert all(name.endswith("Update") for name in found), found
 
 
 def test_no_patch_field_is_documented_as_nullable(document: dict[str, Any]) -> None:
@@ -50,7 +51,7 @@ def test_no_patch_field_is_documented_as_nullable(document: dict[str, Any]) -> N
         assert schema["additionalProperties"] is False
         for field, field_schema in schema["properties"].items():
             assert not nullable(field_schema), f"{name}.{field}: {field_schema}"
-    assert component(document, "ProductUpdate")["properties"]["name"]["type"] == "string"
+    assert component(document, "AdminUserUpdate")["properties"]["full_name"]["type"] == "string"
 
 
 def test_a_new_password_or_email_is_documented_with_the_current_password(
@@ -60,39 +61,6 @@ def test_a_new_password_or_email_is_documented_with_the_current_password(
         "password": ["current_password"],
         "email": ["current_password"],
     }
-
-
-def test_card_fields_carry_the_patterns_the_server_enforces(document: dict[str, Any]) -> None:
-    card = component(document, "Card")["properties"]
-    assert card["number"]["pattern"] == r"^[0-9](?: ?[0-9]){12,18}$"
-    assert card["cvc"]["pattern"] == r"^[0-9]{3,4}$"
-    assert card["holder"]["minLength"] == 1
-
-
-def test_upload_url_states_this_servers_limits(make_settings: Any) -> None:
-    settings = make_settings(max_upload_bytes=5 * 1024 * 1024, upload_allowed_types=["image/png"])
-    schema = create_app(settings).openapi()
-    request = component(schema, "UploadUrlRequest")["properties"]
-    assert request["size"]["maximum"] == 5 * 1024 * 1024
-    assert request["content_type"]["enum"] == ["image/png"]
-
-
-def test_downloads_document_the_types_they_send(settings: Settings) -> None:
-    app: FastAPI = create_app(settings)
-    operation = app.openapi()["paths"]["/api/v1/files/{file_id}/content"]["get"]
-    for status in ("200", "206"):
-        documented = set(operation["responses"][status]["content"])
-        assert documented == set(settings.upload_allowed_types)
-        assert "application/octet-stream" not in documented
-
-
-def test_streamed_downloads_take_a_range_header_and_document_206(settings: Settings) -> None:
-    paths = create_app(settings).openapi()["paths"]
-    for path in ("/api/v1/files/{file_id}/content", "/api/v1/products/{product_id}/image"):
-        operation = paths[path]["get"]
-        assert {"200", "206"} <= set(operation["responses"]), path
-        headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
-        assert headers == ["range"], path
 
 
 def operations_of(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -107,7 +75,7 @@ def test_operation_ids_are_unique_kebab_case_tag_and_handler(document: dict[str,
     ids = [operation["operationId"] for _, _, operation in operations_of(document)]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z]+(-[a-z]+)+", operation_id) for operation_id in ids), ids
-    assert {"auth-register", "auth-login", "orders-pay-order", "users-read-me"} <= set(ids)
+    assert {"auth-register", "auth-login", "users-read-me"} <= set(ids)
     # FastAPI's default names (`register_api_v1_auth_register_post`) are gone everywhere,
     # including the generated form body's schema name.
     assert not [name for name in document["components"]["schemas"] if "api_v1" in name]

@@ -1,5 +1,5 @@
-"""The `keel` command: serve, worker, migrate, check-config, create-admin, import-products,
-openapi, email preview, audit.
+"""The `keel` command: serve, worker, migrate, check-config, create-admin, openapi, email
+preview, audit, and the commands the enabled features add (`Feature.cli`: import-products).
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -14,19 +14,19 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
-from keel.core.config import Settings, ensure_safe, get_settings
+from keel.core.commands import command_settings, console, errors, fail, set_env, with_database
 from keel.core.errors import ConfigError
+from keel.features.registry import features
 from keel.scaffold.cli import new_app
 
 if TYPE_CHECKING:
+    from keel.core.config import Settings
     from keel.core.database import Database
     from keel.features.users.schemas import UserCreate
 
@@ -36,46 +36,6 @@ cli.add_typer(migrate_cli, name="migrate")
 email_cli = typer.Typer(help="The emails Keel sends.", no_args_is_help=True)
 cli.add_typer(email_cli, name="email")
 cli.add_typer(new_app, name="new")
-
-console = Console()
-errors = Console(stderr=True)
-
-
-def _set_env(**values: Any) -> None:
-    for name, value in values.items():
-        if value is not None:
-            os.environ[f"KEEL_{name.upper()}"] = str(value)
-    get_settings.cache_clear()
-
-
-def _fail(error: ConfigError) -> NoReturn:
-    errors.print(f"[bold red]{error}[/]")
-    raise typer.Exit(code=2)
-
-
-def _settings(*, production_checks: bool = True) -> Settings:
-    try:
-        settings = get_settings()
-        return ensure_safe(settings) if production_checks else settings
-    except ConfigError as error:
-        _fail(error)
-
-
-def _with_database(
-    settings: Settings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
-) -> Any:
-    """Run one async action against a short-lived engine (the CLI has no lifespan);
-    `bounded=False` for migrations, which may outlast any statement timeout."""
-    from keel.core.database import Database
-
-    async def run() -> Any:
-        database = Database.from_settings(settings, bounded=bounded)
-        try:
-            return await action(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
 
 
 def _prepare_metrics_dir(workers: int) -> None:
@@ -101,12 +61,12 @@ def serve(
     from keel.core.lifespan import prepare_schema
     from keel.core.serving import HTTP_PROTOCOL, websocket_server_options
 
-    _set_env(host=host, port=port, workers=workers)
-    settings = _settings()
+    set_env(host=host, port=port, workers=workers)
+    settings = command_settings()
     try:
-        _with_database(settings, lambda database: prepare_schema(database, settings))
+        with_database(settings, lambda database: prepare_schema(database, settings))
     except ConfigError as error:
-        _fail(error)
+        fail(error)
     _prepare_metrics_dir(settings.workers)
     # uvicorn re-raises SIGTERM once it has shut down cleanly; with the default disposition
     # that would end the process with -15 (143 in a container) instead of 0.
@@ -136,7 +96,7 @@ def worker() -> None:
     from keel.core.logging import configure_logging
     from keel.worker import run_worker
 
-    settings = _settings()
+    settings = command_settings()
     if settings.jobs_embedded:
         errors.print(
             "[bold red]keel worker needs KEEL_REDIS_URL (and KEEL_JOB_BROKER unset or redis); "
@@ -147,54 +107,6 @@ def worker() -> None:
         level=settings.log_level, json=settings.json_logs, trace_ids=settings.otel_enabled
     )
     asyncio.run(run_worker(settings))
-
-
-@cli.command("import-products")
-def import_products(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A product CSV.")
-    ],
-) -> None:
-    """Import products from a CSV file here and now (the same import as the API's job)."""
-    import gc
-
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-    from keel.features.imports.products import MalformedFileError
-    from keel.features.imports.service import import_local_file
-
-    settings = _settings()
-    # As the server does at start-up: the modules loaded so far live as long as the process,
-    # and full collections scanning them cost about a third of a large import (measured).
-    gc.freeze()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("Importing", total=file.stat().st_size)
-
-        async def progress(done: int) -> None:
-            bar.update(task, completed=done)
-
-        try:
-            result = _with_database(
-                settings, lambda database: import_local_file(database, settings, file, progress)
-            )
-        except MalformedFileError as exc:
-            errors.print(f"[bold red]{exc}; nothing was imported.[/]")
-            raise typer.Exit(code=1) from None
-    console.print(
-        f"[green]created {result.created}, updated {result.updated}[/], "
-        f"[{'red' if result.failed else 'green'}]failed {result.failed}[/]"
-    )
-    for error in result.errors:
-        console.print(f"  row {error['row']}, {error['column'] or 'row'}: {error['message']}")
-    if result.errors_truncated:
-        console.print(f"  … only the first {len(result.errors)} errors are listed")
 
 
 @cli.command("check-config")
@@ -248,8 +160,8 @@ def openapi(
 
     from keel.main import create_app
 
-    _set_env(log_level="ERROR")  # stdout is the document: no start-up warnings in it
-    document = json.dumps(create_app(_settings(production_checks=False)).openapi(), indent=2)
+    set_env(log_level="ERROR")  # stdout is the document: no start-up warnings in it
+    document = json.dumps(create_app(command_settings(production_checks=False)).openapi(), indent=2)
     if output is None:
         typer.echo(document)
         return
@@ -274,7 +186,7 @@ def create_admin(
 
     from keel.features.users.schemas import UserCreate
 
-    settings = _settings()
+    settings = command_settings()
     if settings.admin_password is not None:
         password = settings.admin_password.get_secret_value()
     else:
@@ -285,7 +197,7 @@ def create_admin(
         for error in exc.errors():
             errors.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/]")
         raise typer.Exit(code=2) from None
-    created = _with_database(settings, lambda database: _ensure_admin(database, settings, data))
+    created = with_database(settings, lambda database: _ensure_admin(database, settings, data))
     verb = "Created" if created else "Updated existing account; password unchanged:"
     console.print(f"[green]{verb} admin {data.email}[/]")
 
@@ -307,47 +219,60 @@ async def _ensure_admin(database: Database, settings: Settings, data: UserCreate
 
 
 @migrate_cli.command("upgrade")
-def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Upgrade the database to a revision (default: head)."""
+def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "heads") -> None:
+    """Upgrade the database (default: every branch to its head: core's and each feature's)."""
     from keel.migrations import runner
 
-    _with_database(_settings(), lambda db: runner.upgrade(db.engine, revision), bounded=False)
+    settings = command_settings()
+    with_database(settings, lambda db: runner.upgrade(db.engine, revision), bounded=False)
     console.print(f"[green]Upgraded to {revision}.[/]")
 
 
 @migrate_cli.command("downgrade")
 def migrate_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
-    """Downgrade the database to a revision (`base` removes every table)."""
+    """Downgrade the database to a revision (`base` removes every table; `catalog@base`
+    one feature's)."""
     from keel.migrations import runner
 
-    _with_database(_settings(), lambda db: runner.downgrade(db.engine, revision), bounded=False)
+    settings = command_settings()
+    with_database(settings, lambda db: runner.downgrade(db.engine, revision), bounded=False)
     console.print(f"[green]Downgraded to {revision}.[/]")
 
 
 @migrate_cli.command("current")
 def migrate_current() -> None:
-    """Show the database's revision and whether it is at head."""
+    """Show the database's revisions and whether every branch is at its head."""
     from keel.migrations import runner
 
-    current = _with_database(_settings(), lambda db: runner.current_revisions(db.engine))
-    heads = runner.head_revisions()
+    current = with_database(command_settings(), lambda db: runner.current_revisions(db.engine))
     console.print(f"current: {', '.join(sorted(current)) or '(empty database)'}")
-    console.print(f"head:    {', '.join(sorted(heads))}")
-    if current != heads:
+    console.print(f"heads:   {', '.join(sorted(runner.head_revisions()))}")
+    if runner.pending_revisions(current):
         console.print("[yellow]The database is behind head: run `keel migrate upgrade`.[/]")
 
 
 @migrate_cli.command("revision")
 def migrate_revision(
     message: Annotated[str, typer.Option("--message", "-m", help="What the revision does.")],
+    feature: Annotated[
+        str | None, typer.Option(help="The feature it belongs to (default: core).")
+    ] = None,
     autogenerate: Annotated[bool, typer.Option(help="Diff the models against the DB.")] = True,
 ) -> None:
-    """Create a new revision file (autogenerated from the models by default)."""
+    """Create a new revision file (autogenerated from the models by default), in core's
+    history or in a feature's (`keel/features/<feature>/migrations/`)."""
     from keel.migrations import runner
 
-    _with_database(
-        _settings(), lambda db: runner.revision(db.engine, message, autogenerate=autogenerate)
-    )
+    try:
+        path = with_database(
+            command_settings(),
+            lambda db: runner.revision(
+                db.engine, message, feature=feature, autogenerate=autogenerate
+            ),
+        )
+    except ConfigError as error:
+        fail(error)
+    console.print(f"[green]Wrote {path}[/]")
 
 
 @email_cli.command("preview")
@@ -373,7 +298,7 @@ def email_preview(
         known = ", ".join(m.value for m in emails.Message)
         errors.print(f"[red]Unknown email {name!r}; one of: {known}[/]")
         raise typer.Exit(code=2) from None
-    settings = _settings(production_checks=False)
+    settings = command_settings(production_checks=False)
     email = emails.preview(settings, message)
     suffix = output.suffix.lower() if output is not None else ""
     if suffix == ".html":
@@ -400,6 +325,11 @@ def audit(ctx: typer.Context) -> None:
     from keel_audit.cli import main as audit_main
 
     raise typer.Exit(code=audit_main(list(ctx.args)))
+
+
+for feature in features():
+    if feature.cli is not None:
+        cli.add_typer(feature.cli)
 
 
 def main() -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
 from keel import __version__
-from keel.api import UPLOAD_PREFIXES, api_router
 from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.docs import install_docs
 from keel.core.exception_handlers import register_exception_handlers
@@ -16,12 +15,12 @@ from keel.core.lifespan import build_lifespan
 from keel.core.logging import configure_logging, get_logger
 from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
 from keel.core.middleware import install_middleware
+from keel.core.middleware.body_limit import upload_prefixes
 from keel.core.openapi import adjust_openapi, document_error_statuses, operation_id
 from keel.core.schemas import ERROR_RESPONSES
 from keel.core.tracing import instrument_app
-from keel.features.files.openapi import document_limits
-from keel.features.health.router import router as health_router
-from keel.jobs import HANDLERS, MAINTENANCE
+from keel.features.registry import features, maintenance, resources
+from keel.features.registry import job_handlers as enabled_job_handlers
 
 log = get_logger(__name__)
 
@@ -33,6 +32,9 @@ API_DESCRIPTION = (
 )
 
 
+API_PREFIX = "/api/v1"
+"""Where every versioned feature's router is mounted (health is at the root)."""
+
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -41,7 +43,8 @@ def create_app(
 ) -> FastAPI:
     """Build a fully wired app. Refuses (ConfigError) on an unsafe production configuration.
 
-    `job_handlers` defaults to every feature's (`keel.jobs.HANDLERS`); tests add their own.
+    `job_handlers` defaults to every enabled feature's (`registry.job_handlers()`); tests
+    add their own.
     """
     settings = ensure_safe(settings or get_settings())
     configure_logging(
@@ -67,8 +70,9 @@ def create_app(
         lifespan=build_lifespan(
             settings,
             pool_metrics,
-            HANDLERS if job_handlers is None else job_handlers,
-            MAINTENANCE,
+            enabled_job_handlers() if job_handlers is None else job_handlers,
+            maintenance(),
+            resources(),
         ),
         docs_url=None,
         redoc_url=None,
@@ -77,14 +81,24 @@ def create_app(
         generate_unique_id_function=operation_id,
     )
     register_exception_handlers(app)
-    install_middleware(app, settings, http_metrics, upload_prefixes=UPLOAD_PREFIXES)
+    enabled = features()
+    versioned = [f.router for f in enabled if f.router is not None and f.versioned]
+    api_router = APIRouter(prefix=API_PREFIX)
+    install_middleware(
+        app, settings, http_metrics, upload_prefixes=upload_prefixes(api_router, versioned)
+    )
     if settings.metrics_served:
         token = settings.metrics_token
         install_metrics_endpoint(app, registry, token.get_secret_value() if token else None)
 
-    app.include_router(health_router)
+    for feature in enabled:
+        if feature.router is not None and not feature.versioned:
+            app.include_router(feature.router)
+    for router in versioned:
+        api_router.include_router(router)
     app.include_router(api_router)
-    adjust_openapi(app, document_limits(settings), document_error_statuses)
+    adjustments = [adjust(settings) for feature in enabled for adjust in feature.openapi]
+    adjust_openapi(app, *adjustments, document_error_statuses)
     if settings.docs_served:
         install_docs(app)
     instrument_app(app, settings)  # nothing at all unless KEEL_OTEL_ENABLED

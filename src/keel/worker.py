@@ -15,12 +15,12 @@ from keel.core.jobs.handlers import JobHandlers
 from keel.core.lifespan import open_state
 from keel.core.logging import get_logger
 from keel.core.tracing import setup_tracing, tracing_config
-from keel.jobs import HANDLERS, MAINTENANCE
+from keel.features.registry import job_handlers, maintenance, resources
 
 log = get_logger(__name__)
 
 
-async def run_worker(settings: Settings, handlers: JobHandlers = HANDLERS) -> None:
+async def run_worker(settings: Settings, handlers: JobHandlers | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -28,7 +28,12 @@ async def run_worker(settings: Settings, handlers: JobHandlers = HANDLERS) -> No
     tracing = setup_tracing(tracing_config(settings))
     try:
         async with open_state(
-            settings, handlers, consume_jobs=True, maintenance=MAINTENANCE, tracing=tracing
+            settings,
+            job_handlers() if handlers is None else handlers,
+            consume_jobs=True,
+            maintenance=maintenance(),
+            tracing=tracing,
+            resources=resources(),
         ):
             log.info(
                 "worker_ready", queue=settings.job_queue_name, concurrency=settings.job_concurrency

@@ -36,9 +36,9 @@ async def test_wrong_method_is_405_with_allow_header(client: httpx.AsyncClient) 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("OPTIONS", "/api/v1/orders", "GET, POST"),  # two routes share the path
-        ("PUT", "/api/v1/products/00000000-0000-4000-8000-000000000000", "DELETE, GET, PATCH"),
-        ("GET", "/api/v1/files/upload-url", "POST"),  # not a file id: the path it names
+        ("OPTIONS", "/api/v1/users/me", "GET, PATCH"),  # two routes share the path
+        ("PUT", "/api/v1/users/00000000-0000-4000-8000-000000000000", "DELETE, GET, PATCH"),
+        ("DELETE", "/api/v1/users/me", "GET, PATCH"),  # not a user id: the path it names
     ],
 )
 async def test_405_allow_lists_every_method_of_the_path(
@@ -49,8 +49,8 @@ async def test_405_allow_lists_every_method_of_the_path(
     assert response.headers["allow"] == allow
 
 
-async def test_a_file_path_that_is_not_a_uuid_is_404(client: httpx.AsyncClient) -> None:
-    assert_error_body(await client.get("/api/v1/files/not-a-uuid"), 404, "NOT_FOUND")
+async def test_an_id_path_that_is_not_a_uuid_is_404(client: httpx.AsyncClient) -> None:
+    assert_error_body(await client.get("/api/v1/users/not-a-uuid"), 404, "NOT_FOUND")
 
 
 async def test_malformed_json_is_422_validation_error(client: httpx.AsyncClient) -> None:

@@ -76,7 +76,7 @@ async def test_production_metrics_answer_only_the_token(scraped: httpx.AsyncClie
     )
     assert right.status_code == 200, right.text
     assert "http_requests_total" in right.text
-    assert_error_body(await scraped.get("http://10.1.2.3:8000/api/v1/products"), 400, "BAD_REQUEST")
+    assert_error_body(await scraped.get("http://10.1.2.3:8000/api/v1/users/me"), 400, "BAD_REQUEST")
 
 
 async def test_unguarded_metrics_are_held_to_the_host_allow_list(

@@ -1,5 +1,6 @@
 """The lifespan's exit stack: a start-up that fails part-way closes what it had opened, and a
-normal shutdown closes in the reverse of the build order (WebSockets first, database last).
+normal shutdown closes in the reverse of the build order (features' resources first, database
+last).
 
 Real parts: the test database, real Redis when KEEL_TEST_REDIS_URL is set, a real directory
 that cannot be created; disposal is observed through SQLAlchemy's own `engine_disposed` event
@@ -8,60 +9,30 @@ and Redis's own client list.
 
 from __future__ import annotations
 
-import logging
-import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
 
-from keel.core.config import Settings, load_settings
+from keel.core.config import load_settings
 from keel.core.errors import ConfigError
+from keel.core.features import FeatureResources, ResourceContext, Resources
+from keel.core.idempotency import DEFAULT_LEASE
 from keel.core.lifespan import open_state
-from keel.core.logging import configure_logging
-from keel.core.realtime import Close
-from keel.core.serving import GOING_AWAY
 from tests.conftest import FreshDatabase, MakeSettings
 from tests.support.databases import REDIS_URL
 from tests.support.jobs import TEST_HANDLERS
+from tests.support.timeline import database_name, recorded_timeline, with_redis
 
 
 @pytest.fixture
 def timeline() -> Iterator[list[Any]]:
-    """What happened, in order: each engine disposed (by URL) and each "stopped" line logged."""
-    seen: list[Any] = []
-
-    def disposed(engine: Engine) -> None:
-        seen.append(("disposed", engine.url.database))
-
-    class Stopped(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if isinstance(record.msg, dict) and record.msg.get("event") == "stopped":
-                seen.append("stopped")
-
-    configure_logging()  # as the app factory does: structlog lines reach stdlib handlers
-    handler = Stopped()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    event.listen(Engine, "engine_disposed", disposed)
-    try:
+    with recorded_timeline() as seen:
         yield seen
-    finally:
-        event.remove(Engine, "engine_disposed", disposed)
-        root.removeHandler(handler)
-
-
-def with_redis(settings: Settings) -> Settings:
-    if REDIS_URL is None:
-        return settings
-    return settings.model_copy(
-        update={"redis_url": SecretStr(REDIS_URL), "events_channel": f"t:{uuid.uuid4()}"}
-    )
 
 
 async def test_a_resource_failing_to_open_closes_what_was_opened_before_it(
@@ -99,24 +70,34 @@ async def test_a_failing_schema_check_closes_the_engine_and_redis(
     assert timeline == [("disposed", database_name(url)), "stopped"]
 
 
-async def test_shutdown_closes_websockets_first_and_the_database_last(
+def recording_resource(timeline: list[Any], name: str, lease: timedelta | None = None) -> Resources:
+    """A feature's lifespan part that records when it is closed, and what it saw open."""
+
+    @asynccontextmanager
+    async def resource(context: ResourceContext) -> AsyncIterator[FeatureResources]:
+        timeline.append(("opened", name, context.settings.app_name))
+        try:
+            yield FeatureResources(state={name: context.event_hub}, idempotency_lease=lease)
+        finally:
+            timeline.append(("closed", name))
+
+    return resource
+
+
+async def test_shutdown_closes_the_features_resources_first_and_the_database_last(
     make_settings: MakeSettings, timeline: list[Any]
 ) -> None:
     settings = with_redis(make_settings())
-    async with open_state(settings, TEST_HANDLERS, consume_jobs=True) as state:
-        mailbox = state["realtime"].connect(uuid.uuid4())
+    parts = [recording_resource(timeline, "first"), recording_resource(timeline, "second")]
+    async with open_state(settings, TEST_HANDLERS, consume_jobs=True, resources=parts) as state:
         redis = state["redis"]
         client_id = None if redis is None else await redis.client_id()
-
-        def disposed(_: Engine) -> None:
-            timeline.append(("websockets already told to close", mailbox.has_items()))
-
-        event.listen(state["database"].engine.sync_engine, "engine_disposed", disposed)
-        assert timeline == []
-    item, _ = await mailbox.get()
-    assert item == Close(GOING_AWAY, "server shutting down")
+        assert state["first"] is state["event_hub"]  # type: ignore[typeddict-item]
+        opened = [("opened", "first", settings.app_name), ("opened", "second", settings.app_name)]
+        assert timeline == opened
     name = database_name(settings.database_url)
-    assert timeline == [("disposed", name), ("websockets already told to close", True), "stopped"]
+    closed = [("closed", "second"), ("closed", "first")]  # newest first
+    assert timeline == [*opened, *closed, ("disposed", name), "stopped"]
     if client_id is not None:
         assert REDIS_URL is not None
         observer = Redis.from_url(REDIS_URL)
@@ -127,5 +108,39 @@ async def test_shutdown_closes_websockets_first_and_the_database_last(
         assert str(client_id) not in {str(c["id"]) for c in clients}  # closed on the server
 
 
-def database_name(url: str) -> str | None:
-    return make_url(url).database
+async def test_the_idempotency_lease_is_the_longest_a_feature_needs(
+    make_settings: MakeSettings, timeline: list[Any]
+) -> None:
+    settings = make_settings()
+    async with open_state(settings, TEST_HANDLERS, consume_jobs=False) as state:
+        assert state["idempotency"].lease == DEFAULT_LEASE  # no feature asks for more
+    long = DEFAULT_LEASE * 3
+    parts = [
+        recording_resource(timeline, "short", DEFAULT_LEASE / 2),
+        recording_resource(timeline, "long", long),
+        recording_resource(timeline, "none"),
+    ]
+    async with open_state(settings, TEST_HANDLERS, consume_jobs=False, resources=parts) as state:
+        assert state["idempotency"].lease == long
+
+
+async def test_a_feature_resource_failing_to_open_closes_the_ones_opened_before_it(
+    make_settings: MakeSettings, timeline: list[Any]
+) -> None:
+    @asynccontextmanager
+    async def broken(context: ResourceContext) -> AsyncIterator[FeatureResources]:
+        raise RuntimeError("the gateway refused the connection")
+        yield FeatureResources()  # pragma: no cover - never reached
+
+    settings = make_settings()
+    parts = [recording_resource(timeline, "good"), broken]
+    with pytest.raises(RuntimeError, match="refused"):
+        async with open_state(settings, TEST_HANDLERS, consume_jobs=False, resources=parts):
+            pytest.fail("started although a feature's resource failed")
+    name = database_name(settings.database_url)
+    assert timeline == [
+        ("opened", "good", settings.app_name),
+        ("closed", "good"),
+        ("disposed", name),
+        "stopped",
+    ]

@@ -9,10 +9,12 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from starlette.routing import BaseRoute
 
 from keel.core.config import Settings
 from keel.core.database import committing, get_session
-from keel.main import create_app
+from keel.features.registry import features
+from keel.main import API_PREFIX, create_app
 
 
 def isolate_sessions(app: FastAPI, connection: AsyncConnection) -> None:
@@ -50,3 +52,14 @@ def isolated_app(settings: Settings, connection: AsyncConnection) -> FastAPI:
     application = create_app(settings)
     isolate_sessions(application, connection)
     return application
+
+
+def mounted_routes() -> list[tuple[str, BaseRoute]]:
+    """Every enabled feature's routes with the path the app serves them under. Read from the
+    features' declarations: the app's own route list holds included routers unexpanded."""
+    return [
+        ((API_PREFIX if feature.versioned else "") + getattr(route, "path", ""), route)
+        for feature in features()
+        if feature.router is not None
+        for route in feature.router.routes
+    ]

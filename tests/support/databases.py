@@ -74,7 +74,7 @@ async def opened(url: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-async def migrate(url: str, revision: str = "head") -> None:
+async def migrate(url: str, revision: str = "heads") -> None:
     async with opened(url) as database:
         await runner.upgrade(database.engine, revision)
 
@@ -89,8 +89,8 @@ async def create_probe_table(url: str) -> None:
 
 async def empty_all_tables(url: str) -> None:
     """Delete every row the app's tables hold (for tests that commit through the real pool)."""
-    from keel.models import Base
+    from keel.features.registry import metadata
 
     async with opened(url) as database, database.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
+        for table in reversed(metadata().sorted_tables):
             await connection.execute(table.delete())

@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     storage_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     storage_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Per storage request (one part of an upload)."""
+    maintenance_seconds: float = Field(default=60, gt=0, le=86400)
+    """How often each job-consuming process runs periodic upkeep (sweeping abandoned uploads)."""
+
+    # Feature: files (settings of one feature are grouped under its name; docs/features/)
     upload_allowed_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             "image/png",
@@ -154,8 +158,6 @@ class Settings(BaseSettings):
     """How long after its URL expired a never-completed direct upload is deleted (row and object);
     an upload started just before expiry may still be running.
     """
-    maintenance_seconds: float = Field(default=60, gt=0, le=86400)
-    """How often each job-consuming process runs periodic upkeep (sweeping abandoned uploads)."""
 
     # Background jobs: in-process (embedded), or Redis Streams and `keel worker` processes
     job_broker: Literal["embedded", "redis"] | None = None
@@ -170,6 +172,8 @@ class Settings(BaseSettings):
     """A running job whose worker stops renewing this lease is picked up again."""
     job_sweep_seconds: float = Field(default=5.0, gt=0, le=600)
     """How often due retries and lost jobs are sent."""
+
+    # Feature: imports
     import_batch_size: int = Field(default=1000, ge=1, le=50_000)
     import_max_errors: int = Field(default=100, ge=0, le=100_000)
     """Row errors kept in an import's result."""
@@ -234,7 +238,7 @@ class Settings(BaseSettings):
     smtp_validate_certs: bool = True
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    # Payments
+    # Feature: payments
     payment_gateway: Literal["sandbox", "http"] = "sandbox"
     payment_gateway_url: str | None = None
     payment_gateway_api_key: SecretStr | None = None
@@ -247,11 +251,14 @@ class Settings(BaseSettings):
     given, with the header `X-Total-Estimated: true` (SQLite counts on)."""
 
     # Read cache (cashews): memory, or Redis when KEEL_REDIS_URL is set
+
     cache_ttl_seconds: int = Field(default=300, ge=1, le=86400)
     cache_key_prefix: str = "keel"
 
-    # Realtime: events fan out over Redis pub/sub when KEEL_REDIS_URL is set
+    # Events (the hub, core) fan out over Redis pub/sub when KEEL_REDIS_URL is set
     events_channel: str = "keel:events"
+
+    # Feature: realtime
     ws_heartbeat_seconds: float = Field(default=25.0, gt=0, le=3600)
     ws_queue_size: int = Field(default=100, ge=1, le=100_000)
     """Events buffered per slow connection."""

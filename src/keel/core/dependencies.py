@@ -14,7 +14,6 @@ from keel.core.database import Database, DbSession, get_database
 from keel.core.email import EmailSender
 from keel.core.events import EventHub
 from keel.core.jobs.queue import JobQueue
-from keel.core.payments import PaymentGateway
 from keel.core.ratelimit import Limit, RateLimiter, client_address
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
@@ -27,7 +26,6 @@ __all__ = [
     "Cache",
     "DbSession",
     "Events",
-    "Gateway",
     "Hasher",
     "Jobs",
     "Limiter",
@@ -48,7 +46,6 @@ Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenServic
 Limiter = Annotated[RateLimiter, Depends(from_state("rate_limiter", RateLimiter))]
 Cache = Annotated[ReadCache, Depends(from_state("read_cache", ReadCache))]
 Events = Annotated[EventHub, Depends(from_state("event_hub", EventHub))]
-Gateway = Annotated[PaymentGateway, Depends(from_state("payment_gateway", PaymentGateway))]
 Mailer = Annotated[EmailSender, Depends(from_state("email_sender", EmailSender))]
 Jobs = Annotated[JobQueue, Depends(from_state("jobs", JobQueue))]
 Store = Annotated[Storage, Depends(from_state("storage", Storage))]

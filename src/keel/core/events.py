@@ -159,3 +159,25 @@ class RedisEventHub(EventHub):
                     log.warning("event_undecodable", channel=self._channel)
                     continue
                 await self._deliver(event)
+
+
+# Ended logins are announced on the hub by accounts (core), whatever else is enabled: a
+# feature that holds connections per session (realtime's sockets) closes them on it.
+SESSIONS_ENDED = "sessions.ended"
+"""Internal: a user's login sessions ended; their sockets close. Never sent to clients."""
+
+
+def sessions_ended(
+    user_id: uuid.UUID,
+    reason: str,
+    *,
+    only: uuid.UUID | None = None,
+    keep: uuid.UUID | None = None,
+) -> Event:
+    """The event that closes `user_id`'s sockets: of session `only`, or all but `keep`, or all."""
+    data = {"reason": reason, "only": _text(only), "keep": _text(keep)}
+    return Event(type=SESSIONS_ENDED, id=str(uuid.uuid4()), user_id=user_id, data=data)
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)

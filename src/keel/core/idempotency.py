@@ -115,6 +115,11 @@ def in_flight() -> ConflictError:
     )
 
 
+DEFAULT_LEASE = timedelta(seconds=30)
+"""How long a key stays claimed when no enabled feature needs longer (`FeatureResources.
+idempotency_lease`): the database work of one request, with room to spare."""
+
+
 class IdempotencyStore:
     def __init__(self, secret: str, ttl: timedelta, lease: timedelta) -> None:
         self._secret = secret.encode()

@@ -23,21 +23,19 @@ from keel.core.email import EmailSender, build_email_sender
 from keel.core.error_reporting import error_reporting
 from keel.core.errors import ConfigError
 from keel.core.events import EventHub, RedisEventHub
-from keel.core.idempotency import IdempotencyStore
+from keel.core.features import FeatureResources, ResourceContext, Resources
+from keel.core.idempotency import DEFAULT_LEASE, IdempotencyStore
 from keel.core.jobs.handlers import JobHandlers, JobResources, Maintenance
 from keel.core.jobs.queue import JobQueue
 from keel.core.jobs.runner import JobRunner
 from keel.core.logging import get_logger
 from keel.core.metrics import PoolMetrics, mark_process_dead
-from keel.core.payments import PaymentGateway, build_gateway, claim_lease
 from keel.core.ratelimit import RateLimiter
 from keel.core.readiness import ReadinessCheck
-from keel.core.realtime import Realtime
 from keel.core.redis import build_redis
 from keel.core.redis import ping as redis_ping
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
-from keel.core.serving import GOING_AWAY
 from keel.core.storage import Storage
 from keel.core.tracing import Tracing, tracing_of
 from keel.migrations import runner as migrations
@@ -46,6 +44,9 @@ log = get_logger(__name__)
 
 
 class AppState(TypedDict):
+    """The core resources. Features' resources (`Feature.resources`) join them under keys of
+    their own, read through the feature's own dependencies."""
+
     settings: Settings
     database: Database
     redis: Redis | None
@@ -56,10 +57,8 @@ class AppState(TypedDict):
     read_cache: ReadCache
     event_hub: EventHub
     idempotency: IdempotencyStore
-    payment_gateway: PaymentGateway
     storage: Storage
     jobs: JobQueue
-    realtime: Realtime
     readiness_checks: dict[str, ReadinessCheck]
 
 
@@ -95,13 +94,15 @@ async def open_state(
     maintenance: Sequence[Maintenance] = (),
     pool_metrics: PoolMetrics | None = None,
     tracing: Tracing | None = None,
+    resources: Sequence[Resources] = (),
 ) -> AsyncIterator[AppState]:
     """Open every resource, yield them, close them all. The API's lifespan and `keel worker`
     both run on this, so a job sees exactly the resources a request does.
 
     Each resource registers its close on the exit stack the moment it is open, so a start-up
     that fails part-way closes exactly what was opened, newest first, and shutdown is the
-    build order reversed: WebSockets hear 1001 first, the database goes last.
+    build order reversed: the features' `resources` (opened last, after the job queue)
+    close first, so WebSockets hear 1001 first; the database goes last.
     """
     async with AsyncExitStack() as stack:
         stack.callback(log.info, "stopped")  # registered first, so run last
@@ -118,8 +119,6 @@ async def open_state(
             stack.push_async_callback(redis.aclose)
         read_cache = ReadCache.from_settings(settings)
         stack.push_async_callback(read_cache.close)
-        gateway = build_gateway(settings, tracing)
-        stack.push_async_callback(gateway.close)
         storage = Storage.from_settings(settings)
         await prepare_schema(database, settings)
 
@@ -138,9 +137,10 @@ async def open_state(
         jobs = JobQueue(settings, database, runner)
         await jobs.start()
         stack.push_async_callback(jobs.close)  # hands running jobs back to the queue
-        realtime = Realtime(event_hub, settings.ws_queue_size)
-        stack.callback(realtime.stop)
-        stack.callback(realtime.close_all, GOING_AWAY, "server shutting down")
+        context = ResourceContext(settings, event_hub, tracing)
+        contributed: list[FeatureResources] = [
+            await stack.enter_async_context(resource(context)) for resource in resources
+        ]
 
         checks: dict[str, ReadinessCheck] = {"database": database.ping}
         if redis is not None:
@@ -160,14 +160,17 @@ async def open_state(
             idempotency=IdempotencyStore(
                 settings.jwt_secret.get_secret_value(),
                 ttl=timedelta(hours=settings.idempotency_ttl_hours),
-                lease=claim_lease(gateway),
+                lease=max(
+                    [DEFAULT_LEASE]
+                    + [c.idempotency_lease for c in contributed if c.idempotency_lease]
+                ),
             ),
-            payment_gateway=gateway,
             storage=storage,
             jobs=jobs,
-            realtime=realtime,
             readiness_checks=checks,
         )
+        for contribution in contributed:
+            state.update(contribution.state)  # type: ignore[typeddict-item]
         # Everything allocated so far lives as long as the process: moving it out of the
         # collector's reach keeps full collections (tens of ms with FastAPI, pydantic and
         # SQLAlchemy loaded) from stalling requests.
@@ -188,6 +191,7 @@ def build_lifespan(
     pool_metrics: PoolMetrics | None,
     job_handlers: JobHandlers,
     maintenance: Sequence[Maintenance] = (),
+    resources: Sequence[Resources] = (),
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
     """The API process runs jobs itself only in embedded mode; otherwise it just enqueues."""
 
@@ -200,6 +204,7 @@ def build_lifespan(
             maintenance=maintenance,
             pool_metrics=pool_metrics,
             tracing=tracing_of(app),  # flushed by instrument_app's wrapper after this closes
+            resources=resources,
         ) as state:
             yield state
 

@@ -57,6 +57,11 @@ def str_enum(enum: type[StrEnum], length: int) -> Enum:
     )
 
 
+POSTGRESQL_ONLY = "postgresql_only_indexes"
+"""A table's `info` key naming the indexes only its PostgreSQL migration builds (trigram
+indexes, which SQLite lacks), so not in the models: autogenerate leaves them alone."""
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp on every backend.
 

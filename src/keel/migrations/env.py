@@ -8,11 +8,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from keel.core.models import UTCDateTime
-from keel.migrations.runner import compare_type, include_object
-from keel.models import Base
+from keel.features.registry import metadata
+from keel.migrations.runner import compare_type, unmodelled_indexes
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata()
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
@@ -30,7 +30,7 @@ def run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=compare_type,
         compare_server_default=True,
-        include_object=include_object,
+        include_object=unmodelled_indexes(target_metadata),
     )
     with context.begin_transaction():
         context.run_migrations()

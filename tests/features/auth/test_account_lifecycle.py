@@ -9,6 +9,7 @@ work in a background task with its own transaction, after the response.
 from __future__ import annotations
 
 import gc
+import re
 import statistics
 import time
 import uuid
@@ -19,6 +20,8 @@ from typing import cast
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import SecretStr
 from sqlalchemy import update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,10 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.models import utcnow
+from keel.features.auth.dependencies import get_verified_user
 from keel.features.auth.models import AccountToken
 from keel.main import create_app
 from tests.support.accounts import Account, login, signed_up
-from tests.support.app import serve
+from tests.support.app import mounted_routes, serve
 from tests.support.assertions import assert_error_body
 from tests.support.mail import Inbox, MailedApps, Received
 from tests.support.network import closed_port
@@ -401,48 +405,51 @@ async def test_resend_needs_a_login_and_is_limited_per_account(mailed: MailedApp
         assert (await http.post(RESEND, headers=other.headers)).status_code == 202
 
 
-async def _order_and_upload(http: httpx.AsyncClient, account: Account) -> list[httpx.Response]:
-    order = await http.post(
-        "/api/v1/orders",
-        json={"items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]},
-        headers=account.headers,
-    )
-    upload = await http.post(
-        "/api/v1/files",
-        files={"file": ("a.txt", b"hello", "text/plain")},
-        headers=account.headers,
-    )
-    upload_url = await http.post(
-        "/api/v1/files/upload-url",
-        json={"filename": "a.txt", "content_type": "text/plain", "size": 5},
-        headers=account.headers,
-    )
-    return [order, upload, upload_url]
+def verified_only_routes() -> list[tuple[str, str]]:
+    """Every (method, path) whose handler takes `VerifiedUser`, whichever features are enabled
+    (placing orders and uploading files, in Keel as shipped); path parameters as fresh ids."""
+
+    def gated(dependant: Dependant) -> bool:
+        return any(d.call is get_verified_user or gated(d) for d in dependant.dependencies)
+
+    return [
+        (method, re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path))
+        for path, route in mounted_routes()
+        if isinstance(route, APIRoute) and gated(route.dependant)
+        for method in sorted(route.methods)
+    ]
 
 
-async def test_unverified_accounts_cannot_order_or_upload_when_required(
+async def _gated_calls(
+    http: httpx.AsyncClient, routes: list[tuple[str, str]], account: Account
+) -> list[httpx.Response]:
+    return [
+        await http.request(method, path, json={}, headers=account.headers)
+        for method, path in routes
+    ]
+
+
+async def test_unverified_accounts_are_refused_by_verified_only_routes_when_required(
     mailed: MailedApps,
 ) -> None:
+    routes = verified_only_routes()
     async with mailed.serve(require_verified_email=True) as http:
         account = await signed_up(http)
-        for refused in await _order_and_upload(http, account):
+        for refused in await _gated_calls(http, routes, account):
             error = assert_error_body(refused, 403, "EMAIL_NOT_VERIFIED")
             assert "verify" in str(error["message"]).lower()
         token = mailed.inbox.to(account.email)[0].token()
         assert (await http.post(VERIFY, json={"token": token})).status_code == 204
-        order, upload, upload_url = await _order_and_upload(http, account)
-    assert_error_body(order, 422, "VALIDATION_ERROR")  # past the gate: an unknown product
-    assert upload.status_code == 201, upload.text
-    assert upload_url.status_code == 201, upload_url.text
+        passed = await _gated_calls(http, routes, account)
+    assert [r.status_code for r in passed if r.status_code == 403] == []  # past the gate
 
 
-async def test_unverified_accounts_order_and_upload_when_not_required(shop: Shop) -> None:
+async def test_unverified_accounts_pass_the_gate_when_not_required(shop: Shop) -> None:
     assert shop.settings.verified_email_required is False  # the test/development default
     account = await signed_up(shop.http)
-    order, upload, upload_url = await _order_and_upload(shop.http, account)
-    assert_error_body(order, 422, "VALIDATION_ERROR")
-    assert upload.status_code == 201
-    assert upload_url.status_code == 201
+    routes = verified_only_routes()
+    for response in await _gated_calls(shop.http, routes, account):
+        assert response.status_code != 403, response.text
 
 
 # --- change of email -----------------------------------------------------------------------

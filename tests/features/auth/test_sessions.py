@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.core.realtime import SESSIONS_ENDED
+from keel.core.events import SESSIONS_ENDED
 from keel.features.auth.models import RefreshToken
 from keel.features.users.models import User
 from tests.support.accounts import Account, login

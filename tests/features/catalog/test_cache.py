@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keel.core.models import utcnow
 from keel.features.catalog.models import Product
 from tests.conftest import MakeSettings
+from tests.features.catalog.support import create_product
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import isolated_app, serve
 from tests.support.databases import REDIS_URL
 from tests.support.network import closed_port
-from tests.support.shop import create_product
 
 PRODUCTS = "/api/v1/products"
 

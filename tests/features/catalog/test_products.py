@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from keel.features.catalog.schemas import ProductFilters
+from tests.features.catalog.support import PRODUCTS, create_product, product
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
-from tests.support.shop import PRODUCTS, create_product, product
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from keel.core.config import Settings
 from keel.core.models import utcnow
 from keel.features.files.models import StoredFile
+from tests.features.files.support import PNG, stored_keys
 from tests.support.accounts import Account, signed_up
 from tests.support.databases import opened
-from tests.support.files import PNG, stored_keys
 from tests.support.jobs import jobs_client
 
 

@@ -10,9 +10,9 @@ import httpx
 from keel.core.models import utcnow
 from keel.features.files.signing import sign_upload
 from tests.conftest import TEST_JWT_SECRET
+from tests.features.files.support import PDF, PNG, stored_keys
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
-from tests.support.files import PDF, PNG, stored_keys
 
 
 async def _announce(

@@ -6,9 +6,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.features.files.support import PNG, stored_keys, upload
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
-from tests.support.files import PNG, stored_keys, upload
 
 
 async def _uploaded(client: httpx.AsyncClient, **kwargs: Any) -> tuple[Account, str]:

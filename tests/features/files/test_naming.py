@@ -6,7 +6,7 @@ from keel.core.errors import RangeNotSatisfiableError, UnsupportedMediaTypeError
 from keel.features.files.naming import content_disposition, sanitize_filename
 from keel.features.files.ranges import parse_range
 from keel.features.files.sniffing import accepted_type, detect
-from tests.support.files import PNG
+from tests.features.files.support import PNG
 
 ALLOWED = ["image/png", "text/csv", "text/plain"]
 

@@ -8,11 +8,11 @@ import pytest
 
 from keel.core.config import Settings
 from tests.conftest import MakeSettings
+from tests.features.files.support import CSV, EXE, PDF, PNG, stored_keys, upload
 from tests.support import routes
 from tests.support.accounts import signed_up
 from tests.support.app import isolated_app, serve
 from tests.support.assertions import assert_error_body
-from tests.support.files import CSV, EXE, PDF, PNG, stored_keys, upload
 
 
 def app_with(settings: Settings, db_connection: Any) -> Any:

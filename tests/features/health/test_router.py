@@ -61,17 +61,17 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
 
 async def test_routes_under_an_included_prefix_keep_it(client: httpx.AsyncClient) -> None:
     """FastAPI applies `include_router` prefixes lazily; the template must still carry them."""
-    product = "/api/v1/products/00000000-0000-4000-8000-000000000000"
-    assert (await client.get(product)).status_code == 404
-    assert (await client.get("/api/v1/products")).status_code == 200
+    user = "/api/v1/users/00000000-0000-4000-8000-000000000000"
+    assert (await client.get(user)).status_code == 401
+    assert (await client.post("/api/v1/auth/login")).status_code == 422
     text = (await client.get("/metrics")).text
     assert metric_value(
-        text, "http_requests_total", handler="/api/v1/products/{product_id}", status="404"
+        text, "http_requests_total", handler="/api/v1/users/{user_id}", status="401"
     ) == pytest.approx(1)
     assert metric_value(
-        text, "http_requests_total", handler="/api/v1/products", status="200"
+        text, "http_requests_total", handler="/api/v1/auth/login", status="422"
     ) == pytest.approx(1)
-    assert 'handler="/products' not in text
+    assert 'handler="/users' not in text
 
 
 async def test_metrics_count_requests_in_flight(client: httpx.AsyncClient) -> None:

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from keel.core.config import Settings
 from keel.features.catalog.models import Product
+from tests.features.files.support import PNG
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
 from tests.support.databases import opened
-from tests.support.files import PNG
 from tests.support.jobs import jobs_client, live_admin, wait_for_job
 from tests.support.routes import RECEIVED_EVENTS
 

@@ -11,12 +11,12 @@ import pytest
 
 from keel.core.config import Settings
 from keel.main import create_app
+from tests.features.catalog.support import create_product
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
 from tests.support.databases import POSTGRES_URL, opened
 from tests.support.routes import RECEIVED_EVENTS
-from tests.support.shop import create_product
 
 ORDERS = "/api/v1/orders"
 PRODUCTS = "/api/v1/products"

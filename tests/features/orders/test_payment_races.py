@@ -20,12 +20,12 @@ from sqlalchemy import make_url, text
 from keel.core.config import Settings
 from keel.core.models import utcnow
 from keel.main import create_app
+from tests.features.orders.support import DECLINED, ORDERS, card, pay, placed_order
+from tests.features.payments.support import GatewayScript, running_gateway
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve
 from tests.support.assertions import assert_error_body
 from tests.support.databases import POSTGRES_URL, opened
-from tests.support.gateway import GatewayScript, running_gateway
-from tests.support.shop import DECLINED, ORDERS, card, pay, placed_order
 from tests.support.tcp_proxy import TcpProxy
 
 SLOW_SECONDS = 1.0

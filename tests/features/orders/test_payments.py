@@ -19,13 +19,7 @@ from keel.core.idempotency import IdempotencyKey
 from keel.core.models import utcnow
 from keel.main import create_app
 from tests.conftest import MakeSettings
-from tests.support.accounts import Account, make_admin, signed_up
-from tests.support.app import isolated_app, serve
-from tests.support.assertions import assert_error_body
-from tests.support.databases import POSTGRES_URL, opened
-from tests.support.gateway import GatewayScript, running_gateway
-from tests.support.routes import RECEIVED_EVENTS
-from tests.support.shop import (
+from tests.features.orders.support import (
     DECLINED,
     INSUFFICIENT,
     ORDERS,
@@ -34,6 +28,12 @@ from tests.support.shop import (
     pay,
     placed_order,
 )
+from tests.features.payments.support import GatewayScript, running_gateway
+from tests.support.accounts import Account, make_admin, signed_up
+from tests.support.app import isolated_app, serve
+from tests.support.assertions import assert_error_body
+from tests.support.databases import POSTGRES_URL, opened
+from tests.support.routes import RECEIVED_EVENTS
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.database import after_commit, keep_changes
 from keel.core.errors import UnauthorizedError
-from keel.core.events import EventHub
+from keel.core.events import EventHub, sessions_ended
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
 from keel.core.ratelimit import Limit, RateLimiter
-from keel.core.realtime import sessions_ended
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import InvalidTokenError, TokenService
 from keel.features.auth import repository

@@ -5,7 +5,7 @@ import uuid
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel.core.models import Base, Timestamps, UUIDPrimaryKey
+from keel.core.models import POSTGRESQL_ONLY, Base, Timestamps, UUIDPrimaryKey
 
 
 class Product(UUIDPrimaryKey, Timestamps, Base):
@@ -16,6 +16,8 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
         # Every sort of the list reads an index (name's is on the column below).
         Index("ix_products_price_amount", "price_amount"),
         Index("ix_products_created_at", "created_at"),
+        # Trigram indexes for the search, built by the PostgreSQL migration only.
+        {"info": {POSTGRESQL_ONLY: ("ix_products_name_trgm", "ix_products_sku_trgm")}},
     )
 
     sku: Mapped[str] = mapped_column(String(64), unique=True)

@@ -6,13 +6,14 @@ from typing import Annotated
 from fastapi import Query, status
 from fastapi.responses import JSONResponse
 
-from keel.core.dependencies import Cache, DbSession, Events, Gateway
+from keel.core.dependencies import Cache, DbSession, Events
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import PageBody, Pagination, page_route
 from keel.core.routers import FeatureRouter
 from keel.features.auth.dependencies import CurrentPrincipal, CurrentUser, VerifiedUser
 from keel.features.orders import service
 from keel.features.orders.schemas import OrderCreate, OrderFilters, OrderResponse, PayRequest
+from keel.features.payments.resources import Gateway
 
 router = FeatureRouter(prefix="/orders", tags=["orders"])
 

@@ -25,7 +25,6 @@ from keel.core.errors import (
 from keel.core.events import Event, EventHub
 from keel.core.models import utcnow
 from keel.core.pagination import PageBody, PageParams, fetch_page
-from keel.core.payments import PaymentGateway, claim_lease
 from keel.core.types import MAX_MINOR_UNITS
 from keel.features.auth.service import Caller
 from keel.features.catalog import service as catalog
@@ -34,6 +33,7 @@ from keel.features.orders.models import Order, OrderItem, OrderStatus
 from keel.features.orders.schemas import OrderCreate, OrderResponse, order_fields
 from keel.features.payments import service as payments
 from keel.features.payments.cards import Card
+from keel.features.payments.gateway import PaymentGateway, claim_lease
 from keel.features.users.models import Role, User
 
 

@@ -1,1 +1,1 @@
-"""Cards, charges and what they leave behind (the gateway client itself is in core)."""
+"""Cards, charges and what they leave behind (and the gateway client they go through)."""

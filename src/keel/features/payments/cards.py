@@ -12,8 +12,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from keel.core.payments import CardDetails
 from keel.core.types import NOT_A_BOOLEAN, RequestModel
+from keel.features.payments.gateway import CardDetails
 
 
 def luhn_valid(digits: str) -> bool:

@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.core.errors import BadGatewayError, PaymentDeclinedError
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
-from keel.core.payments import (
+from keel.features.payments import repository
+from keel.features.payments.cards import Card
+from keel.features.payments.gateway import (
     Charge,
     ChargeDeclinedError,
     ChargeRequest,
@@ -27,8 +29,6 @@ from keel.core.payments import (
     PaymentGateway,
     RefundRequest,
 )
-from keel.features.payments import repository
-from keel.features.payments.cards import Card
 from keel.features.payments.models import Payment, Refund
 
 log = get_logger(__name__)

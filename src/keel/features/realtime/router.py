@@ -13,14 +13,13 @@ from starlette.websockets import WebSocket
 
 from keel.core.config import Settings
 from keel.core.database import get_database
-from keel.core.realtime import Realtime
 from keel.core.security.tokens import TokenService
 from keel.core.state import from_state
 from keel.features.realtime import service
+from keel.features.realtime.resources import realtime_of
 
 _settings = from_state("settings", Settings)
 _tokens = from_state("token_service", TokenService)
-_realtime = from_state("realtime", Realtime)
 
 
 async def notifications(websocket: WebSocket) -> None:
@@ -30,7 +29,7 @@ async def notifications(websocket: WebSocket) -> None:
         await _settings(websocket),
         await get_database(websocket),
         await _tokens(websocket),
-        await _realtime(websocket),
+        await realtime_of(websocket),
     )
 
 

@@ -28,9 +28,9 @@ from keel.core.database import Database
 from keel.core.errors import UnauthorizedError
 from keel.core.logging import get_logger
 from keel.core.models import timestamp, utcnow
-from keel.core.realtime import GONE, POLICY_VIOLATION, Close, Mailbox, Realtime
 from keel.core.security.tokens import TokenService
 from keel.features.auth import service as auth
+from keel.features.realtime.fanout import GONE, POLICY_VIOLATION, Close, Mailbox, Realtime
 from keel.features.users.models import Role
 
 log = get_logger(__name__)

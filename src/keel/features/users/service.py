@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.database import after_commit
 from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
-from keel.core.events import EventHub
+from keel.core.events import EventHub, sessions_ended
 from keel.core.pagination import PageBody, PageParams, fetch_page
 from keel.core.patching import sent_fields
-from keel.core.realtime import sessions_ended
 from keel.core.security.passwords import PasswordHasher
 from keel.features.users import repository
 from keel.features.users.models import Role, User

@@ -14,6 +14,7 @@ revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+LEGACY_SCHEMA = True  # the schema the linear history up to 0012 built (runner.py)
 
 
 def upgrade() -> None:

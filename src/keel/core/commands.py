@@ -1,0 +1,57 @@
+"""What every `keel` command shares: the consoles, settings as a command reads them, and a
+short-lived database. Features' own commands (`Feature.cli`) use these too, so they behave
+like the built-in ones (exit code 2 and the problems listed on a bad configuration)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from keel.core.config import Settings, ensure_safe, get_settings
+from keel.core.errors import ConfigError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def set_env(**values: Any) -> None:
+    """Write command-line options back into `KEEL_*` before settings are read."""
+    for name, value in values.items():
+        if value is not None:
+            os.environ[f"KEEL_{name.upper()}"] = str(value)
+    get_settings.cache_clear()
+
+
+def fail(error: ConfigError) -> NoReturn:
+    errors.print(f"[bold red]{error}[/]")
+    raise typer.Exit(code=2)
+
+
+def command_settings(*, production_checks: bool = True) -> Settings:
+    try:
+        settings = get_settings()
+        return ensure_safe(settings) if production_checks else settings
+    except ConfigError as error:
+        fail(error)
+
+
+def with_database(
+    settings: Settings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
+) -> Any:
+    """Run one async action against a short-lived engine (the CLI has no lifespan);
+    `bounded=False` for migrations, which may outlast any statement timeout."""
+    from keel.core.database import Database
+
+    async def run() -> Any:
+        database = Database.from_settings(settings, bounded=bounded)
+        try:
+            return await action(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
