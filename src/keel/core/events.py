@@ -28,12 +28,11 @@ from keel.core.models import timestamp, utcnow
 
 log = get_logger(__name__)
 
-RECONNECT_FIRST_SECONDS = 0.1
-RECONNECT_MAX_SECONDS = 5.0
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """Something that happened, for the sockets of `user_id` (of everyone when it is None)."""
+
     type: str
     id: str
     user_id: uuid.UUID | None
@@ -98,6 +97,11 @@ class EventHub:
 
     async def ready(self, _: float) -> None:
         """In-process delivery is always ready."""
+
+
+RECONNECT_FIRST_SECONDS = 0.1
+RECONNECT_MAX_SECONDS = 5.0
+"""How long the Redis hub waits before resubscribing: doubling from the first to the most."""
 
 
 class RedisEventHub(EventHub):

@@ -1,7 +1,7 @@
 """Every place `keel new project` depends on how Keel lays out its features, in one module.
 
-The layout is the one issue 14 part 1 defines (docs: /work/wt/CONTRACT14.md, summarised in
-docs/new-project.md): a feature is `src/keel/features/<name>/` with a `feature.py` defining
+The layout is the one issue 14 part 1 defines (summarised in docs/new-project.md): a feature
+is `src/keel/features/<name>/` with a `feature.py` defining
 `FEATURE = Feature(..., requires=(...))`, one line per feature in
 `src/keel/features/registry.py`, its tests in `tests/features/<name>/`, its docs in
 `docs/features/<name>.md`, and marked blocks elsewhere. When the layout changes, this module
@@ -32,18 +32,6 @@ orders and payments are one unit, and imports comes with jobs (when its other ne
 OPTIONAL = frozenset(package for packages in FEATURE_OPTIONS.values() for package in packages)
 """Every optional feature package; the rest (health, auth, users, core) is always there."""
 
-REQUIRES: dict[str, tuple[str, ...]] = {
-    "catalog": (),
-    "orders": ("catalog", "payments"),
-    "payments": (),
-    "files": (),
-    "jobs": (),
-    "imports": ("catalog", "files", "jobs"),
-    "realtime": (),
-}
-"""The contract's table, used when a feature has no `feature.py` to read `requires` from
-(today's main, before part 1 lands)."""
-
 REGISTRY = f"src/{PACKAGE}/features/registry.py"
 
 KEEL_ONLY: tuple[str, ...] = (
@@ -64,7 +52,8 @@ and the lock file is written afresh by `uv lock`."""
 
 
 def feature_requirements(root: Path, name: str) -> tuple[str, ...]:
-    """What `name` requires, read from its `FEATURE = Feature(requires=...)` when present."""
+    """What `name` requires, read (never imported) from its `FEATURE = Feature(requires=...)`;
+    nothing for a feature without a `feature.py`."""
     module = root / "src" / PACKAGE / "features" / name / "feature.py"
     if module.is_file():
         for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
@@ -74,7 +63,7 @@ def feature_requirements(root: Path, name: str) -> tuple[str, ...]:
                         value = ast.literal_eval(keyword.value)
                         return tuple(str(item) for item in value)
                 return ()
-    return REQUIRES.get(name, ())
+    return ()
 
 
 def feature_paths(name: str) -> tuple[str, ...]:
