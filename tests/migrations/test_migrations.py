@@ -114,12 +114,15 @@ def _parents(revision: Script) -> tuple[str, ...]:
 async def test_a_database_the_old_linear_history_built_is_adopted(
     fresh_database: FreshDatabase,
 ) -> None:
-    """Before issue 14 one chain (0001 to 0012) built every table. Such a database (the same
-    tables, its version table at 0012) is stamped onto the branches, not rebuilt, and then
-    agrees with the models like any other."""
+    """Before issue 14 one chain (0001 to 0012) built every table. Such a database (the
+    tables the `LEGACY_SCHEMA` revisions build, its version table at 0012) is stamped onto the
+    branches, not rebuilt; the upgrade runs only what came later (a feature added since, by
+    hand or by `keel new feature`), and it then agrees with the models like any other."""
     database = database_for(await fresh_database("legacy"))
     try:
-        await runner.upgrade(database.engine)
+        for script in ScriptDirectory.from_config(runner.alembic_config()).walk_revisions():
+            if getattr(script.module, "LEGACY_SCHEMA", False):
+                await runner.upgrade(database.engine, script.revision)
         async with database.engine.begin() as connection:
             await connection.execute(text("DELETE FROM alembic_version"))
             await connection.execute(

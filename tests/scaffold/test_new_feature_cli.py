@@ -1,5 +1,6 @@
-"""`keel new feature`: `--dry-run` output, the names it refuses (exit code 2), and the
-registry layout of CONTRACT14 in a renamed project. Nothing here writes into the project."""
+"""`keel new feature`: `--dry-run` output, the names it refuses (exit code 2), and what it
+plans in a renamed project (registry line, `feature.py`, the feature's migration branch).
+Nothing here writes into the project."""
 
 from __future__ import annotations
 
@@ -45,14 +46,13 @@ def test_dry_run_lists_the_files_and_the_registry_edits() -> None:
         "src/keel/features/notes/service.py",
         "src/keel/features/notes/repository.py",
         "src/keel/features/notes/schemas.py",
+        "src/keel/features/notes/feature.py",
         "tests/features/notes/test_notes.py",
-        "src/keel/migrations/versions/<revision>.py",
+        "src/keel/features/notes/migrations/<revision>.py",
     ):
         assert f"  {path}  (" in output
-    assert "+from keel.features.notes.router import router as notes_router" in output
-    assert "+    notes_router," in output
-    assert "+from keel.features.notes import models as notes_models" in output
-    assert '+    "notes_models",' in output
+    assert "+++ b/src/keel/features/registry.py" in output
+    assert '\n+    "notes",\n )' in output  # the last entry of ENABLED
     assert tree_state() == before
     assert not (ROOT / "src" / "keel" / "features" / "notes").exists()
 
@@ -113,6 +113,10 @@ def test_outside_a_keel_project_is_refused(tmp_path: Path) -> None:
     code, output = new_feature("notes", "-f", "title:str", project=tmp_path)
     assert code == 2
     assert "is not a Keel project" in output
+    (registry_project(tmp_path) / "src" / "acme" / "features" / "registry.py").unlink()
+    code, output = new_feature("notes", "-f", "title:str", project=tmp_path)
+    assert code == 2
+    assert "no src/acme/features/registry.py" in output
 
 
 def test_existing_tests_folder_is_refused(tmp_path: Path) -> None:
@@ -124,13 +128,12 @@ def test_existing_tests_folder_is_refused(tmp_path: Path) -> None:
 
 
 def registry_project(root: Path) -> Path:
-    """A skeleton of a renamed project (`acme`) in CONTRACT14's layout."""
+    """A skeleton of a renamed project (`acme`): its registry and one feature with a model."""
     (root / "pyproject.toml").write_text(
         '[project]\nname = "acme-shop"\n[tool.keel]\npackage = "acme"\n'
     )
     source = root / "src" / "acme"
-    for folder in ("features/catalog", "core"):
-        (source / folder).mkdir(parents=True)
+    (source / "features" / "catalog").mkdir(parents=True)
     (source / "features" / "__init__.py").write_text("")
     (source / "features" / "catalog" / "__init__.py").write_text("")
     (source / "features" / "catalog" / "models.py").write_text(
@@ -139,7 +142,6 @@ def registry_project(root: Path) -> Path:
     (source / "features" / "registry.py").write_text(
         'ENABLED: tuple[str, ...] = (\n    "health",\n    "catalog",\n)\n'
     )
-    (source / "core" / "features.py").write_text("class Feature: ...\n")
     return root
 
 
@@ -156,23 +158,14 @@ def test_registry_layout_in_a_renamed_project(tmp_path: Path) -> None:
         == 'ENABLED: tuple[str, ...] = (\n    "health",\n    "catalog",\n    "notes",\n)\n'
     )
     notes = project.source / "features" / "notes"
-    assert result.migration == layout.MigrationRequest(
-        notes / "migrations", "notes", ("core", "catalog")
-    )
+    assert (result.name, result.migrations) == ("notes", notes / "migrations")
     declared = result.files[notes / "feature.py"]
     assert "from acme.core.features import Feature" in declared
     assert 'requires=("catalog",)' in declared
-    assert (tmp_path / "tests" / "support" / "rows.py") in result.files
+    rows = result.files[tmp_path / "tests" / "support" / "rows.py"]
+    assert "from acme.features.registry import metadata" in rows  # every enabled table
     for path, text in result.files.items():
         assert not re.search(r"\bkeel\.|import keel\b", text), path
-
-
-def test_feature_modules_only_where_the_project_has_them(tmp_path: Path) -> None:
-    root = registry_project(tmp_path)
-    (root / "src" / "acme" / "core" / "features.py").unlink()
-    project = layout.find_project(root)
-    result = feature.plan(project, feature.Request("notes", ["title:str"]))
-    assert not any(path.name == "feature.py" for path in result.files)
 
 
 @pytest.mark.parametrize(
@@ -194,35 +187,33 @@ def test_model_names_are_singular(name: str, model: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("file", "text", "says"),
+    "registry",
     [
-        ("api.py", "FEATURE_ROUTERS = ()\n", "add it by hand"),
-        (
-            "api.py",
-            "from acme.features.catalog.router import router as catalog_router\n",
-            "FEATURE_ROUTERS",
-        ),
-        ("models.py", "", "add it by hand"),
+        'FEATURES = (\n    "catalog",\n)\n',
+        'ENABLED = ("health", "catalog")\n',
+        'ENABLED = [\n    "catalog",\n]\n',
+        '"""Features go in ENABLED."""\n',
     ],
 )
-def test_registries_it_cannot_read_are_refused(
-    tmp_path: Path, file: str, text: str, says: str
-) -> None:
-    """Today's layout, edited by hand beyond recognition: the generator says what to do."""
+def test_registries_it_cannot_read_are_refused(tmp_path: Path, registry: str) -> None:
+    """A registry edited beyond recognition: the generator says what to do, writes nothing."""
     root = registry_project(tmp_path)
-    source = root / "src" / "acme"
-    (source / "features" / "registry.py").unlink()
-    (source / "api.py").write_text(
-        "from acme.features.catalog.router import router as catalog_router\n\n"
-        "FEATURE_ROUTERS = (\n    catalog_router,\n)\n"
+    (root / "src" / "acme" / "features" / "registry.py").write_text(registry)
+    with pytest.raises(ScaffoldError, match="register the feature by hand"):
+        layout.registry_edit(layout.find_project(root), "notes")
+
+
+def test_the_registry_line_goes_into_the_tuple_not_the_docstring(tmp_path: Path) -> None:
+    root = registry_project(tmp_path)
+    registry = root / "src" / "acme" / "features" / "registry.py"
+    registry.write_text(
+        '"""Adding a feature is appending to `ENABLED` (\n)."""\n\n'
+        'ENABLED: tuple[str, ...] = (\n    "catalog",\n)\n\nOTHER = (\n    "x",\n)\n'
     )
-    (source / "models.py").write_text(
-        "from acme.features.catalog import models as catalog_models\n\n"
-        '__all__ = [\n    "catalog_models",\n]\n'
+    edit = layout.registry_edit(layout.find_project(root), "notes")
+    assert edit.after == registry.read_text().replace(
+        '    "catalog",\n)', '    "catalog",\n    "notes",\n)'
     )
-    (source / file).write_text(text)
-    with pytest.raises(ScaffoldError, match=says):
-        layout.registry_edits(layout.find_project(root), "notes")
 
 
 def test_unreadable_models_are_no_models(tmp_path: Path) -> None:

@@ -145,8 +145,22 @@ def _placement(config: Config, feature: str | None) -> dict[str, Any]:
         "head": "base",
         "branch_label": feature,
         "version_path": str(directory),
-        "depends_on": [head for head in needs if head is not None],
+        "depends_on": not_implied(scripts, [head for head in needs if head is not None]),
     }
+
+
+def not_implied(scripts: ScriptDirectory, revisions: list[str]) -> list[str]:
+    """`revisions` without those another of them already needs (as an ancestor, or through
+    its `depends_on`). Alembic's upgrade fails on a revision that depends on both a head and
+    one of that head's ancestors (a KeyError updating `alembic_version`): a feature requiring
+    another that itself depends on core's head names core's head once, through it."""
+    implied = {
+        ancestor.revision
+        for revision in revisions
+        for ancestor in scripts.iterate_revisions(revision, "base")
+        if ancestor.revision != revision
+    }
+    return [revision for revision in revisions if revision not in implied]
 
 
 def _branch_head(scripts: ScriptDirectory, label: str) -> str | None:
