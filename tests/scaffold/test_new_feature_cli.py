@@ -59,7 +59,7 @@ def test_dry_run_lists_the_files_and_the_registry_edits() -> None:
 
 def test_dry_run_of_references_names_the_contract_configuration() -> None:
     code, output = new_feature(
-        "reviews", "-f", "product:ref[catalog]", "-f", "at:datetime", "--dry-run"
+        "reviews", "-f", "login:ref[auth.AuthSession]", "-f", "at:datetime", "--dry-run"
     )
     assert code == 0, output
     assert not (ROOT / "tests" / "support" / "rows.py").exists()
@@ -70,7 +70,7 @@ def test_dry_run_of_references_names_the_contract_configuration() -> None:
 @pytest.mark.parametrize(
     ("arguments", "says"),
     [
-        (["catalog", "-f", "title:str"], "exists already"),
+        (["users", "-f", "title:str"], "is reserved"),
         (["class", "-f", "title:str"], "Python keyword"),
         (["match", "-f", "title:str"], "Python keyword"),
         (["order", "-f", "title:str"], "SQL reserved word"),
@@ -79,10 +79,10 @@ def test_dry_run_of_references_names_the_contract_configuration() -> None:
         (["users", "-f", "title:str"], "reserved"),
         (["health", "-f", "title:str"], "reserved"),
         (["core", "-f", "title:str"], "reserved"),
-        (["products", "-f", "title:str"], "the table 'products' exists"),
-        (["order_items", "-f", "title:str"], "the table 'order_items' exists"),
+        (["auth_sessions", "-f", "title:str"], "the table 'auth_sessions' exists"),
+        (["user_roles", "-f", "title:str"], "the table 'user_roles' exists"),
         (["alembic_version", "-f", "title:str"], "exists already"),
-        (["notes", "-f", "title:str", "--model", "Product"], "model class 'Product' exists"),
+        (["notes", "-f", "title:str", "--model", "User"], "model class 'User' exists"),
         (["notes", "-f", "title:str", "--model", "Money"], "model class 'Money' exists"),
         (["notes", "-f", "title:str", "--model", "note"], "CapWords"),
         (["notes", "-f", "title:str", "--owned", "--admin-write"], "choose one of them"),
@@ -91,12 +91,12 @@ def test_dry_run_of_references_names_the_contract_configuration() -> None:
         (["notes", "-f", "title:text!"], "cannot read the type"),
         (["notes", "-f", "x:ref[nothing]"], "has no models"),
         (["notes", "-f", "x:ref[health]"], "has no models"),
-        (["notes", "-f", "x:ref[orders]"], "several models"),
+        (["notes", "-f", "x:ref[auth]"], "several models"),
         (["notes", "-f", "x:ref[users]"], "is x:user"),
-        (["notes", "-f", "x:ref[orders.Nope]"], "no model Nope"),
+        (["notes", "-f", "x:ref[auth.Nope]"], "no model Nope"),
         (["notes", "-f", "title:str", "--sort", "title"], "can be sorted"),
         (["notes", "-f", "title:str", "--filter", "nope"], "not one of the fields"),
-        (["a" * 24, "-f", "b" * 24 + ":ref[catalog]"], "exceed 63 characters"),
+        (["a" * 24, "-f", "b" * 24 + ":ref[auth.AuthSession]"], "exceed 63 characters"),
     ],
 )
 def test_refusals_exit_with_2(arguments: list[str], says: str) -> None:
@@ -143,6 +143,12 @@ def registry_project(root: Path) -> Path:
         'ENABLED: tuple[str, ...] = (\n    "health",\n    "catalog",\n)\n'
     )
     return root
+
+
+def test_a_feature_the_project_has_is_refused(tmp_path: Path) -> None:
+    project = layout.find_project(registry_project(tmp_path))
+    with pytest.raises(ScaffoldError, match="exists already"):
+        feature.plan(project, feature.Request("catalog", ["title:str"], feature.Access()))
 
 
 def test_registry_layout_in_a_renamed_project(tmp_path: Path) -> None:
