@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from subprocess import PIPE
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect as ws_connect
 
 from tests.support.assertions import metric_value
-from tests.support.network import free_port
-from tests.support.processes import development_env, server_process
+from tests.support.processes import keel_serve
 
 REQUESTS = 40
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp_path = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    env = development_env(tmp_path / "serve.db", KEEL_LOG_LEVEL="WARNING")
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `keel serve` must set it up itself
-    command = [sys.executable, "-m", "keel", "serve", "--port", str(port), "--workers", "2"]
-    with server_process(command, port=port, env=env, cwd=tmp_path, stdout=PIPE) as served:
-        yield served.base
-        assert served.stop() == 0
+    with keel_serve(tmp_path_factory.mktemp("serve")) as base:
+        yield base
 
 
 def test_metrics_add_up_across_worker_processes(server: str) -> None:
@@ -52,16 +41,3 @@ def test_workers_answer_docs_and_errors(server: str) -> None:
     assert "server" not in docs.headers  # uvicorn's `server: uvicorn` is not advertised
     assert missing.status_code == 404
     assert missing.json()["error"]["request_id"] == missing.headers["x-request-id"]
-
-
-def test_keel_serve_declines_websocket_compression_by_default(server: str) -> None:
-    """`keel serve` passes KEEL_WS_COMPRESSION (unset: off) to the server it runs."""
-    url = server.replace("http", "ws", 1) + "/api/v1/ws"
-    with ws_connect(url, compression="deflate", open_timeout=10) as ws:
-        ws.send("not an auth message")
-        with pytest.raises(ConnectionClosed):
-            ws.recv(timeout=10)
-        assert ws.response is not None
-        assert "Sec-WebSocket-Extensions" not in ws.response.headers
-        assert ws.protocol.extensions == []
-        assert ws.close_code == 1008

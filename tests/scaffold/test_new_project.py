@@ -23,7 +23,11 @@ from keel.scaffold.project import (
     validate_env_prefix,
     validate_name,
 )
-from keel.scaffold.project_layout import drop_marked_blocks, drop_registry_lines
+from keel.scaffold.project_layout import (
+    drop_marked_blocks,
+    drop_registry_lines,
+    remove_features,
+)
 from keel.scaffold.rename import Names, rename_file, rename_path
 from tests.scaffold import new_project_tree
 
@@ -202,6 +206,21 @@ def test_registry_lines_go_only_for_the_features_named() -> None:
         drop_registry_lines(registry, {"catalog"})
         == 'ENABLED = (\n    "health",\n    "files",\n)\n'
     )
+
+
+def test_a_feature_s_typescript_smoke_script_leaves_with_it_and_the_core_one_stays() -> None:
+    tree = {
+        "clients/typescript/src/smoke.ts": b"core",
+        "clients/typescript/src/support.ts": b"shared",
+        "clients/typescript/src/features/orders/smoke.ts": b"orders",
+        "clients/typescript/src/features/ordersx/smoke.ts": b"another feature",
+    }
+    assert set(remove_features(tree, {"orders", "payments"})) == {
+        "clients/typescript/src/smoke.ts",
+        "clients/typescript/src/support.ts",
+        "clients/typescript/src/features/ordersx/smoke.ts",
+    }
+    assert set(remove_features(tree, {"catalog"})) == set(tree)
 
 
 # -- a generation -----------------------------------------------------------------------------

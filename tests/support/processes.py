@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from typing import IO, Any
 
 import httpx
 import pytest
+
+from tests.support.network import free_port
 
 STARTUP_SECONDS = 60  # two workers importing under coverage, on 2 CPUs
 STOP_SECONDS = 20
@@ -87,6 +90,25 @@ def server_process(
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextmanager
+def keel_serve(tmp_path: Path, *, workers: int = 2) -> Iterator[str]:
+    """`keel serve` with `workers` processes on a SQLite file in `tmp_path`: its base URL.
+
+    PROMETHEUS_MULTIPROC_DIR is left unset because `keel serve` must set it up itself; the
+    server must exit cleanly (0) on SIGTERM when the block ends.
+    """
+    port = free_port()
+    env = development_env(tmp_path / "serve.db", KEEL_LOG_LEVEL="WARNING")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "keel", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
+    with server_process(
+        command, port=port, env=env, cwd=tmp_path, stdout=subprocess.PIPE
+    ) as served:
+        yield served.base
+        assert served.stop() == 0
 
 
 def _wait_until_healthy(server: ServerProcess) -> None:

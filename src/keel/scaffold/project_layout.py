@@ -4,10 +4,11 @@ The layout is the one issue 14 part 1 defines (summarised in docs/new-project.md
 is `src/keel/features/<name>/` with a `feature.py` defining
 `FEATURE = Feature(..., requires=(...))`, one line per feature in
 `src/keel/features/registry.py`, its tests in `tests/features/<name>/`, its docs in
-`docs/features/<name>.md`, and marked blocks elsewhere. When the layout changes, this module
-is the only one to change: `feature_requirements`, `feature_paths`, `drop_registry_lines`,
-`remove_features`, `KEEL_ONLY`, `NOT_RENAMED`, `FEATURE_OPTIONS` and `OPTIONAL` are the
-whole interface.
+`docs/features/<name>.md`, its TypeScript client smoke script in
+`clients/typescript/src/features/<name>/`, and marked blocks elsewhere. When the layout
+changes, this module is the only one to change: `feature_requirements`, `feature_paths`,
+`drop_registry_lines`, `remove_features`, `KEEL_ONLY`, `NOT_RENAMED`, `FEATURE_OPTIONS` and
+`OPTIONAL` are the whole interface.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def feature_paths(name: str) -> tuple[str, ...]:
         f"src/{PACKAGE}/features/{name}/",
         f"tests/features/{name}/",
         f"docs/features/{name}.md",
+        f"clients/typescript/src/features/{name}/",  # its TypeScript client smoke script
     )
 
 
