@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -94,3 +95,10 @@ async def empty_all_tables(url: str) -> None:
     async with opened(url) as database, database.engine.begin() as connection:
         for table in reversed(metadata().sorted_tables):
             await connection.execute(table.delete())
+
+
+def implied_left_out(revisions: list[str]) -> list[str]:
+    """`runner.not_implied` on the project's own revisions: what a new revision that needs
+    `revisions` would name in its `depends_on`."""
+    scripts = ScriptDirectory.from_config(runner.alembic_config())
+    return runner.not_implied(scripts, revisions)
