@@ -32,6 +32,7 @@ from tests.support.databases import (
     migrate,
     provision_database,
 )
+from tests.support.otlp import Collector, running_collector
 
 # The leak scan checks every log line of the session against every secret it created;
 # pytester lets its own test run an inner session with a planted leak.
@@ -186,3 +187,10 @@ def fast_jobs_settings(live_settings: Settings) -> Settings:
     from tests.support.jobs import FAST_JOBS
 
     return live_settings.model_copy(update=FAST_JOBS)
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    """A live OTLP/HTTP receiver on loopback, for the tracing tests of core and the features."""
+    with running_collector() as running:
+        yield running

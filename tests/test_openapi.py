@@ -13,15 +13,12 @@ import pytest
 
 from keel.core.config import Settings
 from keel.main import create_app
+from tests.support.openapi import component
 
 
 @pytest.fixture
 def document(settings: Settings) -> dict[str, Any]:
     return create_app(settings).openapi()
-
-
-def component(document: dict[str, Any], name: str) -> dict[str, Any]:
-    return document["components"]["schemas"][name]  # type: ignore[no-any-return]
 
 
 def nullable(schema: dict[str, Any]) -> bool:

@@ -55,8 +55,10 @@ from tests.support.otlp import (
     SPAN_KIND_SERVER,
     STATUS_ERROR,
     Collector,
-    ExportedSpan,
-    running_collector,
+    json_lines,
+    one,
+    statement,
+    traced_config,
 )
 
 DB_ROUTE = "/_test/db"
@@ -65,26 +67,8 @@ PROBE_ROUTE = "/_test/probe/{label}"
 
 
 @pytest.fixture
-def collector() -> Iterator[Collector]:
-    with running_collector() as running:
-        yield running
-
-
-@pytest.fixture
 def traced(collector: Collector) -> TracingConfig:
     return traced_config(collector)
-
-
-def traced_config(collector: Collector) -> TracingConfig:
-    """Tracing on, exporting to `collector` (the features' tracing tests use it too)."""
-    return TracingConfig(
-        enabled=True,
-        endpoint=collector.url,
-        service_name="keel-test",
-        environment="test",
-        headers={"x-collector-key": "k-123"},
-        export_timeout_seconds=5,
-    )
 
 
 @contextmanager
@@ -110,22 +94,6 @@ def captured_log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line]
     finally:
         root.removeHandler(handler)
-
-
-def one(spans: list[ExportedSpan], predicate: Callable[[ExportedSpan], bool]) -> ExportedSpan:
-    found = [span for span in spans if predicate(span)]
-    assert len(found) == 1, [span.name for span in found]
-    return found[0]
-
-
-def statement(span: ExportedSpan) -> str:
-    return str(span.attributes.get("db.statement") or span.attributes.get("db.query.text") or "")
-
-
-def attribute(span: ExportedSpan, name: str, old_name: str) -> Any:
-    """An attribute under its current semantic-convention name or the older one (the
-    instrumentations emit either, depending on OTEL_SEMCONV_STABILITY_OPT_IN)."""
-    return span.attributes.get(name, span.attributes.get(old_name))
 
 
 def otel_middleware_installed(app: FastAPI) -> bool:
@@ -543,10 +511,6 @@ def test_bad_tracing_settings_are_refused_together_without_echoing_secrets(
     for name in ("KEEL_OTEL_HEADERS", "KEEL_OTEL_SAMPLE_RATIO", "KEEL_OTEL_EXPORTER_ENDPOINT"):
         assert name in problems
     assert "s3cr3t" not in problems
-
-
-def json_lines(output: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 async def test_jobs_run_in_spans_of_their_own_with_their_sql_and_logs(

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from keel.main import create_app
+from tests.contract.runner import contract_settings, log_in_everyone, run_schemathesis, summary
 from tests.support.servers import uvicorn_server
-from tests.test_contract import contract_settings, log_in_everyone, run_schemathesis, summary
 
 EXAMPLES_PER_OPERATION = 8
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.routing import BaseRoute
 
 from keel.core.config import Settings
 from keel.core.database import committing, get_session
+from keel.features.auth.dependencies import get_verified_user
 from keel.features.registry import features
 from keel.main import API_PREFIX, create_app
 
@@ -62,4 +67,19 @@ def mounted_routes() -> list[tuple[str, BaseRoute]]:
         for feature in features()
         if feature.router is not None
         for route in feature.router.routes
+    ]
+
+
+def verified_only_routes() -> list[tuple[str, str]]:
+    """Every (method, path) whose handler takes `VerifiedUser`, whichever features are enabled
+    (placing orders and uploading files, in Keel as shipped); path parameters as fresh ids."""
+
+    def gated(dependant: Dependant) -> bool:
+        return any(d.call is get_verified_user or gated(d) for d in dependant.dependencies)
+
+    return [
+        (method, re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path))
+        for path, route in mounted_routes()
+        if isinstance(route, APIRoute) and gated(route.dependant)
+        for method in sorted(route.methods)
     ]

@@ -8,6 +8,7 @@ keeps the request headers, to play a downstream service that should receive `tra
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from keel.core.tracing import TracingConfig
 from tests.support.servers import uvicorn_server
 
 SPAN_KIND_SERVER = 2
@@ -149,3 +151,35 @@ def running_collector() -> Iterator[Collector]:
     with uvicorn_server(collector_app(holder), name="test-otlp-collector") as url:
         holder.url = url
         yield holder
+
+
+def traced_config(collector: Collector) -> TracingConfig:
+    """Tracing on, exporting to `collector` (the features' tracing tests use it too)."""
+    return TracingConfig(
+        enabled=True,
+        endpoint=collector.url,
+        service_name="keel-test",
+        environment="test",
+        headers={"x-collector-key": "k-123"},
+        export_timeout_seconds=5,
+    )
+
+
+def one(spans: list[ExportedSpan], predicate: Callable[[ExportedSpan], bool]) -> ExportedSpan:
+    found = [span for span in spans if predicate(span)]
+    assert len(found) == 1, [span.name for span in found]
+    return found[0]
+
+
+def statement(span: ExportedSpan) -> str:
+    return str(span.attributes.get("db.statement") or span.attributes.get("db.query.text") or "")
+
+
+def attribute(span: ExportedSpan, name: str, old_name: str) -> Any:
+    """An attribute under its current semantic-convention name or the older one (the
+    instrumentations emit either, depending on OTEL_SEMCONV_STABILITY_OPT_IN)."""
+    return span.attributes.get(name, span.attributes.get(old_name))
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]

@@ -9,7 +9,6 @@ work in a background task with its own transaction, after the response.
 from __future__ import annotations
 
 import gc
-import re
 import statistics
 import time
 import uuid
@@ -20,8 +19,6 @@ from typing import cast
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from pydantic import SecretStr
 from sqlalchemy import update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,11 +26,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.models import utcnow
-from keel.features.auth.dependencies import get_verified_user
 from keel.features.auth.models import AccountToken
 from keel.main import create_app
 from tests.support.accounts import Account, login, signed_up
-from tests.support.app import mounted_routes, serve
+from tests.support.app import serve, verified_only_routes
 from tests.support.assertions import assert_error_body
 from tests.support.mail import Inbox, MailedApps, Received
 from tests.support.network import closed_port
@@ -403,21 +399,6 @@ async def test_resend_needs_a_login_and_is_limited_per_account(mailed: MailedApp
         limited = await http.post(RESEND, headers=account.headers)
         assert_error_body(limited, 429, "RATE_LIMITED")
         assert (await http.post(RESEND, headers=other.headers)).status_code == 202
-
-
-def verified_only_routes() -> list[tuple[str, str]]:
-    """Every (method, path) whose handler takes `VerifiedUser`, whichever features are enabled
-    (placing orders and uploading files, in Keel as shipped); path parameters as fresh ids."""
-
-    def gated(dependant: Dependant) -> bool:
-        return any(d.call is get_verified_user or gated(d) for d in dependant.dependencies)
-
-    return [
-        (method, re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path))
-        for path, route in mounted_routes()
-        if isinstance(route, APIRoute) and gated(route.dependant)
-        for method in sorted(route.methods)
-    ]
 
 
 async def _gated_calls(

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from keel.core.config import Settings
 from keel.main import create_app
-from tests.test_openapi import component
+from tests.support.openapi import component
 
 
 def test_upload_url_states_this_servers_limits(make_settings: Any) -> None:

@@ -3,7 +3,7 @@ on: the account-lifecycle test drives every such route; this pins that it finds 
 
 from __future__ import annotations
 
-from tests.features.auth.test_account_lifecycle import verified_only_routes
+from tests.support.app import verified_only_routes
 
 
 def test_creating_is_behind_the_verified_email_gate() -> None:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.logging import configure_logging
 from keel.core.tracing import tracing_of
 from tests.conftest import MakeSettings
-from tests.core.test_tracing import attribute, json_lines, one
 from tests.features.orders.support import card, pay, placed_order
 from tests.features.payments.support import running_gateway
 from tests.support.accounts import make_admin, signed_up
 from tests.support.app import isolated_app, serve
-from tests.support.otlp import SPAN_KIND_CLIENT, Collector, running_collector
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    with running_collector() as running:
-        yield running
+from tests.support.otlp import (
+    SPAN_KIND_CLIENT,
+    Collector,
+    attribute,
+    json_lines,
+    one,
+)
 
 
 async def test_create_app_traces_a_payment_with_its_gateway_call_and_logs(

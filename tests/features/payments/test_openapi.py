@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keel.core.config import Settings
 from keel.main import create_app
-from tests.test_openapi import component
+from tests.support.openapi import component
 
 
 def test_card_fields_carry_the_patterns_the_server_enforces(settings: Settings) -> None:

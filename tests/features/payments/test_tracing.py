@@ -4,21 +4,18 @@ travels on in `traceparent`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from keel.core.tracing import setup_tracing
-from tests.core.test_tracing import attribute, one, traced_config
 from tests.features.payments.support import running_gateway
-from tests.support.otlp import SPAN_KIND_CLIENT, Collector, running_collector
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    with running_collector() as running:
-        yield running
+from tests.support.otlp import (
+    SPAN_KIND_CLIENT,
+    Collector,
+    attribute,
+    one,
+    traced_config,
+)
 
 
 async def test_httpx_calls_are_client_spans_and_carry_traceparent(

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import websockets
 
 from keel.core.config import Settings
 from keel.core.tracing import instrument_app
 from keel.main import create_app
-from tests.core.test_tracing import statement, traced_config
 from tests.support.accounts import signed_up
-from tests.support.otlp import SPAN_KIND_SERVER, Collector, running_collector
+from tests.support.otlp import (
+    SPAN_KIND_SERVER,
+    Collector,
+    statement,
+    traced_config,
+)
 from tests.support.servers import uvicorn_server
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    with running_collector() as running:
-        yield running
 
 
 async def test_a_traced_app_under_uvicorn_serves_websockets(
