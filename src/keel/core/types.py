@@ -141,6 +141,14 @@ def _in_utc(value: datetime) -> datetime:
         ) from None
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-"""A point in time a client sends: with an offset (a naive time names no instant) and
-representable in UTC, the way every timestamp column stores it (`UTCDateTime`)."""
+def _written_as_text(value: object) -> object:
+    """The schema says a date-time string; pydantic would also read a number as Unix time."""
+    if isinstance(value, int | float):
+        raise PydanticCustomError("datetime_type", "Input should be an ISO 8601 date-time string")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_written_as_text), AfterValidator(_in_utc)]
+"""A point in time a client sends: an ISO 8601 string (not a number, which the schema does not
+allow), with an offset (a naive time names no instant) and representable in UTC, the way every
+timestamp column stores it (`UTCDateTime`)."""
