@@ -144,7 +144,18 @@ def migrations_directory(project: Project, name: str) -> Path:
     return project.features / name / "migrations"
 
 
+def owned_paths(package: str, name: str) -> tuple[str, ...]:
+    """Where the feature `name` keeps its files, relative to the project root: its package
+    (with its migrations), tests, doc and TypeScript smoke script. A new feature refuses to
+    overwrite any of them, and `keel new project` drops them all with the feature."""
+    return (
+        f"src/{package}/features/{name}/",
+        f"tests/features/{name}/",
+        f"docs/features/{name}.md",
+        f"clients/typescript/src/features/{name}/",
+    )
+
+
 def feature_paths(project: Project, name: str) -> list[Path]:
-    """Everything that belongs to the feature `name` (for `--dry-run` and removal): its
-    package (with its migrations) and its tests."""
-    return [project.features / name, project.root / "tests" / "features" / name]
+    """`owned_paths` in this project."""
+    return [project.root / path for path in owned_paths(project.package, name)]

@@ -17,6 +17,8 @@ import ast
 import re
 from pathlib import Path
 
+from keel.scaffold.layout import owned_paths
+
 PACKAGE = "keel"
 """The package the source tree ships; the generator renames it."""
 
@@ -68,13 +70,9 @@ def feature_requirements(root: Path, name: str) -> tuple[str, ...]:
 
 
 def feature_paths(name: str) -> tuple[str, ...]:
-    """Path prefixes (relative to the root) that belong to feature `name` and leave with it."""
-    return (
-        f"src/{PACKAGE}/features/{name}/",
-        f"tests/features/{name}/",
-        f"docs/features/{name}.md",
-        f"clients/typescript/src/features/{name}/",  # its TypeScript client smoke script
-    )
+    """Path prefixes (relative to the root) that belong to feature `name` and leave with it:
+    the feature generator's own definition (`layout.owned_paths`), kept in generated projects."""
+    return owned_paths(PACKAGE, name)
 
 
 def drop_registry_lines(text: str, names: set[str]) -> str:

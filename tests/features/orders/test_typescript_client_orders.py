@@ -1,7 +1,7 @@
 """The orders flow through the generated TypeScript client, against a live Keel.
 
 Its script, clients/typescript/src/features/orders/smoke.ts, leaves a generated project with
-the orders feature (see keel.scaffold.project_layout.feature_paths), as this test does.
+the orders feature (see keel.scaffold.layout.owned_paths), as this test does.
 """
 
 from __future__ import annotations
