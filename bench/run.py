@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -36,7 +37,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cache
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -49,6 +49,7 @@ from sqlalchemy.engine import URL, make_url
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
+FEATURES_DIR = BENCH_DIR / "features"
 VENV_BIN = Path(sys.prefix) / "bin"
 
 # The ceiling's own environment: the versions the peers ship (issue 12), never Keel's lock.
@@ -94,18 +95,6 @@ UNREACHABLE_RATE_LIMIT = "100000000/minute"
 BENCH_USER_EMAIL = "bench-user@example.com"
 BENCH_USER_PASSWORD = "keel-bench-password"  # noqa: S105 - a throwaway bench account
 BENCH_USER_NAME = "Bench User"
-# products_list and orders_list need a catalog: an admin creates it through Keel's API. The
-# admin is registered as a customer, then promoted in SQL (Keel has no API for that).
-BENCH_ADMIN_EMAIL = "bench-admin@example.com"
-BENCH_ADMIN_NAME = "Bench Admin"
-# orders_list reads the orders of its own customer, so the users_me account stays order-free
-# and each account logs in at most once per run (Keel allows 5 logins a minute per account).
-BENCH_CUSTOMER_EMAIL = "bench-orders@example.com"
-BENCH_CUSTOMER_NAME = "Bench Customer"
-BENCH_PRODUCTS = 50  # more than one page of 20, so `has_next` is true
-BENCH_PRODUCT_SKU = "BENCH-{:04d}"
-BENCH_PRODUCT_STOCK = 1_000_000  # every order takes one; this outlasts any number of runs
-BENCH_ORDERS = 20  # one full page
 
 
 class BenchError(Exception):
@@ -118,7 +107,7 @@ class Server:
 
     name: str
     base_url: str
-    pid: int | None = None  # the server's process (bench/upload.py samples its memory)
+    pid: int | None = None  # the server's process (for benchmarks that sample its memory)
 
 
 # --- scenarios ------------------------------------------------------------------------------
@@ -174,52 +163,6 @@ def login(keel: Server, email: str) -> str:
     return str(response.json()["access_token"])
 
 
-def products_setup(keel: Server) -> Mapping[str, str]:
-    """products_list is public: it only needs the catalog to exist."""
-    bench_products(keel)
-    return {}
-
-
-@cache
-def bench_products(keel: Server) -> tuple[str, ...]:
-    """Make sure the bench catalog exists and return the ids of its products.
-
-    Cached so a run that measures both products_list and orders_list logs the admin in once.
-    Products are created through Keel's admin API, so rows, cache invalidation and all are
-    what Keel itself writes; a 409 means an earlier run created that SKU. The ids are read
-    back as the admin (past the public cache), whether or not this run created them.
-    """
-    register(keel, BENCH_ADMIN_EMAIL, BENCH_ADMIN_NAME)
-    asyncio.run(_promote_to_admin(BENCH_ADMIN_EMAIL))
-    with keel_client(keel, bearer(login(keel, BENCH_ADMIN_EMAIL))) as client:
-        for number in range(1, BENCH_PRODUCTS + 1):
-            created = client.post("/api/v1/products", json=bench_product(number))
-            if created.status_code not in (201, 409):
-                raise BenchError(f"creating a bench product failed: {_describe(created)}")
-        listed = client.get("/api/v1/products", params={"q": "BENCH-", "page_size": 100})
-    if listed.status_code != 200:
-        raise BenchError(f"listing the bench products failed: {_describe(listed)}")
-    ids = tuple(
-        product["id"]
-        for product in listed.json()["items"]
-        if product["is_active"] and product["stock"] >= BENCH_ORDERS
-    )
-    if not ids:
-        raise BenchError("no active bench product has stock left for orders")
-    return ids
-
-
-def bench_product(number: int) -> dict[str, Any]:
-    """The request body for bench product `number`: distinct names so ordering has work."""
-    return {
-        "sku": BENCH_PRODUCT_SKU.format(number),
-        "name": f"Bench product {number:04d}",
-        "description": f"Product {number} of the benchmark catalog, created by bench/run.py.",
-        "price": {"amount": 100 * number + 99, "currency": "EUR"},
-        "stock": BENCH_PRODUCT_STOCK,
-    }
-
-
 async def _promote_to_admin(email: str) -> None:
     """Give `email` the admin role: a step Keel's API cannot do for us."""
     await _execute(
@@ -241,35 +184,6 @@ async def _execute(statement: str, *arguments: object) -> None:
         await connection.execute(statement, *arguments)
     finally:
         await connection.close()
-
-
-def customer_with_orders(keel: Server) -> Mapping[str, str]:
-    """Log the bench customer in and top its orders up to BENCH_ORDERS; return its bearer.
-
-    Only the missing orders are placed, so repeated runs neither grow the list (and with it
-    the count) nor drain stock. Orders are placed through Keel's API, one line each, cycling
-    through the bench products.
-    """
-    products = bench_products(keel)
-    register(keel, BENCH_CUSTOMER_EMAIL, BENCH_CUSTOMER_NAME)
-    headers = bearer(login(keel, BENCH_CUSTOMER_EMAIL))
-    with keel_client(keel, headers) as client:
-        existing = client.get("/api/v1/orders", params={"page_size": 1})
-        if existing.status_code != 200:
-            raise BenchError(f"listing the bench customer's orders failed: {_describe(existing)}")
-        for number in range(existing.json()["total"], BENCH_ORDERS):
-            line = {"product_id": products[number % len(products)], "quantity": 1}
-            placed = client.post("/api/v1/orders", json={"items": [line]})
-            if placed.status_code != 201:
-                raise BenchError(f"placing a bench order failed: {_describe(placed)}")
-    return headers
-
-
-def admin_bearer(keel: Server) -> Mapping[str, str]:
-    """The bench admin's bearer token, with the catalog in place: an admin reads the product
-    list past Keel's read cache, so this is Keel's uncached product page."""
-    bench_products(keel)
-    return bearer(login(keel, BENCH_ADMIN_EMAIL))
 
 
 # How far the tail may stretch: Keel's p99 at most this many times the baseline's, in every
@@ -296,7 +210,7 @@ class Scenario:
     p99_limit: float = P99_LIMIT
 
 
-SCENARIOS: tuple[Scenario, ...] = (
+CORE_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="health",
         description="GET /health (trivial): no I/O, so the difference is the stack and wiring",
@@ -315,40 +229,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         target_ratio=0.70,
         setup=bench_user_bearer,
     ),
-    Scenario(
-        name="orders_list",
-        description=(
-            "GET /api/v1/orders with a bearer token: the caller's 20 newest orders with their "
-            "lines and payments and the count (the baseline: auth query, then one statement)"
-        ),
-        keel_path="/api/v1/orders",
-        baseline_path="/api/v1/orders",
-        target_ratio=0.60,
-        setup=customer_with_orders,
-    ),
-    Scenario(
-        name="products_list",
-        description=(
-            "GET /api/v1/products, public first page of 20: Keel from its read cache, the "
-            "baseline from the database (page and count in one statement) on every request"
-        ),
-        keel_path="/api/v1/products",
-        baseline_path="/api/v1/products",
-        target_ratio=2.00,
-        setup=products_setup,
-    ),
-    Scenario(
-        name="products_uncached",
-        description=(
-            "GET /api/v1/products as an admin, first page of 20: both authenticate the token "
-            "and read the page and its count from the database (Keel past its cache)"
-        ),
-        keel_path="/api/v1/products",
-        baseline_path="/api/v1/products",
-        target_ratio=0.60,
-        setup=admin_bearer,
-    ),
 )
+
+
+def scenarios(features: Path = FEATURES_DIR) -> tuple[Scenario, ...]:
+    """Core's scenarios, then those of every feature folder present (`features/<name>/
+    scenarios.py` defining `SCENARIOS`), in name order: a feature's benchmarks live with it,
+    so a project generated without the feature has none of them, and nothing here names one.
+    Feature modules import this one as `run`; `bench/` must be on `sys.path` (it is for
+    `python bench/<script>.py`)."""
+    found = list(CORE_SCENARIOS)
+    for path in sorted(features.glob("*/scenarios.py")):
+        module = importlib.import_module(f"{features.name}.{path.parent.name}.scenarios")
+        declared = getattr(module, "SCENARIOS", None)
+        if not isinstance(declared, tuple) or not all(
+            isinstance(scenario, Scenario) for scenario in declared
+        ):
+            raise BenchError(f"{path} must define SCENARIOS, a tuple of run.Scenario")
+        found.extend(declared)
+    names = [scenario.name for scenario in found]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise BenchError(f"scenario names used twice: {', '.join(twice)}")
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -1104,7 +1006,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=[scenario.name for scenario in SCENARIOS],
+        choices=[scenario.name for scenario in scenarios()],
         help="run only this scenario (repeatable)",
     )
     arguments = parser.parse_args(argv)
@@ -1127,7 +1029,7 @@ def scenario_seconds(duration: int, rounds: int) -> int:
 
 def run(arguments: argparse.Namespace) -> list[Comparison]:
     """Start both servers, run every selected scenario against each in turn, stop both."""
-    scenarios = [s for s in SCENARIOS if not arguments.only or s.name in arguments.only]
+    chosen = [s for s in scenarios() if not arguments.only or s.name in arguments.only]
     wrk = ensure_wrk()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     database_url = bench_database_url()
@@ -1147,7 +1049,7 @@ def run(arguments: argparse.Namespace) -> list[Comparison]:
             baseline_port,
         ) as baseline,
     ):
-        return [compare(wrk, scenario, keel, baseline, arguments) for scenario in scenarios]
+        return [compare(wrk, scenario, keel, baseline, arguments) for scenario in chosen]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1198,6 +1100,14 @@ def _version(package: str) -> str | None:
         return None
 
 
+def status_kib(pid: int, name: str) -> int:
+    """A `kB` figure (VmRSS, VmHWM) from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1])
+    raise BenchError(f"/proc/{pid}/status has no {name}")
+
+
 def _git(*arguments: str) -> str | None:
     try:
         completed = subprocess.run(
@@ -1209,4 +1119,5 @@ def _git(*arguments: str) -> str | None:
 
 
 if __name__ == "__main__":
+    sys.modules["run"] = sys.modules[__name__]  # the features' `import run` is this module
     sys.exit(main())

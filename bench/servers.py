@@ -42,7 +42,10 @@ import run as bench  # bench/ is not a package: imported from its directory
 # as it is. The versions measured; change them here to measure others.
 CANDIDATES_VENV = bench.BENCH_DIR / ".venv-servers"
 CANDIDATE_PACKAGES = ("granian==2.8.7", "hypercorn==0.18.0")
-PATHS = {"health": "/health", "users_me": "/api/v1/users/me", "products": "/api/v1/products"}
+SCENARIOS = {scenario.name: scenario for scenario in bench.scenarios()}
+"""What `--path` may name: run.py's scenarios (core's and the present features')."""
+DEFAULT_PATHS = [name for name in ("health", "users_me", "products_list") if name in SCENARIOS]
+"""The trivial request, an authenticated one and, where catalog is there, the cached page."""
 HEADER_TIMEOUT_SECONDS = 2.0  # short, so the slow-head probe ends soon
 OVERSIZED_HEAD_BYTES = 1024 * 1024
 
@@ -207,22 +210,21 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             for index, (name, port) in enumerate(zip(names, ports, strict=True))
         }
         keel = servers["keel serve"]
+        chosen = arguments.path or DEFAULT_PATHS
         headers: dict[str, Mapping[str, str]] = {
-            "health": {},
-            "users_me": bench.bench_user_bearer(keel),
-            "products": bench.products_setup(keel),
+            name: SCENARIOS[name].setup(keel) for name in chosen
         }
         order = list(servers.items())
         for round_number in range(arguments.rounds):
             print(f"round {round_number + 1} of {arguments.rounds}", flush=True)
-            for path_name in arguments.path or list(PATHS):
+            for path_name in chosen:
                 runs = results.setdefault(path_name, {name: [] for name in names})
                 for name, server in order if round_number % 2 == 0 else order[::-1]:
                     runs[name].append(
                         bench.measure(
                             wrk,
                             server,
-                            PATHS[path_name],
+                            SCENARIOS[path_name].keel_path,
                             headers[path_name],
                             duration=arguments.duration,
                             connections=arguments.connections,
@@ -277,7 +279,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["uvicorn stock httptools", "granian", "hypercorn"],
         help="compare only this server with keel serve (repeatable)",
     )
-    parser.add_argument("--path", action="append", choices=list(PATHS), help="(repeatable)")
+    parser.add_argument("--path", action="append", choices=list(SCENARIOS), help="(repeatable)")
     arguments = parser.parse_args(argv)
     if min(arguments.duration, arguments.connections, arguments.rounds) < 1:
         parser.error("--duration, --connections and --rounds must be at least 1")

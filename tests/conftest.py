@@ -35,8 +35,9 @@ from tests.support.databases import (
 from tests.support.otlp import Collector, running_collector
 
 # The leak scan checks every log line of the session against every secret it created;
-# pytester lets its own test run an inner session with a planted leak.
-pytest_plugins = ["tests.support.leak_scan", "pytester"]
+# pytester lets its own test run an inner session with a planted leak; the cluster's
+# fixtures serve core's cluster tests and the features'.
+pytest_plugins = ["tests.support.leak_scan", "pytester", "tests.support.cluster"]
 
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 MakeSettings = Callable[..., Settings]

@@ -1,14 +1,20 @@
-"""The `keel` command: check-config, migrate, and serve's refusals."""
+"""The `keel` command: check-config, migrate, serve's refusals, and the features' commands."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from keel.cli import cli
+from keel import cli as cli_module
+from keel.cli import cli, feature_commands
+from keel.features.registry import ENABLED, command_modules
 from tests.support.databases import fresh_database_url
 
 runner = CliRunner()
@@ -174,3 +180,102 @@ def test_openapi_refuses_an_unwritable_output(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "Cannot write" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# -- the features' commands, found by name -----------------------------------------------------
+
+IMPORTED_FEATURE_MODULES = """
+import sys
+from keel.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="keel")
+except SystemExit:
+    pass
+print(*sorted(name for name in sys.modules if name.startswith("keel.features")), file=sys.stderr)
+"""
+
+
+def imported_feature_modules(*argv: str) -> set[str]:
+    """The `keel.features` modules a fresh `keel <argv>` process has imported when it ends."""
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED_FEATURE_MODULES, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return set(done.stderr.strip().splitlines()[-1].split())
+
+
+@pytest.mark.parametrize("argv", [["migrate", "--help"], ["check-config"], ["serve", "--help"]])
+def test_a_core_command_imports_no_feature(argv: list[str]) -> None:
+    """Only the registry, which finds the features' commands on disk without importing them."""
+    assert imported_feature_modules(*argv) == {"keel.features", "keel.features.registry"}
+
+
+def test_the_command_list_imports_the_features_command_modules_and_nothing_else() -> None:
+    """`keel --help` lists every command, the features' too: it imports their `cli.py`
+    modules (and the packages holding them), never a router, a model or a service."""
+    modules = set(command_modules())
+    packages = {module.rpartition(".")[0] for module in modules}
+    imported = imported_feature_modules("--help")
+    assert imported == {"keel.features", "keel.features.registry", *packages, *modules}
+
+
+def test_command_modules_are_the_enabled_features_cli_files() -> None:
+    for module in command_modules():
+        package, _, name = module.rpartition(".")
+        assert name == "cli"
+        assert package.removeprefix("keel.features.") in ENABLED
+        folder = Path(sys.modules["keel.features"].__path__[0], package.split(".")[-1])
+        assert (folder / "cli.py").is_file()
+
+
+def test_every_feature_command_is_listed_and_runs_by_its_name() -> None:
+    listed = runner.invoke(cli, ["--help"], terminal_width=200)
+    assert listed.exit_code == 0, listed.output
+    for name in feature_commands():
+        assert name in listed.output
+        shown = runner.invoke(cli, [name, "--help"])
+        assert shown.exit_code == 0, shown.output
+        assert f"Usage: keel {name}" in shown.output or f"Usage: root {name}" in shown.output
+
+
+@pytest.fixture
+def no_feature_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`keel` as in a project whose features have no `cli.py`."""
+    monkeypatch.setattr(cli_module, "command_modules", lambda: ())
+    feature_commands.cache_clear()
+    yield
+    feature_commands.cache_clear()
+
+
+@pytest.mark.usefixtures("no_feature_commands")
+def test_a_missing_feature_s_command_is_no_command() -> None:
+    for name in ("import-products", "frobnicate"):
+        result = runner.invoke(cli, [name])
+        assert result.exit_code == 2, result.output
+        assert "No such command" in result.output
+    listed = runner.invoke(cli, ["--help"], terminal_width=200)
+    assert "import-products" not in listed.output
+    assert "migrate" in listed.output
+
+
+def test_a_core_command_name_is_never_taken_by_a_feature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Core's commands are looked up first and listed once: a feature's command of the same
+    name (an `openapi` that writes something else) never runs in its place."""
+    impostor = typer.Typer()
+
+    @impostor.command("openapi")
+    def openapi() -> None:
+        """Not core's openapi."""
+
+    monkeypatch.setattr(
+        cli_module, "feature_commands", typer.main.get_group(impostor).commands.copy
+    )
+    result = runner.invoke(cli, ["openapi", "--help"])
+    assert result.exit_code == 0
+    assert "Write the OpenAPI document" in result.output
+    listed = runner.invoke(cli, ["--help"], terminal_width=200)
+    assert listed.output.count(" openapi ") == 1, listed.output
+    assert "Not core's" not in listed.output

@@ -1,5 +1,6 @@
 """The `keel` command: serve, worker, migrate, check-config, create-admin, openapi, email
-preview, audit, and the commands the enabled features add (`Feature.cli`: import-products).
+preview, audit, and the commands the enabled features add (`features/<name>/cli.py`:
+import-products), which `FeatureCommands` finds by name and imports only when needed.
 
 Command-line options are written back into the `KEEL_*` environment before settings are read,
 so the server's worker processes (which read the environment afresh) see exactly what the
@@ -9,20 +10,24 @@ operator typed, and validation judges the combination that will really run.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import shutil
 import signal
 import sys
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Column, Table
+from typer._click import Command, Context
+from typer.core import TyperGroup
 
 from keel.core.commands import command_settings, console, errors, fail, set_env, with_database
 from keel.core.errors import ConfigError
-from keel.features.registry import features
+from keel.features.registry import command_modules
 from keel.scaffold.cli import new_app
 
 if TYPE_CHECKING:
@@ -30,7 +35,36 @@ if TYPE_CHECKING:
     from keel.core.database import Database
     from keel.features.users.schemas import UserCreate
 
-cli = typer.Typer(help="Keel: a production-grade FastAPI shop backend.", no_args_is_help=True)
+
+@cache
+def feature_commands() -> dict[str, Command]:
+    """The enabled features' commands by name, from their `cli.py` modules (imported here:
+    each defers its heavy imports into the command itself)."""
+    found: dict[str, Command] = {}
+    for module in command_modules():
+        found.update(typer.main.get_group(importlib.import_module(module).cli).commands)
+    return found
+
+
+class FeatureCommands(TyperGroup):
+    """`keel`'s own commands, then the features'. A feature's module is imported only when
+    every command is listed (`keel --help`) or a name is not core's: `keel migrate` and
+    `keel check-config` load no feature (their cost is core's alone). A name is core's first:
+    a feature cannot replace a core command."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        core = super().list_commands(ctx)
+        return [*core, *(name for name in feature_commands() if name not in core)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        return super().get_command(ctx, cmd_name) or feature_commands().get(cmd_name)
+
+
+cli = typer.Typer(
+    cls=FeatureCommands,
+    help="Keel: a production-grade FastAPI shop backend.",
+    no_args_is_help=True,
+)
 migrate_cli = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 cli.add_typer(migrate_cli, name="migrate")
 email_cli = typer.Typer(help="The emails Keel sends.", no_args_is_help=True)
@@ -325,11 +359,6 @@ def audit(ctx: typer.Context) -> None:
     from keel_audit.cli import main as audit_main
 
     raise typer.Exit(code=audit_main(list(ctx.args)))
-
-
-for feature in features():
-    if feature.cli is not None:
-        cli.add_typer(feature.cli)
 
 
 def main() -> None:

@@ -208,17 +208,25 @@ def test_registry_lines_go_only_for_the_features_named() -> None:
     )
 
 
-def test_a_feature_s_typescript_smoke_script_leaves_with_it_and_the_core_one_stays() -> None:
+@pytest.mark.parametrize(
+    ("core", "owned"),
+    [
+        (("clients/typescript/src/smoke.ts", "clients/typescript/src/support.ts"), "smoke.ts"),
+        (("bench/run.py", "bench/README.md"), "scenarios.py"),
+    ],
+    ids=["typescript smoke script", "benchmarks"],
+)
+def test_a_feature_s_files_leave_with_it_and_core_s_stay(core: tuple[str, ...], owned: str) -> None:
+    """The TypeScript smoke script and the benchmarks, in `<folder>/features/<name>/`."""
+    features = f"{core[0].rpartition('/')[0]}/features"
     tree = {
-        "clients/typescript/src/smoke.ts": b"core",
-        "clients/typescript/src/support.ts": b"shared",
-        "clients/typescript/src/features/orders/smoke.ts": b"orders",
-        "clients/typescript/src/features/ordersx/smoke.ts": b"another feature",
+        **dict.fromkeys(core, b"core"),
+        f"{features}/orders/{owned}": b"orders",
+        f"{features}/ordersx/{owned}": b"another feature, its name longer",
     }
     assert set(remove_features(tree, {"orders", "payments"})) == {
-        "clients/typescript/src/smoke.ts",
-        "clients/typescript/src/support.ts",
-        "clients/typescript/src/features/ordersx/smoke.ts",
+        *core,
+        f"{features}/ordersx/{owned}",
     }
     assert set(remove_features(tree, {"catalog"})) == set(tree)
 

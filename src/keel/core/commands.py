@@ -1,19 +1,22 @@
 """What every `keel` command shares: the consoles, settings as a command reads them, and a
-short-lived database. Features' own commands (`Feature.cli`) use these too, so they behave
-like the built-in ones (exit code 2 and the problems listed on a bad configuration)."""
+short-lived database. Features' own commands (`features/<name>/cli.py`) use these too, so
+they behave like the built-in ones (exit code 2 and the problems listed on a bad
+configuration)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from keel.core.config import Settings, ensure_safe, get_settings
 from keel.core.errors import ConfigError
+
+if TYPE_CHECKING:  # imported by the commands that read settings, not by `keel --help`
+    from keel.core.config import Settings
 
 console = Console()
 errors = Console(stderr=True)
@@ -21,6 +24,8 @@ errors = Console(stderr=True)
 
 def set_env(**values: Any) -> None:
     """Write command-line options back into `KEEL_*` before settings are read."""
+    from keel.core.config import get_settings
+
     for name, value in values.items():
         if value is not None:
             os.environ[f"KEEL_{name.upper()}"] = str(value)
@@ -33,6 +38,8 @@ def fail(error: ConfigError) -> NoReturn:
 
 
 def command_settings(*, production_checks: bool = True) -> Settings:
+    from keel.core.config import ensure_safe, get_settings
+
     try:
         settings = get_settings()
         return ensure_safe(settings) if production_checks else settings

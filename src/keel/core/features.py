@@ -2,10 +2,11 @@
 
 Core never names a feature. Each package `keel.features.<name>` defines
 `FEATURE = Feature(...)` in `feature.py`, and `keel.features.registry` loads the features it
-lists; the app factory, the lifespan, the worker, the CLI and the migrations read what they
-need from these declarations. Deleting a feature is deleting its package and its registry
-line: nothing else refers to it. Every field but the name is optional, so a feature says only
-what it has.
+lists; the app factory, the lifespan and the worker read what they need from these
+declarations. Two things a feature has are found by name instead, so finding them imports
+no feature: its revisions (`<package>/migrations/`) and its commands (`<package>/cli.py`).
+Deleting a feature is deleting its package and its registry line: nothing else refers to it.
+Every field but the name is optional, so a feature says only what it has.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import typer
     from fastapi import APIRouter
 
     from keel.core.config import Settings
@@ -70,5 +70,3 @@ class Feature:
     openapi: tuple[Callable[[Settings], OpenApiAdjuster], ...] = ()
     """Adjustments to the OpenAPI document that depend on the settings (upload limits)."""
     resources: Resources | None = None
-    cli: typer.Typer | None = None
-    """Commands merged into the top-level `keel` command (`keel import-products`)."""

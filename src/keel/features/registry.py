@@ -1,8 +1,9 @@
 """The features this service runs: one line each, in mounting order.
 
 Adding a feature is appending its name to `ENABLED`; removing one is deleting its line and
-its package (with its tests and docs). Everything else (routers, models, job handlers,
-migrations, CLI commands) is found from `keel.features.<name>.feature:FEATURE`.
+its package (with its tests and docs). Everything else (routers, models, job handlers) is
+found from `keel.features.<name>.feature:FEATURE`; migrations and CLI commands are found by
+name in the package (`migrations/`, `cli.py`), without importing the feature.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import importlib
 import importlib.util
 from functools import cache
 from pathlib import Path
-
-from sqlalchemy import MetaData
+from typing import TYPE_CHECKING
 
 from keel.core.errors import ConfigError
 from keel.core.features import Feature, Resources
-from keel.core.jobs.handlers import JobHandlers, Maintenance
-from keel.core.models import Base
+
+if TYPE_CHECKING:  # `keel` reads `command_modules` before any command needs SQLAlchemy
+    from sqlalchemy import MetaData
+
+    from keel.core.jobs.handlers import JobHandlers, Maintenance
 
 # Busiest routers first: FastAPI 0.165 matches a request against the included routers'
 # routes one by one, twice per request, at a few µs a route; the prefixes are disjoint, so
@@ -80,6 +83,22 @@ def migration_directories() -> tuple[Path, ...]:
     return tuple(directory for directory in found if directory.is_dir())
 
 
+COMMAND_MODULE = "cli"
+"""A feature's commands for `keel`: a `typer.Typer` named `cli` in `<package>/cli.py`."""
+
+
+def command_modules() -> tuple[str, ...]:
+    """The enabled features' command modules (`keel.features.<name>.cli`), where present.
+
+    Found on disk, not imported: `keel` lists these commands without loading any feature, and
+    a core command (`keel migrate`, `keel check-config`) never imports one."""
+    return tuple(
+        f"{PACKAGE}.{name}.{COMMAND_MODULE}"
+        for name in ENABLED
+        if (feature_directory(name) / f"{COMMAND_MODULE}.py").is_file()
+    )
+
+
 def features_required_by(name: str) -> tuple[str, ...]:
     """What feature `name` requires, as its declaration says."""
     return next(feature.requires for feature in features() if feature.name == name)
@@ -98,6 +117,8 @@ def maintenance() -> tuple[Maintenance, ...]:
 def metadata() -> MetaData:
     """`Base.metadata` knowing every table: core's and the enabled features' (autogenerate
     and the tests' schema checks compare against this)."""
+    from keel.core.models import Base
+
     importlib.import_module("keel.core.idempotency")
     importlib.import_module("keel.core.jobs.models")
     features()

@@ -146,11 +146,12 @@ def migrations_directory(project: Project, name: str) -> Path:
 
 def owned_paths(package: str, name: str) -> tuple[str, ...]:
     """Where the feature `name` keeps its files, relative to the project root: its package
-    (with its migrations), tests, doc and TypeScript smoke script. A new feature refuses to
-    overwrite any of them, and `keel new project` drops them all with the feature."""
+    (with its migrations), tests, benchmarks, doc and TypeScript smoke script. A new feature
+    refuses to overwrite any of them, and `keel new project` drops them all with the feature."""
     return (
         f"src/{package}/features/{name}/",
         f"tests/features/{name}/",
+        f"bench/features/{name}/",
         f"docs/features/{name}.md",
         f"clients/typescript/src/features/{name}/",
     )

@@ -3,9 +3,9 @@
 The layout is the one issue 14 part 1 defines (summarised in docs/new-project.md): a feature
 is `src/keel/features/<name>/` with a `feature.py` defining
 `FEATURE = Feature(..., requires=(...))`, one line per feature in
-`src/keel/features/registry.py`, its tests in `tests/features/<name>/`, its docs in
-`docs/features/<name>.md`, its TypeScript client smoke script in
-`clients/typescript/src/features/<name>/`, and marked blocks elsewhere. When the layout
+`src/keel/features/registry.py`, its tests in `tests/features/<name>/`, its benchmarks in
+`bench/features/<name>/`, its docs in `docs/features/<name>.md`, its TypeScript client smoke
+script in `clients/typescript/src/features/<name>/`, and marked blocks elsewhere. When the layout
 changes, this module is the only one to change: `feature_requirements`, `feature_paths`,
 `drop_registry_lines`, `remove_features`, `KEEL_ONLY`, `NOT_RENAMED`, `FEATURE_OPTIONS` and
 `OPTIONAL` are the whole interface.

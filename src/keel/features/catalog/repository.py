@@ -199,7 +199,8 @@ _UPSERT_STAGED = text(
     SELECT count(*) FILTER (WHERE created) FROM upserted
     """  # noqa: S608 - a constant table name
 )
-# The statements themselves, for bench/csv_import.py's baseline (COPY plus this same upsert).
+# The statements themselves, for bench/features/imports/csv_import.py's baseline (COPY plus
+# this same upsert).
 CREATE_STAGING_SQL = str(_CREATE_STAGING)
 UPSERT_STAGED_SQL = str(_UPSERT_STAGED)
 

@@ -1,8 +1,8 @@
-"""Bulk product imports: the API, the job kind, and `keel import-products`."""
+"""Bulk product imports: the API and the job kind (`keel import-products` is in `cli.py`,
+which `keel` finds by name)."""
 
 from keel.core.features import Feature
 from keel.features.imports import jobs
-from keel.features.imports.cli import cli
 from keel.features.imports.router import router
 
 FEATURE = Feature(
@@ -10,5 +10,4 @@ FEATURE = Feature(
     router=router,
     requires=("catalog", "files", "jobs"),
     job_handlers={jobs.KIND: jobs.run_product_import},
-    cli=cli,
 )

@@ -31,8 +31,8 @@ class _LinesJson(FunctionElement[Any]):
     """An order's lines as one JSON array of `[product_id, sku, name, unit_price, quantity]`
     arrays, in the lines' order: a correlated subquery of the page's own statement, so a page
     of orders and their lines is one round trip (timed against a second `IN` query of the
-    page's ids in bench/large_data.py: faster, the saved round trip being most of a page's
-    database time)."""
+    page's ids in bench/features/orders/large_data.py: faster, the saved round trip being most
+    of a page's database time)."""
 
     type = JSON()
     inherit_cache = True

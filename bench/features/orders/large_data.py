@@ -2,8 +2,9 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/large_data.py [--sizes 1000,100000,1000000] [--duration 5]
-                                         [--rounds 3] [--connections 10]
+    .venv/bin/python bench/features/orders/large_data.py [--sizes 1000,100000,1000000]
+                                                         [--duration 5] [--rounds 3]
+                                                         [--connections 10]
 
 One PostgreSQL database per size (`keel_bench_large_<size>`, or
 `$KEEL_BENCH_LARGE_DATABASE_URL` with the size appended), migrated by `keel migrate`, holds
@@ -37,12 +38,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/, for run.py
+
 import run
+from features.orders.scenarios import BENCH_CUSTOMER_EMAIL, BENCH_CUSTOMER_NAME
 
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
 DEFAULT_MAX_ORDERS = 100_000
@@ -127,7 +132,7 @@ async def _load(url: str, size: int, orders: int) -> None:
     try:
         await connection.execute(f"SET statement_timeout = {int(LOAD_TIMEOUT_SECONDS * 1000)}")
         customer = await connection.fetchval(
-            "SELECT id FROM users WHERE email = $1", run.BENCH_CUSTOMER_EMAIL
+            "SELECT id FROM users WHERE email = $1", BENCH_CUSTOMER_EMAIL
         )
         products = await connection.fetchval("SELECT count(*) FROM products")
         if products != size:
@@ -181,13 +186,13 @@ async def _strategies(url: str, customer_email: str) -> dict[str, Any]:
 
 def prepare(size: int, orders: int, environment: Mapping[str, str], keel: run.Server) -> None:
     """Accounts through the API (the customer and the admin), then the bulk load."""
-    run.register(keel, run.BENCH_CUSTOMER_EMAIL, run.BENCH_CUSTOMER_NAME)
+    run.register(keel, BENCH_CUSTOMER_EMAIL, BENCH_CUSTOMER_NAME)
     run.register(keel, ADMIN_EMAIL, "Bench Large Admin")
     asyncio.run(_load(environment["KEEL_DATABASE_URL"], size, orders))
 
 
 def scenarios(keel: run.Server) -> dict[str, tuple[str, Mapping[str, str]]]:
-    customer = run.bearer(run.login(keel, run.BENCH_CUSTOMER_EMAIL))
+    customer = run.bearer(run.login(keel, BENCH_CUSTOMER_EMAIL))
     admin = run.bearer(run.login(keel, ADMIN_EMAIL))
     return {
         "orders_page": ("/api/v1/orders", customer),
@@ -250,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with ExitStack() as stack:
             sized = list(servers(sizes, args.max_orders, stack))
-            strategy = asyncio.run(_strategies(database_url(sizes[-1]), run.BENCH_CUSTOMER_EMAIL))
+            strategy = asyncio.run(_strategies(database_url(sizes[-1]), BENCH_CUSTOMER_EMAIL))
             print(f"orders with lines, asyncpg medians (largest size): {strategy}")
             for entry in sized:
                 for name, (path, headers) in entry.paths.items():

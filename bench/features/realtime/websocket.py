@@ -2,13 +2,15 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/websocket.py [--connections 1000] [--rates 10,20,30,50,100]
+    .venv/bin/python bench/features/realtime/websocket.py [--connections 1000]
+                                                          [--rates 10,20,30,50,100]
 
 Keel runs as `keel serve` with bench/run.py's production settings on PostgreSQL (`keel_bench`),
 plus `KEEL_REDIS_URL`, so events travel over Redis pub/sub as they do in production. The
-baseline is `bench/ws_baseline_app.py`, a bare Starlette app under the same uvicorn that
-subscribes to its own Redis channel and broadcasts to its sockets. Both run on CPU 0, both with
-the same permessage-deflate setting (`--server-compression`, by default Keel's: off).
+baseline is `ws_baseline_app.py` (next to this script), a bare Starlette app under the same
+uvicorn that subscribes to its own Redis channel and broadcasts to its sockets. Both run on
+CPU 0, both with the same permessage-deflate setting (`--server-compression`, by default
+Keel's: off).
 
 One admin account logs in through Keel's API; `--connections` sockets to each server use its
 token with `scope=all`, so every socket receives every event. Client processes pinned to
@@ -70,11 +72,12 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/, for run.py
+
 import run as run_module
 from keel.core.config import Settings
 from keel.core.events import Event
 from run import (
-    BENCH_DIR,
     HOST,
     JWT_AUDIENCE,
     JWT_ISSUER,
@@ -100,9 +103,9 @@ from run import (
     migrate,
     register,
     running_server,
+    status_kib,
     warn_if_busy,
 )
-from upload import status_kib
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 DEFAULT_CONNECTIONS = 1000
@@ -883,7 +886,7 @@ def ws_baseline_command(port: int, server_compression: bool) -> list[str]:
         "uvicorn",
         "ws_baseline_app:app",
         "--app-dir",
-        str(BENCH_DIR),
+        str(Path(__file__).resolve().parent),
         "--host",
         HOST,
         "--port",
@@ -1185,7 +1188,9 @@ def summarise(arguments: argparse.Namespace, **parts: Any) -> dict[str, Any]:
         }
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "bench/websocket.py", *sys.argv[1:]]),
+        "command": " ".join(
+            [".venv/bin/python", "bench/features/realtime/websocket.py", *sys.argv[1:]]
+        ),
         "settings": {
             "connections_per_server": arguments.connections,
             "client_processes": arguments.clients,

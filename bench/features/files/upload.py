@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/upload.py [--size-mib 1024] [--chunked]
+    .venv/bin/python bench/features/files/upload.py [--size-mib 1024] [--chunked]
 
 Keel runs as `keel serve` with production settings on PostgreSQL (the `keel_bench` database,
 set up exactly as bench/run.py does it) and `KEEL_STORAGE_URL=file://<temporary directory>`.
@@ -36,6 +36,8 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/, for run.py
+
 from run import (
     LOAD_CPU,
     REPO_ROOT,
@@ -56,6 +58,7 @@ from run import (
     migrate,
     register,
     running_server,
+    status_kib,
     warn_if_busy,
 )
 
@@ -136,14 +139,6 @@ def multipart_body(source: TextSource) -> tuple[Iterator[bytes], int]:
 
 
 # --- memory ---------------------------------------------------------------------------------
-
-
-def status_kib(pid: int, name: str) -> int:
-    """A `kB` figure (VmRSS, VmHWM) from /proc/<pid>/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return int(line.split()[1])
-    raise BenchError(f"/proc/{pid}/status has no {name}")
 
 
 def reset_peak_rss(pid: int) -> bool:
@@ -414,7 +409,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     worst = max(rounds, key=lambda r: r.memory["rss_growth_mib"])
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "bench/upload.py", *sys.argv[1:]]),
+        "command": " ".join([".venv/bin/python", "bench/features/files/upload.py", *sys.argv[1:]]),
         "size_bytes": size,
         "transfer": "chunked" if arguments.chunked else "content-length",
         "rounds": len(rounds),

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/csv_import.py [--rows 1000000] [--rounds 3] [--profile]
+    .venv/bin/python bench/features/imports/csv_import.py [--rows 1000000] [--rounds 3] [--profile]
 
 It writes a product CSV (`sku,name,description,price,currency,stock,is_active`) to a
 temporary directory, then, in one run, on the `keel_bench` database (created and migrated
@@ -53,6 +53,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/, for run.py
 
 from keel.features.catalog.repository import (
     CREATE_STAGING_SQL,
@@ -418,7 +420,9 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     ratio = statistics.median(ratios_new)
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "bench/csv_import.py", *sys.argv[1:]]),
+        "command": " ".join(
+            [".venv/bin/python", "bench/features/imports/csv_import.py", *sys.argv[1:]]
+        ),
         "rows": rows,
         "rounds": len(rounds),
         "file_bytes": size,
