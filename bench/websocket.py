@@ -71,8 +71,8 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 import run as run_module
-from keel.core.config import Settings
 from keel.core.events import Event
+from keel.settings import Settings
 from run import (
     BENCH_DIR,
     HOST,

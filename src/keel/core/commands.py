@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from keel.core.config import Settings, ensure_safe, get_settings
+from keel.core.config import CoreSettings, ensure_safe, get_settings
 from keel.core.errors import ConfigError
 
 console = Console()
@@ -32,7 +32,7 @@ def fail(error: ConfigError) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def command_settings(*, production_checks: bool = True) -> Settings:
+def command_settings(*, production_checks: bool = True) -> CoreSettings:
     try:
         settings = get_settings()
         return ensure_safe(settings) if production_checks else settings
@@ -41,7 +41,7 @@ def command_settings(*, production_checks: bool = True) -> Settings:
 
 
 def with_database(
-    settings: Settings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
+    settings: CoreSettings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
 ) -> Any:
     """Run one async action against a short-lived engine (the CLI has no lifespan);
     `bounded=False` for migrations, which may outlast any statement timeout."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
 
-    from keel.core.config import Settings
+    from keel.core.config import CoreSettings
     from keel.core.events import EventHub
     from keel.core.jobs.handlers import JobHandler, Maintenance
     from keel.core.openapi import OpenApiAdjuster
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class ResourceContext:
     """What a feature's resources may be built from: the core resources already open."""
 
-    settings: Settings
+    settings: CoreSettings
     event_hub: EventHub
     tracing: Tracing | None
 
@@ -67,7 +67,7 @@ class Feature:
     """Features that must be enabled too (the registry refuses to start without them)."""
     job_handlers: Mapping[str, JobHandler] = field(default_factory=dict)
     maintenance: tuple[Maintenance, ...] = ()
-    openapi: tuple[Callable[[Settings], OpenApiAdjuster], ...] = ()
+    openapi: tuple[Callable[[CoreSettings], OpenApiAdjuster], ...] = ()
     """Adjustments to the OpenAPI document that depend on the settings (upload limits)."""
     resources: Resources | None = None
     cli: typer.Typer | None = None
