@@ -4,8 +4,8 @@ Core never names a feature. Each package `keel.features.<name>` defines
 `FEATURE = Feature(...)` in `feature.py`, and `keel.features.registry` loads the features it
 lists; the app factory, the lifespan, the worker, the CLI and the migrations read what they
 need from these declarations. Deleting a feature is deleting its package and its registry
-line: nothing else refers to it. Every field but the name is optional, so a feature says only
-what it has.
+line (and, for a feature with settings, its two lines in `keel/settings.py`): nothing else
+refers to it. Every field but the name is optional, so a feature says only what it has.
 """
 
 from __future__ import annotations

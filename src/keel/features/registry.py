@@ -1,8 +1,9 @@
 """The features this service runs: one line each, in mounting order.
 
-Adding a feature is appending its name to `ENABLED`; removing one is deleting its line and
-its package (with its tests and docs). Everything else (routers, models, job handlers,
-migrations, CLI commands) is found from `keel.features.<name>.feature:FEATURE`.
+Adding a feature is appending its name to `ENABLED`; removing one is deleting its line, its
+package (with its tests and docs) and, if it has settings, their import and base in
+`keel/settings.py`. Everything else (routers, models, job handlers, migrations, CLI commands)
+is found from `keel.features.<name>.feature:FEATURE`.
 """
 
 from __future__ import annotations
