@@ -30,7 +30,7 @@ from keel.core.errors import ConfigError
 Environment = Literal["development", "test", "production"]
 
 _REPORTING: ContextVar[bool] = ContextVar("keel_settings_reporting", default=False)
-"""Set while `diagnose` builds settings: combination checks report instead of raising."""
+"""Set while `diagnose_settings` builds settings: combination checks report instead of raising."""
 
 SETTINGS_CLASS = "keel.settings:Settings"
 """The one settings class, composed of core's and every feature's (`module:name`). Core
