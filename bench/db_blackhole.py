@@ -29,8 +29,8 @@ from tests.support.app import serve
 from tests.support.databases import _recreate_postgres_database, create_probe_table, migrate
 from tests.support.tcp_proxy import TcpProxy
 
-from keel.core.config import load_settings
 from keel.main import create_app
+from keel.settings import load_settings
 
 HUNG = 599
 

@@ -19,9 +19,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.core.config import Settings, get_settings, load_settings
+from keel.core.config import get_settings
 from keel.core.database import Database
 from keel.main import create_app
+from keel.settings import Settings, load_settings
 from tests.support import routes
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import isolate_sessions, serve

@@ -53,16 +53,17 @@ def test_check_config_lists_every_invalid_field_and_every_other_problem(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two invalid fields, an impossible combination and production problems: one run, one
-    list, instead of a fix-and-retry round per problem."""
+    list, instead of a fix-and-retry round per problem (a feature's own problems join the
+    list: tests/features/payments/test_settings.py)."""
     monkeypatch.setenv("KEEL_ENVIRONMENT", "production")
     monkeypatch.setenv("KEEL_ACCESS_TOKEN_MINUTES", "120")
     monkeypatch.setenv("KEEL_PORT", "0")
-    monkeypatch.setenv("KEEL_PAYMENT_GATEWAY", "http")  # without KEEL_PAYMENT_GATEWAY_URL
+    monkeypatch.setenv("KEEL_JOB_BROKER", "redis")  # without KEEL_REDIS_URL
     result = runner.invoke(cli, ["check-config"])
     assert result.exit_code == 2
     assert "KEEL_ACCESS_TOKEN_MINUTES" in result.output
     assert "KEEL_PORT" in result.output
-    assert "KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL" in result.output
+    assert "KEEL_JOB_BROKER=redis needs KEEL_REDIS_URL" in result.output
     assert "KEEL_JWT_SECRET is not set" in result.output
     assert "SQLite" in result.output
     assert "Traceback" not in result.output

@@ -16,11 +16,11 @@ import httpx
 import pytest
 import websockets
 
-from keel.core.config import Settings
 from keel.core.logging import configure_logging, get_logger
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
 from keel.main import create_app
+from keel.settings import Settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.support import routes
 from tests.support.accounts import signed_up
@@ -38,7 +38,7 @@ import asyncio
 import logging
 import uuid
 
-from keel.core.config import load_settings
+from keel.settings import load_settings
 from keel.core.logging import configure_logging, get_logger
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from keel.core.config import Settings
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.openapi import component
 
 

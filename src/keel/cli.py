@@ -31,7 +31,7 @@ from keel.features.registry import command_modules
 from keel.scaffold.cli import new_app
 
 if TYPE_CHECKING:
-    from keel.core.config import Settings
+    from keel.core.config import CoreSettings
     from keel.core.database import Database
     from keel.features.users.schemas import UserCreate
 
@@ -151,9 +151,9 @@ def check_config() -> None:
     terminal's width. Invalid values are listed with everything else that is wrong, not one
     per run.
     """
-    from keel.core.config import diagnose
+    from keel.core.config import diagnose_settings
 
-    settings, problems = diagnose()
+    settings, problems = diagnose_settings()
     if settings is not None:
         shown = {f"KEEL_{name.upper()}": value for name, value in settings.display().items()}
         if console.is_terminal:
@@ -236,7 +236,7 @@ def create_admin(
     console.print(f"[green]{verb} admin {data.email}[/]")
 
 
-async def _ensure_admin(database: Database, settings: Settings, data: UserCreate) -> bool:
+async def _ensure_admin(database: Database, settings: CoreSettings, data: UserCreate) -> bool:
     from keel.core.security.passwords import PasswordHasher
     from keel.features.users import service as users
     from keel.features.users.models import Role

@@ -7,7 +7,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
 from keel import __version__
-from keel.core.config import Settings, ensure_safe, get_settings
+from keel.core.config import CoreSettings, ensure_safe, get_settings
 from keel.core.docs import install_docs
 from keel.core.exception_handlers import register_exception_handlers
 from keel.core.jobs.handlers import JobHandlers
@@ -39,7 +39,7 @@ NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "log
 
 
 def create_app(
-    settings: Settings | None = None, *, job_handlers: JobHandlers | None = None
+    settings: CoreSettings | None = None, *, job_handlers: JobHandlers | None = None
 ) -> FastAPI:
     """Build a fully wired app. Refuses (ConfigError) on an unsafe production configuration.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.jobs.handlers import JobHandlers
 from keel.core.lifespan import open_state
 from keel.core.logging import get_logger
@@ -20,7 +20,7 @@ from keel.features.registry import job_handlers, maintenance, resources
 log = get_logger(__name__)
 
 
-async def run_worker(settings: Settings, handlers: JobHandlers | None = None) -> None:
+async def run_worker(settings: CoreSettings, handlers: JobHandlers | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

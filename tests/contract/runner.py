@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 
-from keel.core.config import Settings, load_settings
 from keel.core.database import Database, committing
 from keel.core.security.passwords import PasswordHasher
 from keel.features.users import service as users
 from keel.features.users.models import Role
 from keel.features.users.schemas import UserCreate
+from keel.settings import Settings, load_settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.databases import fresh_database_url
 

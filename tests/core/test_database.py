@@ -15,7 +15,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.config import Settings, load_settings
 from keel.core.database import (
     Database,
     after_commit,
@@ -29,6 +28,7 @@ from keel.core.database import (
 )
 from keel.core.errors import ConflictError
 from keel.main import create_app
+from keel.settings import Settings, load_settings
 from tests.conftest import MakeSettings
 from tests.support import accounts, routes
 from tests.support.app import serve

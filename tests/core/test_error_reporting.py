@@ -21,9 +21,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from keel import __version__
-from keel.core.config import Settings
 from keel.core.error_reporting import report_exception, scrub_event
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.accounts import signed_up
 from tests.support.app import serve
 from tests.support.jobs import enqueue, jobs_client, wait_for_job
@@ -132,7 +132,7 @@ def test_without_a_dsn_sentry_is_never_imported(settings: Settings) -> None:
     script = (
         "import asyncio, sys\n"
         "from asgi_lifespan import LifespanManager\n"
-        "from keel.core.config import load_settings\n"
+        "from keel.settings import load_settings\n"
         "from keel.main import create_app\n"
         "async def main():\n"
         "    async with LifespanManager(create_app(load_settings(environment='test'))):\n"

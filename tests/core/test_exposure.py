@@ -13,21 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from keel.core.config import load_settings
 from keel.main import create_app
+from keel.settings import load_settings
 from tests.conftest import MakeSettings
 from tests.support.assertions import assert_error_body
+from tests.support.settings import SAFE_PRODUCTION
 
 METRICS_TOKEN = "scrape-" + "m" * 24
 PRODUCTION: dict[str, Any] = {
-    "environment": "production",
-    "database_url": "postgresql+asyncpg://keel:pw@127.0.0.1:9/keel",
-    "jwt_secret": "p" * 48,
-    "allowed_hosts": "api.example.com",
+    **SAFE_PRODUCTION,
+    "database_url": "postgresql+asyncpg://keel:pw@127.0.0.1:9/keel",  # nothing listens
     "redis_url": "redis://127.0.0.1:9/0",
-    "payment_gateway": "http",
-    "payment_gateway_url": "https://gateway.example.com",
-    "_env_file": None,
 }
 
 

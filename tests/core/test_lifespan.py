@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from keel.core.config import load_settings
 from keel.core.errors import ConfigError
 from keel.core.features import FeatureResources, ResourceContext, Resources
 from keel.core.idempotency import DEFAULT_LEASE
 from keel.core.lifespan import open_state
+from keel.settings import load_settings
 from tests.conftest import FreshDatabase, MakeSettings
 from tests.support.databases import REDIS_URL
 from tests.support.jobs import TEST_HANDLERS

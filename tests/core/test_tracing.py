@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.core.config import Settings, parse_otlp_headers
+from keel.core.config import parse_otlp_headers
 from keel.core.errors import ConfigError
 from keel.core.logging import HANDLER_NAME, WRITER_THREAD, configure_logging
 from keel.core.tracing import (
@@ -43,6 +43,7 @@ from keel.core.tracing import (
     tracing_of,
 )
 from keel.main import create_app
+from keel.settings import Settings
 from tests.conftest import MakeSettings
 from tests.support import routes
 from tests.support.app import isolated_app, serve
@@ -144,7 +145,7 @@ def test_settings_check_the_headers_without_importing_tracing() -> None:
     """One direction only: tracing reads the settings; the settings never load tracing."""
     script = """
 import sys
-from keel.core.config import load_settings
+from keel.settings import load_settings
 load_settings(otel_headers="tenant=t1", _env_file=None)
 assert "keel.core.tracing" not in sys.modules, "config imported tracing"
 print("clean")
@@ -190,7 +191,7 @@ def test_with_tracing_off_no_sdk_exporter_or_instrumentation_is_even_imported(
 ) -> None:
     script = f"""
 import sys, threading
-from keel.core.config import load_settings
+from keel.settings import load_settings
 from keel.core.tracing import instrument_app
 from keel.main import create_app
 settings = load_settings(environment="test", database_url="sqlite+aiosqlite:///{tmp_path}/t.db",

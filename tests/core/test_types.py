@@ -17,9 +17,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from keel.core.config import load_settings
 from keel.core.types import SAFE_INT_MAX
 from keel.main import create_app
+from keel.settings import load_settings
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.accounts import Account
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from keel.core.config import load_settings
 from keel.main import create_app
+from keel.settings import load_settings
 from tests.support.servers import uvicorn_server
 
 CHROMIUM = Path("/usr/bin/chromium")

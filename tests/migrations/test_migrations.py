@@ -11,12 +11,12 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from keel.core.config import load_settings
 from keel.core.database import Database
 from keel.core.errors import ConfigError
 from keel.core.lifespan import prepare_schema
 from keel.features.registry import metadata, migration_directories
 from keel.migrations import runner
+from keel.settings import load_settings
 from tests.conftest import FreshDatabase
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from keel.core.config import load_settings
 from keel.core.database import Database
 from keel.core.errors import ConfigError
 from keel.features import registry
 from keel.migrations import runner
+from keel.settings import load_settings
 from tests.conftest import FreshDatabase
 from tests.support.databases import implied_left_out
 

@@ -79,6 +79,10 @@ def test_dry_run_of_references_names_the_contract_configuration() -> None:
         (["users", "-f", "title:str"], "reserved"),
         (["health", "-f", "title:str"], "reserved"),
         (["core", "-f", "title:str"], "reserved"),
+        (["registry", "-f", "title:str"], "reserved"),
+        (["api", "-f", "title:str"], "reserved"),
+        (["operations", "-f", "title:str"], "reserved"),
+        (["auth", "-f", "title:str"], "reserved"),
         (["auth_sessions", "-f", "title:str"], "the table 'auth_sessions' exists"),
         (["user_roles", "-f", "title:str"], "the table 'user_roles' exists"),
         (["alembic_version", "-f", "title:str"], "exists already"),
@@ -103,6 +107,14 @@ def test_refusals_exit_with_2(arguments: list[str], says: str) -> None:
     code, output = new_feature(*arguments, "--dry-run")
     assert code == 2, output
     assert says in " ".join(output.split())
+
+
+@pytest.mark.parametrize("name", ["worker", "models", "settings"])
+def test_a_name_that_is_only_a_module_elsewhere_is_accepted(name: str) -> None:
+    """Only names that clash are reserved (scaffold/feature.RESERVED_FEATURES says which)."""
+    code, output = new_feature(name, "-f", "title:str", "--dry-run")
+    assert code == 0, output
+    assert f"src/keel/features/{name}/feature.py" in output
 
 
 def test_outside_a_keel_project_is_refused(tmp_path: Path) -> None:

@@ -15,11 +15,11 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.routing import BaseRoute
 
-from keel.core.config import Settings
 from keel.core.database import committing, get_session
 from keel.features.auth.dependencies import get_verified_user
 from keel.features.registry import features
 from keel.main import API_PREFIX, create_app
+from keel.settings import Settings
 
 
 def isolate_sessions(app: FastAPI, connection: AsyncConnection) -> None:

@@ -17,9 +17,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from keel.core.config import load_settings
 from keel.core.database import Database
 from keel.migrations import runner
+from keel.settings import load_settings
 
 POSTGRES_URL = os.environ.get("KEEL_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("KEEL_TEST_REDIS_URL")

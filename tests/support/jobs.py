@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 
-from keel.core.config import Settings
 from keel.core.jobs.handlers import JobContext, JobHandlers, PermanentJobError
 from keel.core.jobs.models import Job
 from keel.features.registry import job_handlers
 from keel.features.users.models import User
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support import routes
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve

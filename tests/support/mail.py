@@ -16,8 +16,8 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from keel.core.config import Settings
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.app import serve
 from tests.support.network import free_port
 

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-from keel.core.config import Settings
 from keel.core.logging import configure_logging
+from keel.settings import Settings
 from tests.support.databases import REDIS_URL
 
 

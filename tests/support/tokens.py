@@ -7,9 +7,9 @@ import uuid
 
 import jwt
 
-from keel.core.config import load_settings
 from keel.core.models import utcnow
 from keel.core.security.tokens import TokenService
+from keel.settings import load_settings
 from tests.conftest import TEST_JWT_SECRET
 
 

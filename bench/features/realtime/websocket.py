@@ -75,8 +75,8 @@ from websockets.uri import parse_uri
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/, for run.py
 
 import run as run_module
-from keel.core.config import Settings
 from keel.core.events import Event
+from keel.settings import Settings
 from run import (
     HOST,
     JWT_AUDIENCE,

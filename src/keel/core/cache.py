@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from cashews import Cache
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.logging import get_logger
 from keel.core.redis import retry_policy
 
@@ -31,7 +31,7 @@ class ReadCache:
         self._ttl = ttl_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ReadCache:
+    def from_settings(cls, settings: CoreSettings) -> ReadCache:
         cache = Cache()
         if settings.redis_url is None:
             cache.setup("mem://?size=10000")

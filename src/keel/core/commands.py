@@ -16,7 +16,7 @@ from rich.console import Console
 from keel.core.errors import ConfigError
 
 if TYPE_CHECKING:  # imported by the commands that read settings, not by `keel --help`
-    from keel.core.config import Settings
+    from keel.core.config import CoreSettings
 
 console = Console()
 errors = Console(stderr=True)
@@ -37,7 +37,7 @@ def fail(error: ConfigError) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def command_settings(*, production_checks: bool = True) -> Settings:
+def command_settings(*, production_checks: bool = True) -> CoreSettings:
     from keel.core.config import ensure_safe, get_settings
 
     try:
@@ -48,7 +48,7 @@ def command_settings(*, production_checks: bool = True) -> Settings:
 
 
 def with_database(
-    settings: Settings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
+    settings: CoreSettings, action: Callable[[Any], Awaitable[Any]], *, bounded: bool = True
 ) -> Any:
     """Run one async action against a short-lived engine (the CLI has no lifespan);
     `bounded=False` for migrations, which may outlast any statement timeout."""

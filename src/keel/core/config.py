@@ -7,11 +7,12 @@ problem at once, so an operator fixes the deployment in one round instead of fiv
 
 from __future__ import annotations
 
+import importlib
 import json
 import secrets
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import unquote
 
 from pydantic import (
@@ -29,14 +30,19 @@ from keel.core.errors import ConfigError
 Environment = Literal["development", "test", "production"]
 
 _REPORTING: ContextVar[bool] = ContextVar("keel_settings_reporting", default=False)
-"""Set while `diagnose` builds settings: combination checks report instead of raising."""
+"""Set while `diagnose_settings` builds settings: combination checks report instead of raising."""
+
+SETTINGS_CLASS = "keel.settings:Settings"
+"""The one settings class, composed of core's and every feature's (`module:name`). Core
+imports it by this string, late, so that it names no feature; the composition lives in
+`keel/settings.py`, which `keel new project` edits when it leaves a feature out."""
 
 MIN_SECRET_BYTES = 32
 MIN_METRICS_TOKEN_BYTES = 16
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/keel.db"
 
 
-def _split_csv(value: Any) -> Any:
+def split_csv(value: Any) -> Any:
     """Accept `a,b,c` as well as a JSON list, which is what people write in `.env` files."""
     if isinstance(value, str):
         stripped = value.strip()
@@ -60,8 +66,11 @@ def parse_otlp_headers(value: str | None) -> dict[str, str]:
     return headers
 
 
-class Settings(BaseSettings):
-    """Every setting Keel reads. Field docs double as the configuration reference."""
+class CoreSettings(BaseSettings):
+    """Every setting core reads, and the checks of them. Field docs double as the configuration
+    reference. A feature's settings derive from this class in the feature's package, and
+    `keel.settings.Settings` composes them all (docs/decisions.md, "Settings owned by their
+    features")."""
 
     model_config = SettingsConfigDict(
         env_prefix="KEEL_",
@@ -139,26 +148,6 @@ class Settings(BaseSettings):
     maintenance_seconds: float = Field(default=60, gt=0, le=86400)
     """How often each job-consuming process runs periodic upkeep (sweeping abandoned uploads)."""
 
-    # Feature: files (settings of one feature are grouped under its name; docs/features/)
-    upload_allowed_types: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [
-            "image/png",
-            "image/jpeg",
-            "image/gif",
-            "image/webp",
-            "application/pdf",
-            "text/csv",
-            "text/plain",
-        ]
-    )
-    """Content types accepted for uploads, checked against the file's bytes."""
-    upload_url_ttl_seconds: int = Field(default=900, ge=30, le=7 * 86400)
-    """Life of a direct-upload URL."""
-    upload_abandon_grace_seconds: float = Field(default=3600, ge=0, le=7 * 86400)
-    """How long after its URL expired a never-completed direct upload is deleted (row and object);
-    an upload started just before expiry may still be running.
-    """
-
     # Background jobs: in-process (embedded), or Redis Streams and `keel worker` processes
     job_broker: Literal["embedded", "redis"] | None = None
     """Defaults to redis when KEEL_REDIS_URL is set, else embedded."""
@@ -172,11 +161,6 @@ class Settings(BaseSettings):
     """A running job whose worker stops renewing this lease is picked up again."""
     job_sweep_seconds: float = Field(default=5.0, gt=0, le=600)
     """How often due retries and lost jobs are sent."""
-
-    # Feature: imports
-    import_batch_size: int = Field(default=1000, ge=1, le=50_000)
-    import_max_errors: int = Field(default=100, ge=0, le=100_000)
-    """Row errors kept in an import's result."""
 
     # Security
     jwt_secret: SecretStr | None = None
@@ -238,11 +222,7 @@ class Settings(BaseSettings):
     smtp_validate_certs: bool = True
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    # Feature: payments
-    payment_gateway: Literal["sandbox", "http"] = "sandbox"
-    payment_gateway_url: str | None = None
-    payment_gateway_api_key: SecretStr | None = None
-    payment_gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Idempotency-Key replays (core/idempotency.py)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=720)
 
     # Lists
@@ -258,11 +238,7 @@ class Settings(BaseSettings):
     # Events (the hub, core) fan out over Redis pub/sub when KEEL_REDIS_URL is set
     events_channel: str = "keel:events"
 
-    # Feature: realtime
-    ws_heartbeat_seconds: float = Field(default=25.0, gt=0, le=3600)
-    ws_queue_size: int = Field(default=100, ge=1, le=100_000)
-    """Events buffered per slow connection."""
-    ws_auth_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # WebSocket serving, for every socket route (core/serving.py)
     ws_compression: bool = False
     """Accept permessage-deflate from WebSocket clients. Off: Keel's events are small, and
     compression costs every socket its zlib state and the fan-out CPU (docs/decisions.md)."""
@@ -303,13 +279,12 @@ class Settings(BaseSettings):
     @field_validator(
         "cors_origins",
         "allowed_hosts",
-        "upload_allowed_types",
         "otel_excluded_paths",
         mode="before",
     )
     @classmethod
     def _parse_lists(cls, value: Any) -> Any:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator(
         "rate_limit_default",
@@ -340,17 +315,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _combinations_are_possible(self) -> Settings:
+    def _combinations_are_possible(self) -> CoreSettings:
         if not _REPORTING.get():
             for problem in self.combination_problems():
                 raise ValueError(problem)
         return self
 
     def combination_problems(self) -> list[str]:
-        """Settings that cannot work together in any environment."""
+        """Settings that cannot work together in any environment (a feature's class extends
+        the list through `super()`)."""
         found: list[str] = []
-        if self.payment_gateway == "http" and not self.payment_gateway_url:
-            found.append("KEEL_PAYMENT_GATEWAY=http needs KEEL_PAYMENT_GATEWAY_URL")
         if self.job_broker == "redis" and self.redis_url is None:
             found.append("KEEL_JOB_BROKER=redis needs KEEL_REDIS_URL")
         return found
@@ -408,7 +382,8 @@ class Settings(BaseSettings):
         return (not self.is_production) if self.auto_migrate is None else self.auto_migrate
 
     def problems(self) -> list[str]:
-        """Every reason this configuration is unsafe to run in production (empty if fine)."""
+        """Every reason this configuration is unsafe to run in production (empty if fine); a
+        feature's class extends the list through `super()`."""
         if not self.is_production:
             return []
         found: list[str] = []
@@ -445,8 +420,6 @@ class Settings(BaseSettings):
             )
         if self.storage_url.startswith("memory://"):
             found.append("KEEL_STORAGE_URL is memory://, which loses every file on restart")
-        if self.payment_gateway == "sandbox":
-            found.append("KEEL_PAYMENT_GATEWAY is sandbox, which charges no real card")
         if self.smtp_tls and self.smtp_starttls:
             found.append("KEEL_SMTP_TLS and KEEL_SMTP_STARTTLS are both on; choose one")
         if self.smtp_host and not self.smtp_validate_certs:
@@ -513,34 +486,60 @@ def _error_lines(exc: ValidationError) -> list[str]:
     ]
 
 
-def load_settings(**overrides: Any) -> Settings:
+S = TypeVar("S", bound=CoreSettings)
+
+
+@lru_cache(maxsize=1)
+def settings_class() -> type[CoreSettings]:
+    """The class `SETTINGS_CLASS` names, imported on first use."""
+    module, _, name = SETTINGS_CLASS.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    if not (isinstance(found, type) and issubclass(found, CoreSettings)):
+        raise TypeError(f"{SETTINGS_CLASS} is not a CoreSettings class")
+    return found
+
+
+def settings_as(kind: type[S], settings: CoreSettings) -> S:
+    """`settings` as a feature's settings class, checked: how a feature reads its own fields
+    from the settings core passes around (as `CoreSettings`)."""
+    if not isinstance(settings, kind):
+        raise TypeError(
+            f"settings are a {type(settings).__name__}, not a {kind.__name__}: build them with "
+            f"build_settings() ({SETTINGS_CLASS}), which composes every feature's"
+        )
+    return settings
+
+
+def build_settings(**overrides: Any) -> CoreSettings:
     """Build settings, turning every validation failure into one ConfigError that lists them."""
+    kind = settings_class()
     try:
-        settings = Settings(**overrides)
+        settings = kind(**overrides)
     except ValidationError as exc:
         raise ConfigError(_error_lines(exc)) from None
     return _with_development_secret(settings)
 
 
-def diagnose(**overrides: Any) -> tuple[Settings | None, list[str]]:
+def diagnose_settings(**overrides: Any) -> tuple[CoreSettings | None, list[str]]:
     """Every problem at once, for `keel check-config`: invalid values, impossible combinations
     and production problems. The settings returned hold the defaults in place of invalid
     values (so the rest can still be judged); None only if even that cannot be built."""
+    kind = settings_class()
     token = _REPORTING.set(True)
     found: list[str] = []
     try:
         try:
-            settings = Settings(**overrides)
+            settings = kind(**overrides)
         except ValidationError as exc:
             found += _error_lines(exc)
             invalid = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
             defaults = {
-                name: Settings.model_fields[name].get_default(call_default_factory=True)
+                name: kind.model_fields[name].get_default(call_default_factory=True)
                 for name in invalid
-                if name in Settings.model_fields
+                if name in kind.model_fields
             }
             try:
-                settings = Settings(**{**overrides, **defaults})
+                settings = kind(**{**overrides, **defaults})
             except ValidationError:
                 return None, found
     finally:
@@ -550,7 +549,7 @@ def diagnose(**overrides: Any) -> tuple[Settings | None, list[str]]:
     return _with_development_secret(settings), found
 
 
-def _with_development_secret(settings: Settings) -> Settings:
+def _with_development_secret(settings: S) -> S:
     if settings.jwt_secret is None and not settings.is_production:
         # A fresh secret per process: tokens die with the process, which is fine for development.
         settings = settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(48))})
@@ -558,7 +557,7 @@ def _with_development_secret(settings: Settings) -> Settings:
     return settings
 
 
-def ensure_safe(settings: Settings) -> Settings:
+def ensure_safe(settings: S) -> S:
     problems = settings.problems()
     if problems:
         raise ConfigError(problems)
@@ -566,6 +565,6 @@ def ensure_safe(settings: Settings) -> Settings:
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def get_settings() -> CoreSettings:
     """The process-wide settings, read from the environment once."""
-    return load_settings()
+    return build_settings()

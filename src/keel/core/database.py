@@ -30,7 +30,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import StaticPool
 from starlette.requests import HTTPConnection
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.logging import get_logger
 from keel.core.state import from_state
 
@@ -48,7 +48,7 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def build_engine(settings: Settings, *, bounded: bool = True) -> AsyncEngine:
+def build_engine(settings: CoreSettings, *, bounded: bool = True) -> AsyncEngine:
     """An engine tuned for the configured backend; SQLite gets WAL, FKs and a busy timeout.
 
     `bounded=False` leaves out the statement timeouts, for migrations: building an index on a
@@ -190,7 +190,7 @@ class Database:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bounded: bool = True) -> Database:
+    def from_settings(cls, settings: CoreSettings, *, bounded: bool = True) -> Database:
         return cls(build_engine(settings, bounded=bounded))
 
     @property

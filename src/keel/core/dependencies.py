@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from keel.core.cache import ReadCache
-from keel.core.config import Settings
+from keel.core.config import CoreSettings, settings_as
 from keel.core.database import Database, DbSession, get_database
 from keel.core.email import EmailSender
 from keel.core.events import EventHub
@@ -34,13 +34,27 @@ __all__ = [
     "Tokens",
     "get_database",
     "rate_limit",
+    "settings_of",
 ]
+
+S = TypeVar("S", bound=CoreSettings)
+
+
+def settings_of(kind: type[S]) -> Callable[[HTTPConnection], Coroutine[Any, Any, S]]:
+    """A dependency returning the app's settings as `kind`, a feature's settings class
+    (checked by `settings_as`): how a feature's route reads its own fields."""
+
+    async def get(connection: HTTPConnection) -> S:
+        return settings_as(kind, connection.state.settings)
+
+    get.__name__ = f"get_{kind.__name__}"
+    return get
 
 
 AppDatabase = Annotated[Database, Depends(get_database)]
 """The database itself, for work after the response (a background task opens its own
 transaction: the request's session is closed by then)."""
-AppSettings = Annotated[Settings, Depends(from_state("settings", Settings))]
+AppSettings = Annotated[CoreSettings, Depends(settings_of(CoreSettings))]
 Hasher = Annotated[PasswordHasher, Depends(from_state("password_hasher", PasswordHasher))]
 Tokens = Annotated[TokenService, Depends(from_state("token_service", TokenService))]
 Limiter = Annotated[RateLimiter, Depends(from_state("rate_limiter", RateLimiter))]

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -53,7 +53,7 @@ class LogEmailSender:
 
 
 class SmtpEmailSender:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CoreSettings) -> None:
         assert settings.smtp_host is not None
         self._settings = settings
 
@@ -75,5 +75,5 @@ class SmtpEmailSender:
         )
 
 
-def build_email_sender(settings: Settings) -> EmailSender:
+def build_email_sender(settings: CoreSettings) -> EmailSender:
     return SmtpEmailSender(settings) if settings.smtp_host else LogEmailSender()

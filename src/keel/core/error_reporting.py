@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from keel import __version__
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.errors import ConfigError
 from keel.core.logging import REDACTED, get_logger, scrub_text
 from keel.core.request_id import get_request_id
@@ -44,7 +44,7 @@ FLUSH_SECONDS = 2.0
 
 
 @contextmanager
-def error_reporting(settings: Settings) -> Iterator[None]:
+def error_reporting(settings: CoreSettings) -> Iterator[None]:
     """Report errors to Sentry for the duration of the block, when a DSN is configured."""
     if settings.sentry_dsn is None:
         yield

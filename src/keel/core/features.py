@@ -5,8 +5,9 @@ Core never names a feature. Each package `keel.features.<name>` defines
 lists; the app factory, the lifespan and the worker read what they need from these
 declarations. Two things a feature has are found by name instead, so finding them imports
 no feature: its revisions (`<package>/migrations/`) and its commands (`<package>/cli.py`).
-Deleting a feature is deleting its package and its registry line: nothing else refers to it.
-Every field but the name is optional, so a feature says only what it has.
+Deleting a feature is deleting its package and its registry line (and, for a feature with
+settings, its two lines in `keel/settings.py`): nothing else refers to it. Every field but
+the name is optional, so a feature says only what it has.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from keel.core.config import Settings
+    from keel.core.config import CoreSettings
     from keel.core.events import EventHub
     from keel.core.jobs.handlers import JobHandler, Maintenance
     from keel.core.openapi import OpenApiAdjuster
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 class ResourceContext:
     """What a feature's resources may be built from: the core resources already open."""
 
-    settings: Settings
+    settings: CoreSettings
     event_hub: EventHub
     tracing: Tracing | None
 
@@ -67,6 +68,6 @@ class Feature:
     """Features that must be enabled too (the registry refuses to start without them)."""
     job_handlers: Mapping[str, JobHandler] = field(default_factory=dict)
     maintenance: tuple[Maintenance, ...] = ()
-    openapi: tuple[Callable[[Settings], OpenApiAdjuster], ...] = ()
+    openapi: tuple[Callable[[CoreSettings], OpenApiAdjuster], ...] = ()
     """Adjustments to the OpenAPI document that depend on the settings (upload limits)."""
     resources: Resources | None = None

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from keel.core.cache import ReadCache
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.database import Database
 from keel.core.email import EmailSender, build_email_sender
 from keel.core.error_reporting import error_reporting
@@ -47,7 +47,7 @@ class AppState(TypedDict):
     """The core resources. Features' resources (`Feature.resources`) join them under keys of
     their own, read through the feature's own dependencies."""
 
-    settings: Settings
+    settings: CoreSettings
     database: Database
     redis: Redis | None
     password_hasher: PasswordHasher
@@ -62,7 +62,7 @@ class AppState(TypedDict):
     readiness_checks: dict[str, ReadinessCheck]
 
 
-async def prepare_schema(database: Database, settings: Settings) -> None:
+async def prepare_schema(database: Database, settings: CoreSettings) -> None:
     """Development upgrades the database itself; production refuses to run behind head.
 
     On PostgreSQL the upgrade runs on an engine of its own without the statement timeouts
@@ -87,7 +87,7 @@ async def prepare_schema(database: Database, settings: Settings) -> None:
 
 @asynccontextmanager
 async def open_state(
-    settings: Settings,
+    settings: CoreSettings,
     job_handlers: JobHandlers,
     *,
     consume_jobs: bool,
@@ -187,7 +187,7 @@ async def open_state(
 
 
 def build_lifespan(
-    settings: Settings,
+    settings: CoreSettings,
     pool_metrics: PoolMetrics | None,
     job_handlers: JobHandlers,
     maintenance: Sequence[Maintenance] = (),

@@ -20,7 +20,7 @@ from limits.errors import StorageError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.errors import RateLimitedError, ServiceUnavailableError
 from keel.core.exception_handlers import error_response
 from keel.core.logging import get_logger
@@ -61,7 +61,7 @@ class RateLimiter:
         }
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: Redis | None) -> RateLimiter:
+    def from_settings(cls, settings: CoreSettings, redis: Redis | None) -> RateLimiter:
         storage: Storage
         if redis is None:
             storage = MemoryStorage()

@@ -13,7 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 
 SOCKET_TIMEOUT_SECONDS = 2.0
 
@@ -28,7 +28,7 @@ def retry_policy() -> dict[str, Any]:
     }
 
 
-def build_redis(settings: Settings) -> Redis | None:
+def build_redis(settings: CoreSettings) -> Redis | None:
     if settings.redis_url is None:
         return None
     return Redis.from_url(

@@ -44,7 +44,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from keel.core.config import Settings, get_settings
+from keel.core.config import CoreSettings, get_settings
 from keel.core.request_id import REQUEST_ID_HEADER
 
 GOING_AWAY = 1001
@@ -54,7 +54,7 @@ HTTP_PROTOCOL = "keel.core.serving:BoundedHttpToolsProtocol"
 """The import string for `uvicorn.Config(http=...)`."""
 
 
-def websocket_server_options(settings: Settings) -> dict[str, Any]:
+def websocket_server_options(settings: CoreSettings) -> dict[str, Any]:
     """The WebSocket options `keel serve` gives uvicorn: Keel's protocol class, and
     permessage-deflate only when `KEEL_WS_COMPRESSION` is on. The one place where WebSocket
     settings become server options, so that another server would be mapped here too."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from obstore import BytesStream
 from obstore.store import LocalStore, MemoryStore, S3Store
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.errors import NotFoundError, ServiceUnavailableError
 from keel.core.logging import get_logger
 
@@ -47,7 +47,7 @@ class Storage:
         self.kind = kind
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Storage:
+    def from_settings(cls, settings: CoreSettings) -> Storage:
         url = urlsplit(settings.storage_url)
         if url.scheme == "memory":
             return cls(MemoryStore(), "memory")

@@ -37,7 +37,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from keel import __version__
-from keel.core.config import Settings, parse_otlp_headers
+from keel.core.config import CoreSettings, parse_otlp_headers
 
 if TYPE_CHECKING:
     import httpx
@@ -102,7 +102,7 @@ class TracingConfig:
         return rf"^[a-z]+://[^/]*(?:{paths})/?$"
 
 
-def tracing_config(settings: Settings) -> TracingConfig:
+def tracing_config(settings: CoreSettings) -> TracingConfig:
     """The tracing part of the settings (`KEEL_OTEL_*`)."""
     headers = settings.otel_headers
     return TracingConfig(
@@ -339,7 +339,7 @@ def setup_tracing(config: TracingConfig) -> Tracing | None:
     return Tracing(config, provider, processor)
 
 
-def instrument_app(app: FastAPI, settings: Settings | TracingConfig) -> Tracing | None:
+def instrument_app(app: FastAPI, settings: CoreSettings | TracingConfig) -> Tracing | None:
     """Trace `app` if tracing is on: requests, the SQL of the app's engine, and a final flush.
 
     The one call `create_app` makes. Idempotent: a second call returns the app's `Tracing`

@@ -1,9 +1,10 @@
 """The features this service runs: one line each, in mounting order.
 
-Adding a feature is appending its name to `ENABLED`; removing one is deleting its line and
-its package (with its tests and docs). Everything else (routers, models, job handlers) is
-found from `keel.features.<name>.feature:FEATURE`; migrations and CLI commands are found by
-name in the package (`migrations/`, `cli.py`), without importing the feature.
+Adding a feature is appending its name to `ENABLED`; removing one is deleting its line, its
+package (with its tests and docs) and, if it has settings, their import and base in
+`keel/settings.py`. Everything else (routers, models, job handlers) is found from
+`keel.features.<name>.feature:FEATURE`; migrations and CLI commands are found by name in the
+package (`migrations/`, `cli.py`), without importing the feature.
 """
 
 from __future__ import annotations

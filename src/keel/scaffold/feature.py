@@ -39,10 +39,12 @@ from keel.scaffold.fields import (
 )
 
 TEMPLATES = Path(__file__).parent / "templates" / "feature"
-RESERVED_FEATURES = frozenset(
-    {"api", "cli", "core", "features", "main", "migrations", "models", "registry", "scaffold"}
-    | {"static", "templates", "tests", "worker", "health", "auth", "users", "operations"}
-)
+RESERVED_FEATURES = frozenset({"core", "registry", "api", "operations", "health", "auth", "users"})
+"""Names a new feature would clash with: core's migration branch (`core`), the registry module
+beside the feature packages (`features/registry.py`), the URL prefix (`/api/v1/api`), the
+health endpoints' OpenAPI tag (`operations`) and the features every project keeps. A feature
+lives in a package of its own, so a name that is only a module elsewhere (`cli`, `main`,
+`models`, `settings`) clashes with nothing and is accepted."""
 IMPORTED_NAMES = frozenset(
     {"Base", "Field", "Instant", "Money", "Role", "Timestamps", "UUIDPrimaryKey", "User"}
 )

@@ -39,7 +39,7 @@ class _Project:
 
     def __init__(self, package: str, scratch: Path) -> None:
         self.runner: Any = importlib.import_module(f"{package}.migrations.runner")
-        config: Any = importlib.import_module(f"{package}.core.config")
+        config: Any = importlib.import_module(f"{package}.settings")
         self.database_type: Any = importlib.import_module(f"{package}.core.database").Database
         self.settings = config.load_settings(
             database_url=f"sqlite+aiosqlite:///{scratch / 'schema.db'}", _env_file=None

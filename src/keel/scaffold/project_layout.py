@@ -7,8 +7,8 @@ is `src/keel/features/<name>/` with a `feature.py` defining
 `bench/features/<name>/`, its docs in `docs/features/<name>.md`, its TypeScript client smoke
 script in `clients/typescript/src/features/<name>/`, and marked blocks elsewhere. When the layout
 changes, this module is the only one to change: `feature_requirements`, `feature_paths`,
-`drop_registry_lines`, `remove_features`, `KEEL_ONLY`, `NOT_RENAMED`, `FEATURE_OPTIONS` and
-`OPTIONAL` are the whole interface.
+`drop_registry_lines`, `drop_settings_lines`, `remove_features`, `KEEL_ONLY`, `NOT_RENAMED`,
+`FEATURE_OPTIONS` and `OPTIONAL` are the whole interface.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ OPTIONAL = frozenset(package for packages in FEATURE_OPTIONS.values() for packag
 """Every optional feature package; the rest (health, auth, users, core) is always there."""
 
 REGISTRY = f"src/{PACKAGE}/features/registry.py"
+SETTINGS = f"src/{PACKAGE}/settings.py"
+"""The settings class composed of core's and each feature's (one import and one base each)."""
 
 KEEL_ONLY: tuple[str, ...] = (
     f"src/{PACKAGE}/scaffold/project",  # project.py, project_cli.py, project_layout.py
@@ -86,6 +88,27 @@ def drop_registry_lines(text: str, names: set[str]) -> str:
     return "".join(kept)
 
 
+def drop_settings_lines(text: str, names: set[str]) -> str:
+    """`keel/settings.py` without the features in `names`: the line importing each one's
+    settings class (`from keel.features.NAME.settings import NameSettings`) and the line
+    naming that class among `Settings`' bases (one per line)."""
+    importing = re.compile(
+        rf"^from {PACKAGE}\.features\.(?P<name>[a-z_][a-z0-9_]*)\.settings import (?P<kind>\w+)\s*$"
+    )
+    gone: set[str] = set()
+    kept: list[str] = []
+    for row in text.splitlines(keepends=True):
+        match = importing.match(row)
+        if match and match["name"] in names:
+            gone.add(match["kind"])
+        else:
+            kept.append(row)
+    base = re.compile(r"^\s+(?P<kind>\w+),\s*$")
+    return "".join(
+        row for row in kept if not ((match := base.match(row)) and match["kind"] in gone)
+    )
+
+
 _MARKER = re.compile(
     r"^\s*(?:<!--|#)\s*(?P<close>/)?(?:feature:\s*(?P<name>[a-z_][a-z0-9_]*)|(?P<only>keel-only))"
     r"\s*(?:-->)?\s*$"
@@ -129,7 +152,8 @@ def drop_marked_blocks(text: str, names: set[str], *, where: str = "") -> str:
 
 def remove_features(files: dict[str, bytes], dropped: set[str]) -> dict[str, bytes]:
     """The source tree (path → content) without the features in `dropped` and without what
-    only Keel itself needs: their paths, their registry lines and their marked blocks."""
+    only Keel itself needs: their paths, their registry and settings lines and their marked
+    blocks."""
     prefixes = KEEL_ONLY + tuple(path for name in dropped for path in feature_paths(name))
     result: dict[str, bytes] = {}
     for path, content in files.items():
@@ -137,6 +161,8 @@ def remove_features(files: dict[str, bytes], dropped: set[str]) -> dict[str, byt
             continue
         if path == REGISTRY:
             content = drop_registry_lines(content.decode("utf-8"), dropped).encode("utf-8")
+        if path == SETTINGS:
+            content = drop_settings_lines(content.decode("utf-8"), dropped).encode("utf-8")
         if b"feature:" in content or b"keel-only" in content:
             try:
                 text = content.decode("utf-8")

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from keel.core.config import Settings
 from keel.core.jobs.models import Job, Outcome
 from keel.core.models import utcnow
+from keel.settings import Settings
 from tests.support.accounts import signed_up
 from tests.support.databases import opened
 from tests.support.jobs import (

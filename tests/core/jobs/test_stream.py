@@ -15,11 +15,11 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from keel.core.config import Settings
 from keel.core.jobs.models import Job
 from keel.core.jobs.queue import CONSUMER_GROUP
 from keel.core.jobs.stream import trim_acknowledged
 from keel.core.lifespan import open_state
+from keel.settings import Settings
 from tests.support.databases import REDIS_URL
 from tests.support.jobs import TEST_HANDLERS
 

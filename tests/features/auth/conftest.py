@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from keel.core.config import Settings
+from keel.settings import Settings
 from tests.support.accounts import Account, signed_up
 from tests.support.mail import Inbox, MailedApps, smtp_server
 

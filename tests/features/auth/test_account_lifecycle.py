@@ -23,11 +23,11 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.models import utcnow
 from keel.features.auth.models import AccountToken
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.accounts import Account, login, signed_up
 from tests.support.app import serve, verified_only_routes
 from tests.support.assertions import assert_error_body

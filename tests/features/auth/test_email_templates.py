@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from keel.cli import cli
-from keel.core.config import Settings
 from keel.core.errors import ConfigError
 from keel.features.auth import emails
+from keel.settings import Settings
 from tests.conftest import MakeSettings
 
 runner = CliRunner()

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from keel.core.config import Settings
 from keel.core.models import utcnow
 from keel.features.files.models import StoredFile
+from keel.settings import Settings
 from tests.features.files.support import PNG, stored_keys
 from tests.support.accounts import Account, signed_up
 from tests.support.databases import opened

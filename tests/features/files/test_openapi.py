@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from keel.core.config import Settings
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.openapi import component
 
 

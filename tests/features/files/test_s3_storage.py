@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.core.config import Settings
 from keel.features.files.models import StoredFile
+from keel.settings import Settings
 from tests.conftest import MakeSettings
 from tests.support.accounts import Account, signed_up
 from tests.support.app import isolated_app, serve

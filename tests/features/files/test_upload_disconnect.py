@@ -19,9 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from keel.core.config import Settings
 from keel.features.files.models import StoredFile
 from keel.main import create_app
+from keel.settings import Settings
 from tests.conftest import MakeSettings
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from keel.core.config import Settings
+from keel.settings import Settings
 from tests.conftest import MakeSettings
 from tests.features.files.support import CSV, EXE, PDF, PNG, stored_keys, upload
 from tests.support import routes

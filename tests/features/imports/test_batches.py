@@ -15,7 +15,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from keel.core.cache import ReadCache
-from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.jobs.handlers import JobCancelledError
 from keel.features.catalog.models import Product
@@ -26,6 +25,7 @@ from keel.features.imports.products import (
     check_file,
     import_products,
 )
+from keel.settings import Settings
 
 HEADER = "sku,name,description,price,currency,stock,is_active\n"
 

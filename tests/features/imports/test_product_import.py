@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from keel.core.config import Settings
 from keel.features.catalog.models import Product
+from keel.settings import Settings
 from tests.features.files.support import PNG
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body

@@ -31,8 +31,8 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from keel.core.config import Settings
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve
 from tests.support.databases import POSTGRES_URL, REDIS_URL, opened

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from keel.core.config import Settings
+from keel.settings import Settings
 from tests.support.accounts import signed_up
 from tests.support.jobs import (
     FAST_JOBS,

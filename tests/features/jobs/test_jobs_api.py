@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from keel.core.config import Settings
 from keel.features.jobs.schemas import JobResponse
+from keel.settings import Settings
 from tests.support.accounts import signed_up
 from tests.support.assertions import assert_error_body
 from tests.support.jobs import enqueue, jobs_client, live_admin, wait_for_job

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from keel.core.config import Settings
 from keel.main import create_app
+from keel.settings import Settings
 from tests.features.catalog.support import create_product
 from tests.support.accounts import Account, make_admin, signed_up
 from tests.support.app import serve

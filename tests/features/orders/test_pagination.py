@@ -14,12 +14,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.core.config import Settings, load_settings
 from keel.core.errors import ConfigError
 from keel.core.pagination import ESTIMATED_HEADER, PageBody
 from keel.features.catalog.repository import filtered as product_statement
 from keel.features.catalog.schemas import ProductFilters, ProductSort
 from keel.features.orders.repository import for_user
+from keel.settings import Settings, load_settings
 from tests.conftest import MakeSettings
 from tests.features.catalog.support import PRODUCTS, create_product
 from tests.features.orders.support import ORDERS, card, pay, placed_order

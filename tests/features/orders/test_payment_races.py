@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import make_url, text
 
-from keel.core.config import Settings
 from keel.core.models import utcnow
 from keel.main import create_app
+from keel.settings import Settings
 from tests.features.orders.support import DECLINED, ORDERS, card, pay, placed_order
 from tests.features.payments.support import GatewayScript, running_gateway
 from tests.support.accounts import Account, make_admin, signed_up

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.core.config import Settings
 from keel.core.idempotency import IdempotencyKey
 from keel.core.models import utcnow
 from keel.main import create_app
+from keel.settings import Settings
 from tests.conftest import MakeSettings
 from tests.features.orders.support import (
     DECLINED,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from keel.core.config import Settings
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.openapi import component
 
 

@@ -8,9 +8,9 @@ import json
 import httpx
 import websockets
 
-from keel.core.config import Settings
 from keel.core.tracing import instrument_app
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.accounts import signed_up
 from tests.support.otlp import (
     SPAN_KIND_SERVER,

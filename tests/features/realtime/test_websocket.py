@@ -18,11 +18,12 @@ import websockets
 from pydantic import SecretStr
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 
-from keel.core.config import ConfigError, Settings, load_settings
+from keel.core.errors import ConfigError
 from keel.core.models import utcnow
 from keel.core.security.tokens import TokenService
 from keel.core.serving import PROTOCOL, websocket_server_options
 from keel.main import create_app
+from keel.settings import Settings, load_settings
 from tests.support import routes
 from tests.support.accounts import Account, login, signed_up
 from tests.support.databases import REDIS_URL

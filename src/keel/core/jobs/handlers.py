@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from keel.core.cache import ReadCache
-    from keel.core.config import Settings
+    from keel.core.config import CoreSettings
     from keel.core.database import Database
     from keel.core.events import EventHub
     from keel.core.storage import Storage
@@ -35,7 +35,7 @@ class JobCancelledError(Exception):
 class JobResources:
     """What handlers may use: the same resources the API process holds."""
 
-    settings: Settings
+    settings: CoreSettings
     database: Database
     storage: Storage
     cache: ReadCache

@@ -31,7 +31,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 from taskiq_redis import RedisStreamBroker
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.database import Database, after_commit
 from keel.core.events import RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS
 from keel.core.jobs import repository
@@ -71,7 +71,7 @@ class _StreamBroker(RedisStreamBroker):
             raise
 
 
-def _build_broker(settings: Settings) -> AsyncBroker:
+def _build_broker(settings: CoreSettings) -> AsyncBroker:
     if settings.jobs_embedded:
         return InMemoryBroker(max_async_tasks=settings.job_concurrency)
     assert settings.redis_url is not None  # the settings refuse redis jobs without Redis
@@ -94,7 +94,9 @@ class JobQueue:
     """One per process. `runner` is None in a process that only enqueues (an API process
     when `keel worker` processes do the work)."""
 
-    def __init__(self, settings: Settings, database: Database, runner: JobRunner | None) -> None:
+    def __init__(
+        self, settings: CoreSettings, database: Database, runner: JobRunner | None
+    ) -> None:
         self.settings = settings
         self._database = database
         self.runner = runner

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.docs import DOCS_PATH, STATIC_PREFIX
 from keel.core.metrics import METRICS_PATH, HttpMetrics
 from keel.core.middleware.body_limit import BodySizeLimitMiddleware, UploadLimit
@@ -24,7 +24,7 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 def install_middleware(
     app: FastAPI,
-    settings: Settings,
+    settings: CoreSettings,
     metrics: HttpMetrics | None,
     *,
     upload_prefixes: Sequence[str] = (),

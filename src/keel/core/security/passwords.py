@@ -14,7 +14,7 @@ import anyio
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 
 
 class PasswordHasher:
@@ -24,7 +24,7 @@ class PasswordHasher:
         self._dummy_hash: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PasswordHasher:
+    def from_settings(cls, settings: CoreSettings) -> PasswordHasher:
         return cls(
             time_cost=settings.password_hash_time_cost,
             memory_kib=settings.password_hash_memory_kib,

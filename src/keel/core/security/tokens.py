@@ -16,7 +16,7 @@ from typing import Literal
 
 import jwt
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.errors import UnauthorizedError
 from keel.core.models import utcnow
 
@@ -48,7 +48,7 @@ class InvalidTokenError(UnauthorizedError):
 
 
 class TokenService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CoreSettings) -> None:
         assert settings.jwt_secret is not None  # load_settings guarantees one
         self._secret = settings.jwt_secret.get_secret_value()
         self._issuer = settings.jwt_issuer

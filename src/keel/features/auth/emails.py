@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.background import BackgroundTasks
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.email import Email, EmailSender
 from keel.core.logging import get_logger
 
@@ -63,11 +63,11 @@ def _environment() -> Environment:
     )
 
 
-def subject(settings: Settings, message: Message) -> str:
+def subject(settings: CoreSettings, message: Message) -> str:
     return SUBJECTS[message].format(product=settings.app_name)
 
 
-def link(settings: Settings, page: str, token: str | None = None) -> str:
+def link(settings: CoreSettings, page: str, token: str | None = None) -> str:
     """An absolute link on KEEL_PUBLIC_URL, with the token as its query when there is one."""
     query = f"?{urlencode({'token': token})}" if token is not None else ""
     return f"{settings.public_base_url}{page}{query}"
@@ -84,7 +84,7 @@ def _duration(lifetime: timedelta) -> str:
     return f"{minutes} minutes"
 
 
-def render(settings: Settings, message: Message, to: str, **context: Any) -> Email:
+def render(settings: CoreSettings, message: Message, to: str, **context: Any) -> Email:
     """Both parts of `message` for `to`; `context` fills the template's own variables."""
     values = {
         "product": settings.app_name,
@@ -101,31 +101,31 @@ def render(settings: Settings, message: Message, to: str, **context: Any) -> Ema
     )
 
 
-def verification_lifetime(settings: Settings) -> timedelta:
+def verification_lifetime(settings: CoreSettings) -> timedelta:
     return timedelta(hours=settings.email_verification_hours)
 
 
-def reset_lifetime(settings: Settings) -> timedelta:
+def reset_lifetime(settings: CoreSettings) -> timedelta:
     return timedelta(minutes=settings.password_reset_minutes)
 
 
-def welcome_email(settings: Settings, to: str, full_name: str, token: str | None) -> Email:
+def welcome_email(settings: CoreSettings, to: str, full_name: str, token: str | None) -> Email:
     """The welcome, carrying the verification link (one email at registration, not two)."""
     return _token_email(settings, Message.WELCOME, to, full_name, token)
 
 
 def verify_email(
-    settings: Settings, to: str, full_name: str, token: str, *, changing: bool = False
+    settings: CoreSettings, to: str, full_name: str, token: str, *, changing: bool = False
 ) -> Email:
     """A verification link; `changing` when `to` is the new address of a change of email."""
     return _token_email(settings, Message.VERIFY_EMAIL, to, full_name, token, changing=changing)
 
 
-def password_reset_email(settings: Settings, to: str, full_name: str, token: str) -> Email:
+def password_reset_email(settings: CoreSettings, to: str, full_name: str, token: str) -> Email:
     return _token_email(settings, Message.PASSWORD_RESET, to, full_name, token)
 
 
-_TOKEN_LINKS: dict[Message, tuple[str, Callable[[Settings], timedelta]]] = {
+_TOKEN_LINKS: dict[Message, tuple[str, Callable[[CoreSettings], timedelta]]] = {
     Message.WELCOME: (VERIFY_PAGE, verification_lifetime),
     Message.VERIFY_EMAIL: (VERIFY_PAGE, verification_lifetime),
     Message.PASSWORD_RESET: (RESET_PAGE, reset_lifetime),
@@ -134,7 +134,12 @@ _TOKEN_LINKS: dict[Message, tuple[str, Callable[[Settings], timedelta]]] = {
 
 
 def _token_email(
-    settings: Settings, message: Message, to: str, full_name: str, token: str | None, **context: Any
+    settings: CoreSettings,
+    message: Message,
+    to: str,
+    full_name: str,
+    token: str | None,
+    **context: Any,
 ) -> Email:
     """A message whose point is its one-time link, saying how long the link works."""
     page, lifetime = _TOKEN_LINKS[message]
@@ -149,13 +154,13 @@ def _token_email(
     )
 
 
-def email_changed_email(settings: Settings, old: str, new: str, full_name: str) -> Email:
+def email_changed_email(settings: CoreSettings, old: str, new: str, full_name: str) -> Email:
     """The notice to the old address once a change of email is confirmed."""
     return render(settings, Message.EMAIL_CHANGED, old, full_name=full_name, new_email=new)
 
 
 def password_changed_email(
-    settings: Settings, to: str, full_name: str, *, signed_out: bool
+    settings: CoreSettings, to: str, full_name: str, *, signed_out: bool
 ) -> Email:
     return render(
         settings,
@@ -177,7 +182,7 @@ class Sample:
     token: str = "PREVIEW-TOKEN"  # noqa: S105  # keel-audit: ignore[KA402] preview placeholder
 
 
-def preview(settings: Settings, message: Message, sample: Sample | None = None) -> Email:
+def preview(settings: CoreSettings, message: Message, sample: Sample | None = None) -> Email:
     """`message` rendered with sample values, for `keel email preview NAME`."""
     s = sample or Sample()
     builders = {
@@ -210,7 +215,7 @@ class Outbox:
     (a background task running `deliver`), so neither the SMTP exchange nor its failure is
     part of the answer. The `AccountMail` dependency builds it."""
 
-    settings: Settings
+    settings: CoreSettings
     sender: EmailSender
     background: BackgroundTasks
 

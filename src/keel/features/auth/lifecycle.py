@@ -14,7 +14,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings
 from keel.core.database import Database
 from keel.core.errors import ConflictError, ForbiddenError, UnauthorizedError
 from keel.core.events import EventHub
@@ -57,7 +57,7 @@ class EmailNotVerifiedError(ForbiddenError, code="EMAIL_NOT_VERIFIED"):
 async def issue(
     session: AsyncSession,
     tokens: TokenService,
-    settings: Settings,
+    settings: CoreSettings,
     user: User,
     purpose: TokenPurpose,
     email: str | None = None,
@@ -255,7 +255,7 @@ def _send_password_changed(outbox: emails.Outbox, user: User, *, signed_out: boo
     outbox.send(emails.Message.PASSWORD_CHANGED, notice)
 
 
-def require_verified(settings: Settings, user: User) -> User:
+def require_verified(settings: CoreSettings, user: User) -> User:
     if settings.verified_email_required and not user.is_verified:
         raise EmailNotVerifiedError()
     return user

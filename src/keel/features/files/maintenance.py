@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from keel.core.config import settings_as
 from keel.core.jobs.handlers import JobResources
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
 from keel.features.files import repository
+from keel.features.files.settings import FilesSettings
 
 log = get_logger(__name__)
 
@@ -26,7 +28,8 @@ BATCH = 500
 
 async def sweep_abandoned_uploads(resources: JobResources) -> int:
     """Delete expired pending uploads, rows then objects; how many were deleted."""
-    grace = timedelta(seconds=resources.settings.upload_abandon_grace_seconds)
+    settings = settings_as(FilesSettings, resources.settings)
+    grace = timedelta(seconds=settings.upload_abandon_grace_seconds)
     cutoff = utcnow() - grace
     database = resources.database
     async with database.read_sessionmaker() as session:  # an idle sweep never writes

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from keel.core.config import Settings
+from keel.core.config import CoreSettings, settings_as
 from keel.core.openapi import OpenApiAdjuster, OpenApiDocument, operations
+from keel.features.files.settings import FilesSettings
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
-def document_limits(settings: Settings) -> OpenApiAdjuster:
+def document_limits(core: CoreSettings) -> OpenApiAdjuster:
     """`upload-url` states the largest size and the types this server accepts; a download
     lists the types it can send (a file is sent with the type it was stored under)."""
+    settings = settings_as(FilesSettings, core)
 
     def adjust(document: OpenApiDocument) -> None:
         request = document["components"]["schemas"]["UploadUrlRequest"]["properties"]

@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Request, status
+from fastapi import Depends, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from keel.core.dependencies import AppSettings, DbSession, Store
+from keel.core.dependencies import DbSession, Store, settings_of
 from keel.core.downloads import RangeHeader, streamed
 from keel.core.middleware.body_limit import UploadRouter
 from keel.core.types import Text
@@ -14,6 +14,9 @@ from keel.features.auth.dependencies import CurrentUser, VerifiedUser
 from keel.features.files import service
 from keel.features.files.multipart import client_may_leave, read_file_part, upload_route
 from keel.features.files.schemas import FileResponse, UploadUrlRequest, UploadUrlResponse
+from keel.features.files.settings import FilesSettings
+
+FileSettings = Annotated[FilesSettings, Depends(settings_of(FilesSettings))]
 
 router = UploadRouter(prefix="/files", tags=["files"])  # bodies are uploads
 
@@ -25,7 +28,7 @@ router = UploadRouter(prefix="/files", tags=["files"])  # bodies are uploads
     status.HTTP_201_CREATED,
 )
 async def upload_file(
-    request: Request, user: VerifiedUser, session: DbSession, storage: Store, settings: AppSettings
+    request: Request, user: VerifiedUser, session: DbSession, storage: Store, settings: FileSettings
 ) -> FileResponse:
     part = await read_file_part(request)
     stored = await service.upload(
@@ -50,7 +53,7 @@ async def create_upload_url(
     user: VerifiedUser,
     session: DbSession,
     storage: Store,
-    settings: AppSettings,
+    settings: FileSettings,
 ) -> UploadUrlResponse:
     def local_url(file_id: uuid.UUID) -> str:
         return str(request.url_for("receive_direct_upload", file_id=str(file_id)))
@@ -69,7 +72,7 @@ async def receive_direct_upload(
     request: Request,
     session: DbSession,
     storage: Store,
-    settings: AppSettings,
+    settings: FileSettings,
 ) -> None:
     with client_may_leave():
         await service.receive_direct_upload(
@@ -79,7 +82,11 @@ async def receive_direct_upload(
 
 @router.post("/{file_id:uuid}/complete", summary="Verify a direct upload and make the file visible")
 async def complete_upload(
-    file_id: uuid.UUID, user: CurrentUser, session: DbSession, storage: Store, settings: AppSettings
+    file_id: uuid.UUID,
+    user: CurrentUser,
+    session: DbSession,
+    storage: Store,
+    settings: FileSettings,
 ) -> FileResponse:
     stored = await service.complete_upload(session, storage, settings, user, file_id)
     return FileResponse.model_validate(stored)

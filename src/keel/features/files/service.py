@@ -18,7 +18,6 @@ from fastapi import status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.config import Settings
 from keel.core.database import after_commit, after_rollback, keep_changes
 from keel.core.errors import (
     ConflictError,
@@ -36,6 +35,7 @@ from keel.features.files.multipart import FilePart
 from keel.features.files.naming import content_disposition, sanitize_filename
 from keel.features.files.ranges import parse_range
 from keel.features.files.schemas import UploadUrlRequest, UploadUrlResponse
+from keel.features.files.settings import FilesSettings
 from keel.features.files.signing import sign_upload, verify_upload
 from keel.features.files.sniffing import SNIFF_BYTES, accepted_type
 from keel.features.users.models import User
@@ -225,7 +225,7 @@ async def read_active(
 async def create_upload_url(
     session: AsyncSession,
     storage: Storage,
-    settings: Settings,
+    settings: FilesSettings,
     owner: User,
     request: UploadUrlRequest,
     local_url: Callable[[uuid.UUID], str],
@@ -270,7 +270,7 @@ async def create_upload_url(
 async def receive_direct_upload(
     session: AsyncSession,
     storage: Storage,
-    settings: Settings,
+    settings: FilesSettings,
     file_id: uuid.UUID,
     token: str,
     body: AsyncIterable[bytes],
@@ -294,7 +294,7 @@ async def receive_direct_upload(
 
 
 async def complete_upload(
-    session: AsyncSession, storage: Storage, settings: Settings, user: User, file_id: uuid.UUID
+    session: AsyncSession, storage: Storage, settings: FilesSettings, user: User, file_id: uuid.UUID
 ) -> StoredFile:
     """Check the uploaded object against what was announced, hash it and make it visible.
 

@@ -23,10 +23,12 @@ def import_products(
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+    from keel.core.config import settings_as
     from keel.features.imports.products import MalformedFileError
     from keel.features.imports.service import import_local_file
+    from keel.features.imports.settings import ImportsSettings
 
-    settings = command_settings()
+    settings = settings_as(ImportsSettings, command_settings())
     # As the server does at start-up: the modules loaded so far live as long as the process,
     # and full collections scanning them cost about a third of a large import (measured).
     gc.freeze()

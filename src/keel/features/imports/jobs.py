@@ -6,17 +6,19 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from keel.core.config import settings_as
 from keel.core.errors import NotFoundError
 from keel.core.jobs.handlers import JobContext, PermanentJobError
 from keel.features.files import service as files
 from keel.features.imports.products import MalformedFileError, check_file, import_products
+from keel.features.imports.settings import ImportsSettings
 
 KIND = "import_products"
 
 
 async def run_product_import(ctx: JobContext) -> dict[str, Any]:
     resources = ctx.resources
-    settings = resources.settings
+    settings = settings_as(ImportsSettings, resources.settings)
     file_id = uuid.UUID(str(ctx.payload["file_id"]))
 
     async def read() -> tuple[int, AsyncIterator[bytes]]:

@@ -10,7 +10,6 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.core.cache import ReadCache
-from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.errors import UnsupportedMediaTypeError
 from keel.core.jobs.models import Job
@@ -20,6 +19,7 @@ from keel.features.files import service as files
 from keel.features.files.multipart import FilePart
 from keel.features.imports.jobs import KIND
 from keel.features.imports.products import ImportResult, Progress, check_file, import_products
+from keel.features.imports.settings import ImportsSettings
 from keel.features.users.models import User
 
 CSV_TYPES = ["text/csv", "text/plain"]
@@ -65,7 +65,7 @@ async def _file_chunks(path: Path, size: int = 1024 * 1024) -> AsyncIterator[byt
 
 
 async def import_local_file(
-    database: Database, settings: Settings, path: Path, progress: Progress
+    database: Database, settings: ImportsSettings, path: Path, progress: Progress
 ) -> ImportResult:
     """The import a job runs, on a file of this machine (`keel import-products`)."""
     cache = ReadCache.from_settings(settings)

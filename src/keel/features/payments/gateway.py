@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 
-from keel.core.config import Settings
 from keel.core.logging import get_logger
 
 if TYPE_CHECKING:
     from keel.core.tracing import Tracing
+    from keel.features.payments.settings import PaymentsSettings
 
 log = get_logger(__name__)
 
@@ -238,7 +238,7 @@ def _field(answer: httpx.Response, name: str, default: str | None = None) -> obj
         raise GatewayUnavailableError("gateway answer could not be read") from None
 
 
-def build_gateway(settings: Settings, tracing: Tracing | None = None) -> PaymentGateway:
+def build_gateway(settings: PaymentsSettings, tracing: Tracing | None = None) -> PaymentGateway:
     if settings.payment_gateway == "http":
         assert settings.payment_gateway_url is not None  # settings validation guarantees it
         key = settings.payment_gateway_api_key

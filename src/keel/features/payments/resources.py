@@ -12,16 +12,18 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from keel.core.config import settings_as
 from keel.core.features import FeatureResources, ResourceContext
 from keel.core.state import from_state
 from keel.features.payments.gateway import PaymentGateway, build_gateway, claim_lease
+from keel.features.payments.settings import PaymentsSettings
 
 STATE_KEY = "payment_gateway"
 
 
 @asynccontextmanager
 async def gateway_resource(context: ResourceContext) -> AsyncIterator[FeatureResources]:
-    gateway = build_gateway(context.settings, context.tracing)
+    gateway = build_gateway(settings_as(PaymentsSettings, context.settings), context.tracing)
     try:
         yield FeatureResources(state={STATE_KEY: gateway}, idempotency_lease=claim_lease(gateway))
     finally:

@@ -9,17 +9,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from keel.core.config import settings_as
 from keel.core.features import FeatureResources, ResourceContext
 from keel.core.serving import GOING_AWAY
 from keel.core.state import from_state
 from keel.features.realtime.fanout import Realtime
+from keel.features.realtime.settings import RealtimeSettings
 
 STATE_KEY = "realtime"
 
 
 @asynccontextmanager
 async def realtime_resource(context: ResourceContext) -> AsyncIterator[FeatureResources]:
-    realtime = Realtime(context.event_hub, context.settings.ws_queue_size)
+    settings = settings_as(RealtimeSettings, context.settings)
+    realtime = Realtime(context.event_hub, settings.ws_queue_size)
     try:
         yield FeatureResources(state={STATE_KEY: realtime})
     finally:

@@ -11,14 +11,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.websockets import WebSocket
 
-from keel.core.config import Settings
 from keel.core.database import get_database
+from keel.core.dependencies import settings_of
 from keel.core.security.tokens import TokenService
 from keel.core.state import from_state
 from keel.features.realtime import service
 from keel.features.realtime.resources import realtime_of
+from keel.features.realtime.settings import RealtimeSettings
 
-_settings = from_state("settings", Settings)
+_settings = settings_of(RealtimeSettings)
 _tokens = from_state("token_service", TokenService)
 
 

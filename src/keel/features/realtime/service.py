@@ -23,7 +23,6 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from keel.core.config import Settings
 from keel.core.database import Database
 from keel.core.errors import UnauthorizedError
 from keel.core.logging import get_logger
@@ -31,6 +30,7 @@ from keel.core.models import timestamp, utcnow
 from keel.core.security.tokens import TokenService
 from keel.features.auth import service as auth
 from keel.features.realtime.fanout import GONE, POLICY_VIOLATION, Close, Mailbox, Realtime
+from keel.features.realtime.settings import RealtimeSettings
 from keel.features.users.models import Role
 
 log = get_logger(__name__)
@@ -42,7 +42,7 @@ class RefusedError(Exception):
         self.reason = reason
 
 
-async def _credentials(websocket: WebSocket, settings: Settings) -> tuple[str, str]:
+async def _credentials(websocket: WebSocket, settings: RealtimeSettings) -> tuple[str, str]:
     """(token, scope) from the query string, or else from the first message."""
     token = websocket.query_params.get("token")
     scope = websocket.query_params.get("scope", "own")
@@ -73,7 +73,7 @@ class _Subscriber:
 
 
 async def _authenticate(
-    websocket: WebSocket, settings: Settings, database: Database, tokens: TokenService
+    websocket: WebSocket, settings: RealtimeSettings, database: Database, tokens: TokenService
 ) -> _Subscriber:
     token, scope = await _credentials(websocket, settings)
     if scope not in {"own", "all"}:
@@ -127,7 +127,7 @@ async def _read_until_closed(websocket: WebSocket, mailbox: Mailbox) -> None:
 
 async def serve(
     websocket: WebSocket,
-    settings: Settings,
+    settings: RealtimeSettings,
     database: Database,
     tokens: TokenService,
     realtime: Realtime,
