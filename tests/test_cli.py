@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from keel import cli as cli_module
 from keel.cli import cli, feature_commands
 from keel.features.registry import ENABLED, command_modules
+from keel.settings import Settings
 from tests.support.databases import fresh_database_url
 
 runner = CliRunner()
@@ -208,10 +209,21 @@ def imported_feature_modules(*argv: str) -> set[str]:
     return set(done.stderr.strip().splitlines()[-1].split())
 
 
-@pytest.mark.parametrize("argv", [["migrate", "--help"], ["check-config"], ["serve", "--help"]])
+@pytest.mark.parametrize("argv", [["migrate", "--help"], ["serve", "--help"]])
 def test_a_core_command_imports_no_feature(argv: list[str]) -> None:
     """Only the registry, which finds the features' commands on disk without importing them."""
     assert imported_feature_modules(*argv) == {"keel.features", "keel.features.registry"}
+
+
+def test_a_command_that_reads_settings_imports_only_the_features_settings() -> None:
+    """The one settings class is composed from the features' `settings.py` (keel/settings.py):
+    reading it imports those modules and the packages holding them, never a router or model."""
+    settings_modules = {
+        kind.__module__ for kind in Settings.__mro__ if kind.__module__.startswith("keel.features.")
+    }
+    packages = {module.rpartition(".")[0] for module in settings_modules}
+    imported = imported_feature_modules("check-config")
+    assert imported == {"keel.features", "keel.features.registry", *packages, *settings_modules}
 
 
 def test_the_command_list_imports_the_features_command_modules_and_nothing_else() -> None:

@@ -33,10 +33,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from keel.core.config import Settings, load_settings
 from keel.core.events import Event, RedisEventHub
 from keel.core.jobs.models import FINISHED, Job
 from keel.core.jobs.queue import JobQueue
+from keel.settings import Settings, load_settings
 from tests.factories import UserCreateFactory
 from tests.support.accounts import Account, make_admin
 from tests.support.databases import POSTGRES_URL, empty_all_tables, opened
