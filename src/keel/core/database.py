@@ -32,6 +32,7 @@ from starlette.requests import HTTPConnection
 
 from keel.core.config import Settings
 from keel.core.logging import get_logger
+from keel.core.pool import FairQueuePool
 from keel.core.state import from_state
 
 log = get_logger(__name__)
@@ -72,6 +73,9 @@ def build_engine(settings: Settings, *, bounded: bool = True) -> AsyncEngine:
         return engine
 
     options |= {
+        # First come, first served: SQLAlchemy's own async queue lets a newcomer take a
+        # connection released for an older waiter (core/pool.py).
+        "poolclass": FairQueuePool,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout_seconds,
