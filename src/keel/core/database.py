@@ -32,6 +32,7 @@ from starlette.requests import HTTPConnection
 
 from keel.core.config import CoreSettings
 from keel.core.logging import get_logger
+from keel.core.pool import FairQueuePool
 from keel.core.state import from_state
 
 log = get_logger(__name__)
@@ -72,6 +73,9 @@ def build_engine(settings: CoreSettings, *, bounded: bool = True) -> AsyncEngine
         return engine
 
     options |= {
+        # First come, first served: SQLAlchemy's own async queue lets a newcomer take a
+        # connection released for an older waiter (core/pool.py).
+        "poolclass": FairQueuePool,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout_seconds,
@@ -155,9 +159,14 @@ class ReadOnlySession(Session):
     """
 
 
+def _has_pending(session: Session) -> bool:
+    """Whether the session holds changes a flush would write."""
+    return bool(session.new or session.dirty or session.deleted)
+
+
 @event.listens_for(ReadOnlySession, "before_flush")
 def _refuse_flush(session: Session, *_: Any) -> None:
-    if session.new or session.dirty or session.deleted:
+    if _has_pending(session):
         raise ReadOnlyRequestError("a GET/HEAD/OPTIONS request must not write to the database")
 
 
@@ -172,6 +181,26 @@ def _refuse_dml(state: ORMExecuteState) -> None:
         writes = not statement.text.lstrip().upper().startswith(READ_KEYWORDS)
     if writes:
         raise ReadOnlyRequestError("a GET/HEAD/OPTIONS request must not write to the database")
+
+
+async def release_connection(session: AsyncSession) -> None:
+    """Give a read-only request's connection back to the pool now, not when the request ends.
+
+    For a request that has read all it needs (a list page, before its rows are serialised):
+    under load the connection serves the next waiter while this one still writes JSON. Only
+    a `ReadOnlySession` with nothing pending is released: it has no transaction to lose
+    (autocommit), and its loaded objects stay in the session, unexpired. A later read in the
+    same request checks a connection out again. Any other session keeps its connection: its
+    transaction is the request's.
+    """
+    sync_session = session.sync_session
+    if not isinstance(sync_session, ReadOnlySession) or _has_pending(sync_session):
+        return
+    transaction = sync_session.get_transaction()
+    if transaction is not None:
+        # Closing the transaction (unlike `close()`) returns its connection and keeps the
+        # identity map; the checkin's reset awaits the driver, hence `run_sync`.
+        await session.run_sync(lambda _: transaction.close())
 
 
 class Database:

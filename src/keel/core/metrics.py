@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import time
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header
@@ -23,17 +24,28 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.responses import Response
 
 from keel.core.errors import UnauthorizedError
+from keel.core.pool import checkout_began
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+POOL_BUCKETS = (0.0005, 0.001, 0.0025, *LATENCY_BUCKETS[:-1])
+"""A connection is usually lent at once or after a few milliseconds: finer at the low end."""
+_HELD_SINCE = "keel_held_since"
 
 
 class PoolMetrics:
-    """Connection-pool gauges kept current by pool events (cheap, and exact per process)."""
+    """Connection-pool gauges kept current by pool events (cheap, and exact per process), and
+    how long connections are waited for and held.
+
+    The wait is from asking the pool to having the connection (a reconnect included), known
+    on the fair pool of server databases (core/pool.py); the hold is from checkout to checkin,
+    the time a request or job keeps a connection from everyone else.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.checked_out = Gauge(
@@ -54,6 +66,18 @@ class PoolMetrics:
             registry=registry,
             multiprocess_mode="max",
         )
+        self.wait = Histogram(
+            "keel_db_pool_wait_seconds",
+            "Time from asking the pool for a database connection to having one.",
+            registry=registry,
+            buckets=POOL_BUCKETS,
+        )
+        self.hold = Histogram(
+            "keel_db_pool_hold_seconds",
+            "Time a database connection stays lent before it returns to the pool.",
+            registry=registry,
+            buckets=POOL_BUCKETS,
+        )
 
     def watch(self, engine: AsyncEngine, pool_size: int) -> None:
         self.size.set(pool_size)
@@ -65,11 +89,20 @@ class PoolMetrics:
         def on_close(*_: Any) -> None:
             self.open.dec()
 
-        def on_checkout(*_: Any) -> None:
+        def on_checkout(_: Any, record: ConnectionPoolEntry, *__: Any) -> None:
             self.checked_out.inc()
+            now = time.perf_counter()
+            began = checkout_began(record)
+            if began is not None:
+                self.wait.observe(now - began)
+            if record.record_info is not None:
+                record.record_info[_HELD_SINCE] = now
 
-        def on_checkin(*_: Any) -> None:
+        def on_checkin(_: Any, record: ConnectionPoolEntry) -> None:
             self.checked_out.dec()
+            since = (record.record_info or {}).pop(_HELD_SINCE, None)
+            if since is not None:
+                self.hold.observe(time.perf_counter() - since)
 
         event.listen(pool, "connect", on_connect)
         event.listen(pool, "close", on_close)

@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from keel.core.database import release_connection
 from keel.core.types import PageNumber, PageSize
 
 T = TypeVar("T")
@@ -218,6 +219,9 @@ async def fetch_page(
         total, estimated = await _beyond_bound(session, statement, values)
         # Never less than what this page proves exists.
         total = max(total, bound, params.offset + len(rows) + int(has_next))
+    # A list page is the last thing its request reads: a read-only request's connection
+    # goes back to the pool before the rows are serialised.
+    await release_connection(session)
     return RowPage(
         rows=rows,  # each also carries `keel_page_total`, which no schema reads
         total=total,
