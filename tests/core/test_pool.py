@@ -21,9 +21,9 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty, Full
 
-from keel.core.config import load_settings
 from keel.core.database import build_engine
 from keel.core.pool import FairQueue, FairQueuePool
+from keel.settings import load_settings
 from tests.conftest import MakeSettings
 from tests.core.test_database import unisolated_app
 from tests.support.app import serve

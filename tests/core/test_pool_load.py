@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from keel.core.config import Settings
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support import routes
 from tests.support.app import serve
 from tests.support.databases import POSTGRES_URL

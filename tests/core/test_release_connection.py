@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.config import Settings
 from keel.core.database import Database, ReadOnlyRequestError, release_connection
 from keel.core.pagination import PageParams, fetch_page
 from keel.features.users.models import User
 from keel.main import create_app
+from keel.settings import Settings
 from tests.support.accounts import signed_up
 from tests.support.app import serve
 
