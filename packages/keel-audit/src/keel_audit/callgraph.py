@@ -16,6 +16,7 @@ Everything is computed lazily per function and cached, so a rule pays only for w
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +77,7 @@ def awaited_ids(nodes: list[ast.AST]) -> set[int]:
 @extractor()
 def function_names(module: Module) -> tuple[str, ...]:
     """The qualified names of the module's functions (`Project.functions`' keys), a fact."""
-    return tuple(qualname for qualname, _ in iter_functions(module.tree, module.name))
+    return tuple(sys.intern(name) for name, _ in iter_functions(module.tree, module.name))
 
 
 def project_function_names(project: Project) -> dict[str, None]:

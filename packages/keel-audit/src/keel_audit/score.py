@@ -561,7 +561,7 @@ def _has_async_test(module: Module) -> bool:
 
 def _testing(facts: Facts) -> tuple[Dimension, Signal]:
     tests = [m for m in facts.tests if m.path.rsplit("/", 1)[-1].startswith("test")]
-    sad = next((m.path for m in tests if _SAD_PATH.search("\n".join(m.lines))), None)
+    sad = next((m.path for m in tests if _SAD_PATH.search(m.text)), None)
     contract = None
     for module in facts.tests:
         for target in module.imports.values():

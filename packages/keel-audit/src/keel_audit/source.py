@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from keel_audit.parsing import ParseFailure, parse_source
+from keel_audit.parsing import ParseFailure, decode, parse_source
 
 if TYPE_CHECKING:
     from keel_audit.config import Config
@@ -58,18 +58,40 @@ class Module:
     # What rules keep of the tree, by extractor (see `facts.module_fact`).
     facts: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     source: Path | None = None  # the file, to read the tree again once it was dropped
+    line_count: int = field(default=0, compare=False)  # len(lines), kept once they go
+    # The dotted names of every module the project may hold (from the file walk, before
+    # parsing; shared by all its modules), so a fact can tell names of the project from
+    # others (`_blocking_facts`). None: not known, every name may be the project's.
+    peers: frozenset[str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.line_count = len(self.lines)
 
     def drop_tree(self) -> None:
-        """Let the tree go (its facts are taken; see `facts.take_facts`). Asking for
-        `tree` again parses the file again: the same nodes, new objects, so nothing may
-        hold a node of the dropped tree (facts hold none)."""
-        for name in ("tree", "_tables", "_parents"):
+        """Let the tree and the source text go (its facts are taken, see
+        `facts.take_facts`). Asking for `tree` again parses the file again: the same nodes,
+        new objects, so nothing may hold a node of the dropped tree (facts hold none).
+        Asking for `lines` or `text` reads the file again (`_SourceCache`): a report needs
+        the lines of its findings only."""
+        for name in ("tree", "_tables", "_parents", "lines", "_text"):
             self.__dict__.pop(name, None)
 
+    @property
+    def text(self) -> str:
+        """The source, its lines joined by newlines (for text searches)."""
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            if "lines" not in self.__dict__:
+                return _SOURCES.read(self)[1]
+            text = self.__dict__["_text"] = "\n".join(self.lines)
+        return text
+
     def __getattr__(self, name: str) -> Any:
-        """Only reached for a dropped `tree` (a normal attribute otherwise)."""
-        if name != "tree" or self.source is None:
+        """Only reached for a dropped `tree` or `lines` (normal attributes otherwise)."""
+        if name not in ("tree", "lines") or self.source is None:
             raise AttributeError(name)
+        if name == "lines":
+            return _SOURCES.read(self)[0]
         parsed = parse_source(self.source.read_bytes(), self.path)
         tree = parsed.tree if not isinstance(parsed, ParseFailure) else ast.Module([], [])
         self.__dict__["tree"] = tree
@@ -212,6 +234,41 @@ class Module:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
+class _SourceCache:
+    """The lines (and their text joined by newlines) of the last few modules whose source
+    was dropped and is asked for again: reports and late rules read findings in path
+    order, so a handful of files covers them, and memory does not grow with the tree."""
+
+    SIZE = 8
+
+    def __init__(self) -> None:
+        # By module identity (a later audit's module of the same file reads it afresh);
+        # the module is kept in its entry so that its id is not reused meanwhile.
+        self.entries: dict[int, tuple[Module, list[str], str]] = {}
+
+    def read(self, module: Module) -> tuple[list[str], str]:
+        entry = self.entries.pop(id(module), None)
+        if entry is None or entry[0] is not module:
+            entry = (module, *_read_lines(module.source))
+        self.entries[id(module)] = entry  # (most recent last)
+        while len(self.entries) > self.SIZE:
+            del self.entries[next(iter(self.entries))]
+        return entry[1], entry[2]
+
+
+def _read_lines(path: Path | None) -> tuple[list[str], str]:
+    """A file's lines as `parsing.parse_source` decoded them (empty if it is gone)."""
+    try:
+        text = decode(path.read_bytes()) if path is not None else ""
+    except OSError:
+        text = ""
+    if isinstance(text, ParseFailure):
+        text = ""
+    lines = text.removeprefix("\ufeff").splitlines()
+    return lines, "\n".join(lines)
+
+
+_SOURCES = _SourceCache()
 _Tables = tuple[dict[type[ast.AST], list[ast.AST]], dict[int, list[ast.AST]]]
 # Fields that never hold a node (names, flags, comments) and `ctx` (Load/Store/Del, which
 # CPython shares between nodes, so no rule asks for them): the walk does not look at them.
@@ -334,14 +391,21 @@ class Project:
         unparsed: list[tuple[str, str]] = []
         others: list[str] = []
         source_roots = [root / extra for extra in config.src] + [root / "src", root]
-        for relpath, problem in walk_files(root, config):
+        files = list(walk_files(root, config))
+        names = {
+            relpath: module_name(root, relpath, source_roots)
+            for relpath, problem in files
+            if problem is None and relpath.endswith(".py")
+        }
+        peers = frozenset(names.values())
+        for relpath, problem in files:
             if problem is not None:
                 unparsed.append((relpath, problem))
                 continue
             if not relpath.endswith(".py"):
                 others.append(relpath)
                 continue
-            loaded = _load_module(root, relpath, source_roots, config.max_file_bytes)
+            loaded = _load_module(root, relpath, names[relpath], config.max_file_bytes, peers)
             if isinstance(loaded, Module):
                 modules.append(loaded)
                 if on_module is not None:
@@ -473,7 +537,7 @@ def module_name(root: Path, relpath: str, source_roots: list[Path]) -> str:
 
 
 def _load_module(
-    root: Path, relpath: str, source_roots: list[Path], max_bytes: int
+    root: Path, relpath: str, name: str, max_bytes: int, peers: frozenset[str]
 ) -> Module | str:
     try:
         data = (root / relpath).read_bytes()
@@ -489,10 +553,11 @@ def _load_module(
         return parsed.reason
     return Module(
         path=relpath,
-        name=module_name(root, relpath, source_roots),
+        name=name,
         tree=parsed.tree,
         lines=parsed.text.splitlines(),
         is_test=_is_test_path(relpath),
         parser=parsed.parser,
         source=root / relpath,
+        peers=peers,
     )

@@ -192,13 +192,9 @@ def _decorator_route(
     return Route(module, func, names, path, decorator)
 
 
-def _joined(module: Module) -> str:
-    return "\n".join(module.lines)
-
-
 def mentions(module: Module, *words: str) -> bool:
     """A cheap text pre-filter: does the module's source contain any of the words?"""
-    text: str = _memo("text", module, _joined)
+    text = module.text
     return any(word in text for word in words)
 
 
