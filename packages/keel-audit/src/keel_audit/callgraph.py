@@ -16,13 +16,12 @@ Everything is computed lazily per function and cached, so a rule pays only for w
 from __future__ import annotations
 
 import ast
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from keel_audit.facts import extractor, module_fact
-from keel_audit.source import FunctionNode, Module, Project, iter_functions, scoped_walk
+from keel_audit.source import FunctionNode, Module, Project, scoped_walk
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def awaited_ids(nodes: list[ast.AST]) -> set[int]:
 @extractor()
 def function_names(module: Module) -> tuple[str, ...]:
     """The qualified names of the module's functions (`Project.functions`' keys), a fact."""
-    return tuple(sys.intern(name) for name, _ in iter_functions(module.tree, module.name))
+    return module.function_names
 
 
 def project_function_names(project: Project) -> dict[str, None]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ast
 import builtins
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -73,7 +74,16 @@ class Module:
         new objects, so nothing may hold a node of the dropped tree (facts hold none).
         Asking for `lines` or `text` reads the file again (`_SourceCache`): a report needs
         the lines of its findings only."""
-        for name in ("tree", "_tables", "_parents", "lines", "_text"):
+        for name in (
+            "tree",
+            "_tables",
+            "_parents",
+            "_by_place",
+            "_defs",
+            "_def_places",
+            "lines",
+            "_text",
+        ):
             self.__dict__.pop(name, None)
 
     @property
@@ -95,7 +105,48 @@ class Module:
         parsed = parse_source(self.source.read_bytes(), self.path)
         tree = parsed.tree if not isinstance(parsed, ParseFailure) else ast.Module([], [])
         self.__dict__["tree"] = tree
+        _TREES.keep(self)
         return tree
+
+    @cached_property
+    def function_names(self) -> tuple[str, ...]:
+        """The qualified names of the module's functions, in `iter_functions` order (kept
+        when the tree goes: `Project.functions`' keys)."""
+        return tuple(sys.intern(name) for name, _ in iter_functions(self.tree, self.name))
+
+    @cached_property
+    def _defs(self) -> dict[str, FunctionNode]:
+        defs: dict[str, FunctionNode] = {}
+        for qualname, node in iter_functions(self.tree, self.name):
+            defs.setdefault(qualname, node)
+        return defs
+
+    def function(self, qualname: str) -> FunctionNode | None:
+        """The (first) def of that qualified name, in the tree as it is now."""
+        return self._defs.get(qualname)
+
+    @cached_property
+    def _def_places(self) -> dict[tuple[int, int], FunctionNode]:
+        defs: list[FunctionNode] = [*self.nodes(ast.FunctionDef), *self.nodes(ast.AsyncFunctionDef)]
+        return {(node.lineno, node.col_offset): node for node in defs}
+
+    def function_at(self, line: int, col: int) -> FunctionNode:
+        """The def starting there (a place a fact kept), in the tree as it is now."""
+        return self._def_places[(line, col)]
+
+    @property
+    def uses_fastapi(self) -> bool:
+        """Imports FastAPI (`Project.app_modules`)."""
+        return any(target.startswith("fastapi") for target in self.imports.values())
+
+    def qualname_of(self, function: FunctionNode) -> str | None:
+        """The qualified name of a def of this module (of this tree or an earlier reading
+        of it: matched by place, which a re-read keeps)."""
+        place = (function.lineno, function.col_offset, function.name)
+        for qualname, node in self._defs.items():
+            if (node.lineno, node.col_offset, node.name) == place:
+                return qualname
+        return None
 
     @property
     def is_package(self) -> bool:
@@ -202,8 +253,23 @@ class Module:
         return parents
 
     def parent(self, node: ast.AST) -> ast.AST | None:
-        """The node directly containing `node` (None for the module itself)."""
-        return self._parents.get(id(node))
+        """The node directly containing `node` (None for the module itself). A node of an
+        earlier reading of the tree (`drop_tree`, `_TreeCache`) is found by its place."""
+        found = self._parents.get(id(node))
+        if found is None and hasattr(node, "end_col_offset"):
+            same = self._by_place.get(_place(node))
+            if same is not None and same is not node:
+                found = self._parents.get(id(same))
+        return found
+
+    @cached_property
+    def _by_place(self) -> dict[tuple[Any, ...], ast.AST]:
+        places: dict[tuple[Any, ...], ast.AST] = {}
+        for nodes in self._tables[0].values():
+            for node in nodes:
+                if hasattr(node, "end_col_offset"):
+                    places.setdefault(_place(node), node)
+        return places
 
     def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
         current = self.parent(node)
@@ -232,6 +298,32 @@ class Module:
 
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+
+def _place(node: Any) -> tuple[Any, ...]:
+    return (node.__class__, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+
+
+class _TreeCache:
+    """The trees read again after they were dropped (a project-level rule asking for a
+    module's nodes), kept for the last few modules only, so memory stays flat however many
+    modules the rules visit. A rule holding a node of an evicted tree still has it (and
+    `Module.parent` finds its place in the new reading)."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self.modules: dict[int, Module] = {}
+
+    def keep(self, module: Module) -> None:
+        self.modules.pop(id(module), None)
+        self.modules[id(module)] = module
+        while len(self.modules) > self.SIZE:
+            oldest = self.modules.pop(next(iter(self.modules)))
+            oldest.drop_tree()
+
+
+_TREES = _TreeCache()
 
 
 class _SourceCache:
@@ -430,17 +522,41 @@ class Project:
     @cached_property
     def app_modules(self) -> list[Module]:
         """Modules that import FastAPI or create a `FastAPI()` / `APIRouter()`."""
-        return [m for m in self.modules if any(v.startswith("fastapi") for v in m.imports.values())]
+        return [module for module in self.modules if module.uses_fastapi]
 
     @cached_property
-    def functions(self) -> dict[str, tuple[Module, FunctionNode]]:
+    def functions(self) -> FunctionIndex:
         """Qualified name → (module, def), for module-level functions ("pkg.mod.f"), methods
-        ("pkg.mod.Class.f") and nested functions ("pkg.mod.outer.inner")."""
-        index: dict[str, tuple[Module, FunctionNode]] = {}
-        for module in self.modules:
-            for qualname, node in iter_functions(module.tree, module.name):
-                index.setdefault(qualname, (module, node))
-        return index
+        ("pkg.mod.Class.f") and nested functions ("pkg.mod.outer.inner"). The names are
+        kept, the def is read from its module's tree when asked for (`_Functions`)."""
+        return FunctionIndex(self.modules)
+
+
+class FunctionIndex(Mapping[str, tuple["Module", FunctionNode]]):
+    """`Project.functions`: which module defines each name (`owners`) (first def wins), the nodes
+    from the module's tree on demand, so the index holds no tree."""
+
+    def __init__(self, modules: list[Module]) -> None:
+        self.owners: dict[str, Module] = {}
+        for module in modules:
+            for qualname in module.function_names:
+                self.owners.setdefault(qualname, module)
+
+    def __getitem__(self, qualname: str) -> tuple[Module, FunctionNode]:
+        module = self.owners[qualname]
+        node = module.function(qualname)
+        if node is None:  # (the file changed under the audit)
+            raise KeyError(qualname)
+        return module, node
+
+    def __contains__(self, qualname: object) -> bool:
+        return qualname in self.owners
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.owners)
+
+    def __len__(self) -> int:
+        return len(self.owners)
 
 
 def iter_functions(tree: ast.AST, prefix: str) -> Iterator[tuple[str, FunctionNode]]:
