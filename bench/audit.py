@@ -11,6 +11,11 @@ there, never into Keel's environment. The 2x and 4x trees are two and four copie
 memory as the tree grows (each copy is a separate directory, so every module is parsed and
 analysed again; copies of a module share its dotted name, as two checkouts would).
 
+A second tree, the app tree, is the fastapi sdist (~136,000 lines): it mentions `fastapi`
+nearly everywhere, so keel-audit treats it as a FastAPI app and runs the route and lifespan
+rules on it (their own memory path); it is grown to 2x and 4x the same way. Memory growth is
+reported for both trees as the ratio of peak RSS at 4x to 1x (1.0: flat).
+
 Each round runs every measurement once, alternating the order between rounds (the machine
 is shared, so single figures are noisy: medians over the rounds are reported, with the load
 average at the start of each round). Per run: wall time, CPU time (user + system, from
@@ -37,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".audit-cache"
 PACKAGES = ["alembic==1.20.1", "httpx==0.28.1", "starlette==1.10.0"]
+APP_PACKAGES = ["fastapi==0.165.0"]
 SIZES = (1, 2, 4)
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -44,8 +50,8 @@ CACHEDIR_TAG = (
 )
 
 
-def build_tree(work: Path) -> Path:
-    sdists, tree = work / "sdists", work / "tree"
+def build_tree(work: Path, name: str = "tree", packages: list[str] = PACKAGES) -> Path:
+    sdists, tree = work / "sdists", work / name
     work.mkdir(parents=True, exist_ok=True)
     (work / "CACHEDIR.TAG").write_text(CACHEDIR_TAG)
     if tree.is_dir() and any(tree.iterdir()):
@@ -53,11 +59,11 @@ def build_tree(work: Path) -> Path:
     sdists.mkdir(exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-         "-d", str(sdists), *PACKAGES],
+         "-d", str(sdists), *packages],
         check=True,
     )  # fmt: skip
     tree.mkdir()
-    for pin in PACKAGES:  # only the pinned sdists, whatever else the directory holds
+    for pin in packages:  # only the pinned sdists, whatever else the directory holds
         name, version = pin.split("==")
         for archive in sdists.glob(f"{name}-{version}.tar.gz"):
             with tarfile.open(archive) as tar:
@@ -69,7 +75,7 @@ def grown(tree: Path, factor: int) -> Path:
     """`factor` copies of the tree side by side (the tree itself for 1)."""
     if factor == 1:
         return tree
-    target = WORK / f"tree-x{factor}"
+    target = WORK / f"{tree.name}-x{factor}"
     if not target.is_dir():
         for copy in range(1, factor + 1):
             shutil.copytree(tree, target / f"copy-{copy}", symlinks=True)
@@ -121,14 +127,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     tree = build_tree(WORK)
-    trees = {factor: grown(tree, factor) for factor in SIZES}
-    sizes = {factor: count_lines(path) for factor, path in trees.items()}
-    for factor, (files, lines) in sizes.items():
-        print(f"tree x{factor}: {trees[factor]} — {files:,} Python files, {lines:,} lines")
+    app_tree = build_tree(WORK, "app-tree", APP_PACKAGES)
+    # Each run's name → (tree, lines): "keel-audit x2" on the library tree, "keel-audit app
+    # x2" on the app tree.
+    audited: dict[str, tuple[Path, int]] = {}
+    for label, base in (("", tree), ("app ", app_tree)):
+        for factor in SIZES:
+            path = grown(base, factor)
+            files, lines = count_lines(path)
+            audited[f"keel-audit {label}x{factor}"] = (path, lines)
+            print(f"{label or 'library '}tree x{factor}: {path} — {files:,} files, {lines:,} lines")
     ruff = [str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", "--exit-zero", "--quiet",
             "--select", "ALL", str(tree)]  # fmt: skip
     tools: dict[str, tuple[list[str], dict[str, str] | None]] = {
-        **{f"keel-audit x{factor}": (keel_audit(path), None) for factor, path in trees.items()},
+        **{name: (keel_audit(path), None) for name, (path, _) in audited.items()},
         "ruff (1 thread)": (ruff, {**os.environ, "RAYON_NUM_THREADS": "1"}),
         "ruff (default threads)": (ruff, None),
         "bandit": (
@@ -147,12 +159,11 @@ def main() -> int:
             runs[name].append(measure(*tools[name]))
         line = {name: runs[name][-1]["cpu_s"] for name in names}
         print(f"round {number + 1} (load {loads[-1]}): cpu s {json.dumps(line)}")
-    lines = sizes[1][1]
-    factor_of = {f"keel-audit x{factor}": factor for factor in SIZES}
+    lines = audited["keel-audit x1"][1]
     cpu = {name: median(runs[name], "cpu_s") for name in names}
     summary: dict[str, Any] = {
-        "files": sizes[1][0],
         "lines": lines,
+        "app_lines": audited["keel-audit app x1"][1],
         "rounds": args.rounds,
         "load_average_1min_per_round": loads,
         "median": {
@@ -160,7 +171,9 @@ def main() -> int:
             for name in names
         },
         "lines_per_cpu_second": {
-            name: round(sizes[factor_of.get(name, 1)][1] / cpu[name]) for name in names if cpu[name]
+            name: round(audited.get(name, (tree, lines))[1] / cpu[name])
+            for name in names
+            if cpu[name]
         },
         "keel_audit_cpu_over": {
             name: round(cpu["keel-audit x1"] / cpu[name], 2)
@@ -169,17 +182,19 @@ def main() -> int:
         },
         "memory_growth": [
             {
-                "size": f"x{factor}",
-                "lines": sizes[factor][1],
-                "peak_rss_mib": median(runs[f"keel-audit x{factor}"], "peak_rss_mib"),
+                "run": name,
+                "lines": lines_audited,
+                "peak_rss_mib": median(runs[name], "peak_rss_mib"),
             }
-            for factor in SIZES
+            for name, (_, lines_audited) in audited.items()
         ],
     }
-    rss = {factor: median(runs[f"keel-audit x{factor}"], "peak_rss_mib") for factor in SIZES}
-    summary["peak_rss_growth_mib"] = {  # flat memory: small against the x1 figure
-        f"x1 to x{factor}": round(rss[factor] - rss[1], 1) for factor in SIZES[1:]
-    }
+    for label, key in (("", "library"), ("app ", "app")):
+        rss = {f: median(runs[f"keel-audit {label}x{f}"], "peak_rss_mib") for f in SIZES}
+        summary[f"peak_rss_x4_over_x1_{key}"] = round(rss[4] / rss[1], 2)  # 1.0: flat
+        summary[f"peak_rss_growth_mib_{key}"] = {
+            f"x1 to x{factor}": round(rss[factor] - rss[1], 1) for factor in SIZES[1:]
+        }
     print(json.dumps(summary, indent=2))
     out = ROOT / "bench" / "results" / "audit.json"
     out.parent.mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_files
-from keel_audit import project as audit
+from keel_audit import source as source_module
 from keel_audit.callgraph import body_nodes
 from keel_audit.config import Config
 from keel_audit.formats import FORMATS
@@ -285,9 +285,8 @@ def _report(root: Path) -> str:
     return FORMATS["json"](run_audit(root))
 
 
-def _with_trees(root: Path, keep: bool, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(audit, "_may_be_fastapi_app", lambda root, config: keep)
-    return _report(root)
+def _with_trees(root: Path, keep: bool) -> str:
+    return FORMATS["json"](run_audit(root, keep_trees=keep))
 
 
 def test_a_project_without_fastapi_drops_its_trees(tmp_path: Path) -> None:
@@ -301,24 +300,47 @@ def test_a_project_without_fastapi_drops_its_trees(tmp_path: Path) -> None:
     assert "KA103" in codes
 
 
-def test_a_fastapi_app_keeps_its_trees(tmp_path: Path) -> None:
+def test_a_fastapi_app_drops_its_trees_too(tmp_path: Path) -> None:
     root = tmp_path / "sample_app"
     shutil.copytree(SAMPLE_APP, root)
     result = run_audit(root)
-    assert all("tree" in module.__dict__ for module in result.project.modules)
+    kept = [m.path for m in result.project.modules if "tree" in m.__dict__]
+    assert len(kept) < len(result.project.modules)
+    assert not any("lines" in module.__dict__ for module in result.project.modules)
+
+
+def test_trees_read_again_stay_few_however_many_modules_the_rules_visit(tmp_path: Path) -> None:
+    count = source_module._TreeCache.SIZE + 20
+    files = {
+        f"app/routes_{n}.py": f"""
+            from fastapi import APIRouter
+            router = APIRouter()
+
+            @router.get("/items/{n}")
+            async def items_{n}(db):
+                return await db.fetch_all()
+        """
+        for n in range(count)
+    }
+    write_files(tmp_path, {"app/__init__.py": "", **files})
+    result = run_audit(tmp_path)
+    assert len(result.project.modules) == count + 1
+    kept = [m for m in result.project.modules if "tree" in m.__dict__]
+    assert len(kept) <= source_module._TreeCache.SIZE
+    assert FORMATS["json"](result) == _with_trees(tmp_path, True)
 
 
 @pytest.mark.parametrize("files", [NOT_AN_APP, None], ids=["not-an-app", "sample-app"])
 def test_dropping_trees_changes_no_byte_of_the_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str] | None
+    tmp_path: Path, files: dict[str, str] | None
 ) -> None:
     root = tmp_path / "project"
     if files is None:  # the app: its route and lifespan rules read the trees again
         shutil.copytree(SAMPLE_APP, root)
     else:
         write_files(root, files)
-    kept = _with_trees(root, True, monkeypatch)
-    dropped = _with_trees(root, False, monkeypatch)
+    kept = _with_trees(root, True)
+    dropped = _with_trees(root, False)
     assert dropped == kept
     assert '"KA201"' in kept
 
@@ -350,3 +372,78 @@ def test_a_streamed_rule_that_crashes_loses_its_findings_not_the_audit(
     assert [code for code, _ in result.rule_errors] == ["KA402"]
     assert "RuntimeError: odd code" in result.rule_errors[0][1]
     assert "KA201" in {f.code for f in result.findings}
+
+
+def test_a_finding_shows_its_line_read_again_after_the_source_was_dropped(
+    tmp_path: Path,
+) -> None:
+    write_files(tmp_path, NOT_AN_APP)
+    result = run_audit(tmp_path)
+    service = next(m for m in result.project.modules if m.path == "pkg/service.py")
+    assert "lines" not in service.__dict__  # dropped once parsed
+    console = FORMATS["console"](result)
+    assert "helpers.wait()" in console  # the finding's line, read from the file again
+    assert service.line(6).strip() == "return helpers.fetch(url)"
+    assert service.line_count == 6
+
+
+def test_suppressions_of_a_dropped_module_still_apply_and_are_still_checked(
+    tmp_path: Path,
+) -> None:
+    write_files(
+        tmp_path,
+        {
+            "app.py": """
+                import time
+
+                async def a():
+                    time.sleep(1)  # keel-audit: ignore[KA201] a test double, no loop here
+
+                async def b():
+                    time.sleep(1)  # keel-audit: ignore[KA201]
+            """
+        },
+    )
+    result = run_audit(tmp_path)
+    assert "lines" not in result.project.modules[0].__dict__
+    assert result.suppressed == 1
+    assert [(f.code, f.location.line) for f in result.findings] == [("KA001", 8), ("KA201", 8)]
+
+
+def test_a_module_missing_when_its_line_is_read_again_reads_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "gone.py"
+    path.write_text("x = 1\ny = 2\n")
+    module = Module("gone.py", "gone", ast.parse(path.read_text()), ["x = 1", "y = 2"], False)
+    module.source = path
+    module.drop_tree()
+    assert module.line(2) == "y = 2"  # read again from the file
+    other = Module("gone.py", "gone", ast.parse(""), ["x = 1", "y = 2"], False, source=path)
+    other.drop_tree()
+    path.unlink()
+    assert other.line(2) == ""  # no crash: a report shows no code for it
+    assert other.line_count == 2  # (counted when it was parsed)
+
+
+def test_a_call_to_a_library_helper_is_no_blocking_chain_but_a_project_one_is(
+    tmp_path: Path,
+) -> None:
+    write_files(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.slow import nap\n",
+            "pkg/slow.py": "import time\n\ndef nap():\n    time.sleep(1)\n",
+            "pkg/api.py": """
+                import json
+                import pkg
+
+                async def handler(data):
+                    json.dumps(data)
+                    pkg.nap()
+            """,
+        },
+    )
+    result = run_audit(tmp_path)
+    assert [(f.code, f.location.path, f.location.line) for f in result.findings] == [
+        ("KA201", "pkg/api.py", 7)
+    ]
+    assert "calls pkg.slow.nap" in result.findings[0].message

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel_audit.facts import extractor, module_fact
-from keel_audit.source import FunctionNode, Module, Project, iter_functions, scoped_walk
+from keel_audit.source import FunctionNode, Module, Project, scoped_walk
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def awaited_ids(nodes: list[ast.AST]) -> set[int]:
 @extractor()
 def function_names(module: Module) -> tuple[str, ...]:
     """The qualified names of the module's functions (`Project.functions`' keys), a fact."""
-    return tuple(qualname for qualname, _ in iter_functions(module.tree, module.name))
+    return module.function_names
 
 
 def project_function_names(project: Project) -> dict[str, None]:

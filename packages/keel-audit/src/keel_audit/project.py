@@ -18,7 +18,7 @@ from keel_audit.facts import take_facts
 from keel_audit.model import Finding, Severity
 from keel_audit.rules import ALL_RULES
 from keel_audit.rules.base import Rule
-from keel_audit.source import Module, Project, walk_files
+from keel_audit.source import Module, Project
 
 
 @dataclass
@@ -55,10 +55,11 @@ def _describe(error: Exception) -> str:
 
 @contextmanager
 def _without_cycle_collector() -> Iterator[None]:
-    """The audit allocates millions of AST nodes (and keeps them for a FastAPI app): the
-    cyclic collector would rescan them, again and again, while they pile up (it took ~40 %
-    of the run), and they hold no reference cycles for it to find (a dropped tree is freed
-    by reference counting). Paused for the audit, then restored."""
+    """The audit allocates millions of AST nodes (each tree lives until its module's facts
+    are taken, or in the cache of trees read again): the cyclic collector would rescan them
+    again and again (it took ~40 % of the run when trees were kept), and they hold no
+    reference cycles for it to find (a dropped tree is freed by reference counting). Paused
+    for the audit, then restored."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -74,15 +75,18 @@ def run_audit(
     *,
     baseline: set[str] | None = None,
     with_score: bool = True,
+    keep_trees: bool = False,
 ) -> AuditResult:
+    """`keep_trees`: keep every module's tree for the whole audit (the report is the same
+    either way, only memory differs; the tests compare the two)."""
     with _without_cycle_collector():
-        return _audit(root, config, baseline, with_score)
+        return _audit(root, config, baseline, with_score, keep_trees)
 
 
 class _Streamed:
     """The rules that read one module at a time, run on each module as it is parsed; then
-    the module's facts are taken and, unless the project may be a FastAPI app, its tree is
-    dropped (see docs/audit.md "Speed": memory stays flat as the tree grows)."""
+    the module's facts are taken and its tree and source text are dropped (see docs/audit.md
+    "Speed": memory stays flat as the tree grows)."""
 
     def __init__(self, root: Path, config: Config, keep_trees: bool) -> None:
         self.placeholder = Project(root, [], {}, [], [])  # no rule here reads the project
@@ -101,34 +105,23 @@ class _Streamed:
                 self.errors[rule.code] = _describe(error)
                 self.found[rule.code] = []
         take_facts(module)
+        module.imports, module.top_level_names  # noqa: B018 (kept: names resolve from them)
         if not self.keep_trees:
             module.drop_tree()
 
 
-def _may_be_fastapi_app(root: Path, config: Config) -> bool:
-    """Could any module import FastAPI (`Project.app_modules`)? The rules about an app's
-    routes and lifespan still read trees, so the trees are kept when it could. Read from
-    the bytes, before parsing: the word in a file, or in its path (a package named so)."""
-    for relpath, problem in walk_files(root, config):
-        if problem is None and relpath.endswith(".py"):
-            if "fastapi" in relpath:
-                return True
-            try:
-                if b"fastapi" in (root / relpath).read_bytes():
-                    return True
-            except OSError:
-                continue
-    return False
-
-
 def _audit(
-    root: Path, config: Config | None, baseline: set[str] | None, with_score: bool
+    root: Path,
+    config: Config | None,
+    baseline: set[str] | None,
+    with_score: bool,
+    keep_trees: bool,
 ) -> AuditResult:
     if with_score:
         _import_score()  # (registers its fact extractors before the modules are read)
     root = root.resolve()
     config = config or Config.from_pyproject(read_pyproject(root))
-    streamed = _Streamed(root, config, keep_trees=_may_be_fastapi_app(root, config))
+    streamed = _Streamed(root, config, keep_trees)
     project = Project.load(root, config, on_module=streamed)
     known = {rule.code for rule in all_rules()}
     ran: set[str] = set()

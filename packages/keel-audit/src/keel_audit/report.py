@@ -19,7 +19,7 @@ def rule_name(code: str) -> str:
 
 
 def line_count(result: AuditResult) -> int:
-    return sum(len(module.lines) for module in result.project.modules)
+    return sum(module.line_count for module in result.project.modules)
 
 
 def summary(result: AuditResult) -> str:

@@ -21,8 +21,8 @@ from keel_audit.rules._web import (
     SAMPLE_DIRS,
     annotation_text,
     is_sample,
-    iter_routes,
     mentions,
+    module_routes,
     nodes_of,
 )
 from keel_audit.rules.ops import health_route
@@ -244,21 +244,59 @@ def _step(label: str, found: str | None, missing: str) -> Step:
 _UNTYPED = frozenset({"", "Any", "dict", "Dict", "dict[str, Any]", "Dict[str, Any]", "object"})
 
 
-def _route_typing(facts: Facts) -> tuple[int, int, list[str]]:
-    """(routes, routes with a declared response, routes taking a raw dict body)."""
-    routes = [r for r in iter_routes(facts.project) if not r.module.is_test]
-    typed = 0
-    dict_bodies: list[str] = []
-    for route in routes:
+@dataclass(frozen=True)
+class _RouteSummary:
+    """What the score reads of a route (a fact, so the handler's tree can go)."""
+
+    typed: bool  # declares its response, or has none (204)
+    dict_bodies: tuple[str, ...]  # "path:line arg: dict" for raw dict parameters
+    is_async: bool
+    documented: bool  # a docstring, a summary or a description
+
+
+@extractor(when=lambda module: module.uses_fastapi and not module.is_test)
+def _route_summaries(module: Module) -> tuple[_RouteSummary, ...]:
+    summaries: list[_RouteSummary] = []
+    for route in module_routes(module):
+        func = route.func
         declared = route.kwarg("response_model") is not None or (
-            annotation_text(route.func.returns) not in _UNTYPED
+            annotation_text(func.returns) not in _UNTYPED
         )
         status = route.kwarg("status_code")
         no_body = isinstance(status, ast.Constant) and status.value == 204
-        typed += declared or no_body
-        for arg in [*route.func.args.args, *route.func.args.kwonlyargs]:
-            if annotation_text(arg.annotation) in {"dict", "Dict", "dict[str, Any]"}:
-                dict_bodies.append(f"{route.module.path}:{route.func.lineno} {arg.arg}: dict")
+        bodies = tuple(
+            f"{module.path}:{func.lineno} {arg.arg}: dict"
+            for arg in [*func.args.args, *func.args.kwonlyargs]
+            if annotation_text(arg.annotation) in {"dict", "Dict", "dict[str, Any]"}
+        )
+        documented = bool(
+            ast.get_docstring(func)
+            or route.kwarg("summary") is not None
+            or route.kwarg("description")
+        )
+        summaries.append(
+            _RouteSummary(
+                declared or no_body, bodies, isinstance(func, ast.AsyncFunctionDef), documented
+            )
+        )
+    return tuple(summaries)
+
+
+def _routes(facts: Facts) -> list[_RouteSummary]:
+    """The summaries of the routes outside tests, in `iter_routes` order."""
+    return [
+        summary
+        for module in facts.project.app_modules
+        if not module.is_test
+        for summary in module_fact(module, _route_summaries)
+    ]
+
+
+def _route_typing(facts: Facts) -> tuple[int, int, list[str]]:
+    """(routes, routes with a declared response, routes taking a raw dict body)."""
+    routes = _routes(facts)
+    typed = sum(route.typed for route in routes)
+    dict_bodies = [body for route in routes for body in route.dict_bodies]
     return len(routes), typed, dict_bodies
 
 
@@ -561,7 +599,7 @@ def _has_async_test(module: Module) -> bool:
 
 def _testing(facts: Facts) -> tuple[Dimension, Signal]:
     tests = [m for m in facts.tests if m.path.rsplit("/", 1)[-1].startswith("test")]
-    sad = next((m.path for m in tests if _SAD_PATH.search("\n".join(m.lines))), None)
+    sad = next((m.path for m in tests if _SAD_PATH.search(m.text)), None)
     contract = None
     for module in facts.tests:
         for target in module.imports.values():
@@ -602,8 +640,8 @@ def _testing(facts: Facts) -> tuple[Dimension, Signal]:
 
 
 def _performance(facts: Facts) -> Dimension:
-    routes = [r for r in iter_routes(facts.project) if not r.module.is_test]
-    async_routes = sum(isinstance(r.func, ast.AsyncFunctionDef) for r in routes)
+    routes = _routes(facts)
+    async_routes = sum(route.is_async for route in routes)
     blocking = facts.codes("KA201", "KA202")
     lists = facts.codes("KA303", "KA302")
     pools = facts.codes("KA103")
@@ -867,12 +905,8 @@ def _described_apps(module: Module) -> tuple[str, ...]:
 
 def _documentation(facts: Facts) -> Signal:
     customised = [found for m in facts.app_code for found in module_fact(m, _described_apps)]
-    routes = [r for r in iter_routes(facts.project) if not r.module.is_test]
-    documented = sum(
-        1
-        for r in routes
-        if ast.get_docstring(r.func) or r.kwarg("summary") is not None or r.kwarg("description")
-    )
+    routes = _routes(facts)
+    documented = sum(route.documented for route in routes)
     total, typed, _ = _route_typing(facts)
     share_ok = bool(routes) and documented * 2 >= len(routes) and typed * 2 >= total
     evidence = (

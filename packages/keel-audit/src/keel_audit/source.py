@@ -11,13 +11,14 @@ from __future__ import annotations
 import ast
 import builtins
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from keel_audit.parsing import ParseFailure, parse_source
+from keel_audit.parsing import ParseFailure, decode, parse_source
 
 if TYPE_CHECKING:
     from keel_audit.config import Config
@@ -58,22 +59,94 @@ class Module:
     # What rules keep of the tree, by extractor (see `facts.module_fact`).
     facts: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     source: Path | None = None  # the file, to read the tree again once it was dropped
+    line_count: int = field(default=0, compare=False)  # len(lines), kept once they go
+    # The dotted names of every module the project may hold (from the file walk, before
+    # parsing; shared by all its modules), so a fact can tell names of the project from
+    # others (`_blocking_facts`). None: not known, every name may be the project's.
+    peers: frozenset[str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.line_count = len(self.lines)
 
     def drop_tree(self) -> None:
-        """Let the tree go (its facts are taken; see `facts.take_facts`). Asking for
-        `tree` again parses the file again: the same nodes, new objects, so nothing may
-        hold a node of the dropped tree (facts hold none)."""
-        for name in ("tree", "_tables", "_parents"):
+        """Let the tree and the source text go (its facts are taken, see
+        `facts.take_facts`). Asking for `tree` again parses the file again: the same nodes,
+        new objects, so nothing may hold a node of the dropped tree (facts hold none).
+        Asking for `lines` or `text` reads the file again (`_SourceCache`): a report needs
+        the lines of its findings only."""
+        for name in (
+            "tree",
+            "_tables",
+            "_parents",
+            "_by_place",
+            "_defs",
+            "_def_places",
+            "lines",
+            "_text",
+        ):
             self.__dict__.pop(name, None)
 
+    @property
+    def text(self) -> str:
+        """The source, its lines joined by newlines (for text searches)."""
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            if "lines" not in self.__dict__:
+                return _SOURCES.read(self)[1]
+            text = self.__dict__["_text"] = "\n".join(self.lines)
+        return text
+
     def __getattr__(self, name: str) -> Any:
-        """Only reached for a dropped `tree` (a normal attribute otherwise)."""
-        if name != "tree" or self.source is None:
+        """Only reached for a dropped `tree` or `lines` (normal attributes otherwise)."""
+        if name not in ("tree", "lines") or self.source is None:
             raise AttributeError(name)
+        if name == "lines":
+            return _SOURCES.read(self)[0]
         parsed = parse_source(self.source.read_bytes(), self.path)
         tree = parsed.tree if not isinstance(parsed, ParseFailure) else ast.Module([], [])
         self.__dict__["tree"] = tree
+        _TREES.keep(self)
         return tree
+
+    @cached_property
+    def function_names(self) -> tuple[str, ...]:
+        """The qualified names of the module's functions, in `iter_functions` order (kept
+        when the tree goes: `Project.functions`' keys)."""
+        return tuple(sys.intern(name) for name, _ in iter_functions(self.tree, self.name))
+
+    @cached_property
+    def _defs(self) -> dict[str, FunctionNode]:
+        defs: dict[str, FunctionNode] = {}
+        for qualname, node in iter_functions(self.tree, self.name):
+            defs.setdefault(qualname, node)
+        return defs
+
+    def function(self, qualname: str) -> FunctionNode | None:
+        """The (first) def of that qualified name, in the tree as it is now."""
+        return self._defs.get(qualname)
+
+    @cached_property
+    def _def_places(self) -> dict[tuple[int, int], FunctionNode]:
+        defs: list[FunctionNode] = [*self.nodes(ast.FunctionDef), *self.nodes(ast.AsyncFunctionDef)]
+        return {(node.lineno, node.col_offset): node for node in defs}
+
+    def function_at(self, line: int, col: int) -> FunctionNode:
+        """The def starting there (a place a fact kept), in the tree as it is now."""
+        return self._def_places[(line, col)]
+
+    @property
+    def uses_fastapi(self) -> bool:
+        """Imports FastAPI (`Project.app_modules`)."""
+        return any(target.startswith("fastapi") for target in self.imports.values())
+
+    def qualname_of(self, function: FunctionNode) -> str | None:
+        """The qualified name of a def of this module (of this tree or an earlier reading
+        of it: matched by place, which a re-read keeps)."""
+        place = (function.lineno, function.col_offset, function.name)
+        for qualname, node in self._defs.items():
+            if (node.lineno, node.col_offset, node.name) == place:
+                return qualname
+        return None
 
     @property
     def is_package(self) -> bool:
@@ -180,8 +253,23 @@ class Module:
         return parents
 
     def parent(self, node: ast.AST) -> ast.AST | None:
-        """The node directly containing `node` (None for the module itself)."""
-        return self._parents.get(id(node))
+        """The node directly containing `node` (None for the module itself). A node of an
+        earlier reading of the tree (`drop_tree`, `_TreeCache`) is found by its place."""
+        found = self._parents.get(id(node))
+        if found is None and hasattr(node, "end_col_offset"):
+            same = self._by_place.get(_place(node))
+            if same is not None and same is not node:
+                found = self._parents.get(id(same))
+        return found
+
+    @cached_property
+    def _by_place(self) -> dict[tuple[Any, ...], ast.AST]:
+        places: dict[tuple[Any, ...], ast.AST] = {}
+        for nodes in self._tables[0].values():
+            for node in nodes:
+                if hasattr(node, "end_col_offset"):
+                    places.setdefault(_place(node), node)
+        return places
 
     def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
         current = self.parent(node)
@@ -212,6 +300,67 @@ class Module:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
+def _place(node: Any) -> tuple[Any, ...]:
+    return (node.__class__, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+
+
+class _TreeCache:
+    """The trees read again after they were dropped (a project-level rule asking for a
+    module's nodes), kept for the last few modules only, so memory stays flat however many
+    modules the rules visit. A rule holding a node of an evicted tree still has it (and
+    `Module.parent` finds its place in the new reading)."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self.modules: dict[int, Module] = {}
+
+    def keep(self, module: Module) -> None:
+        self.modules.pop(id(module), None)
+        self.modules[id(module)] = module
+        while len(self.modules) > self.SIZE:
+            oldest = self.modules.pop(next(iter(self.modules)))
+            oldest.drop_tree()
+
+
+_TREES = _TreeCache()
+
+
+class _SourceCache:
+    """The lines (and their text joined by newlines) of the last few modules whose source
+    was dropped and is asked for again: reports and late rules read findings in path
+    order, so a handful of files covers them, and memory does not grow with the tree."""
+
+    SIZE = 8
+
+    def __init__(self) -> None:
+        # By module identity (a later audit's module of the same file reads it afresh);
+        # the module is kept in its entry so that its id is not reused meanwhile.
+        self.entries: dict[int, tuple[Module, list[str], str]] = {}
+
+    def read(self, module: Module) -> tuple[list[str], str]:
+        entry = self.entries.pop(id(module), None)
+        if entry is None or entry[0] is not module:
+            entry = (module, *_read_lines(module.source))
+        self.entries[id(module)] = entry  # (most recent last)
+        while len(self.entries) > self.SIZE:
+            del self.entries[next(iter(self.entries))]
+        return entry[1], entry[2]
+
+
+def _read_lines(path: Path | None) -> tuple[list[str], str]:
+    """A file's lines as `parsing.parse_source` decoded them (empty if it is gone)."""
+    try:
+        text = decode(path.read_bytes()) if path is not None else ""
+    except OSError:
+        text = ""
+    if isinstance(text, ParseFailure):
+        text = ""
+    lines = text.removeprefix("\ufeff").splitlines()
+    return lines, "\n".join(lines)
+
+
+_SOURCES = _SourceCache()
 _Tables = tuple[dict[type[ast.AST], list[ast.AST]], dict[int, list[ast.AST]]]
 # Fields that never hold a node (names, flags, comments) and `ctx` (Load/Store/Del, which
 # CPython shares between nodes, so no rule asks for them): the walk does not look at them.
@@ -334,14 +483,21 @@ class Project:
         unparsed: list[tuple[str, str]] = []
         others: list[str] = []
         source_roots = [root / extra for extra in config.src] + [root / "src", root]
-        for relpath, problem in walk_files(root, config):
+        files = list(walk_files(root, config))
+        names = {
+            relpath: module_name(root, relpath, source_roots)
+            for relpath, problem in files
+            if problem is None and relpath.endswith(".py")
+        }
+        peers = frozenset(names.values())
+        for relpath, problem in files:
             if problem is not None:
                 unparsed.append((relpath, problem))
                 continue
             if not relpath.endswith(".py"):
                 others.append(relpath)
                 continue
-            loaded = _load_module(root, relpath, source_roots, config.max_file_bytes)
+            loaded = _load_module(root, relpath, names[relpath], config.max_file_bytes, peers)
             if isinstance(loaded, Module):
                 modules.append(loaded)
                 if on_module is not None:
@@ -366,17 +522,41 @@ class Project:
     @cached_property
     def app_modules(self) -> list[Module]:
         """Modules that import FastAPI or create a `FastAPI()` / `APIRouter()`."""
-        return [m for m in self.modules if any(v.startswith("fastapi") for v in m.imports.values())]
+        return [module for module in self.modules if module.uses_fastapi]
 
     @cached_property
-    def functions(self) -> dict[str, tuple[Module, FunctionNode]]:
+    def functions(self) -> FunctionIndex:
         """Qualified name → (module, def), for module-level functions ("pkg.mod.f"), methods
-        ("pkg.mod.Class.f") and nested functions ("pkg.mod.outer.inner")."""
-        index: dict[str, tuple[Module, FunctionNode]] = {}
-        for module in self.modules:
-            for qualname, node in iter_functions(module.tree, module.name):
-                index.setdefault(qualname, (module, node))
-        return index
+        ("pkg.mod.Class.f") and nested functions ("pkg.mod.outer.inner"). The names are
+        kept, the def is read from its module's tree when asked for (`_Functions`)."""
+        return FunctionIndex(self.modules)
+
+
+class FunctionIndex(Mapping[str, tuple["Module", FunctionNode]]):
+    """`Project.functions`: which module defines each name (`owners`) (first def wins), the nodes
+    from the module's tree on demand, so the index holds no tree."""
+
+    def __init__(self, modules: list[Module]) -> None:
+        self.owners: dict[str, Module] = {}
+        for module in modules:
+            for qualname in module.function_names:
+                self.owners.setdefault(qualname, module)
+
+    def __getitem__(self, qualname: str) -> tuple[Module, FunctionNode]:
+        module = self.owners[qualname]
+        node = module.function(qualname)
+        if node is None:  # (the file changed under the audit)
+            raise KeyError(qualname)
+        return module, node
+
+    def __contains__(self, qualname: object) -> bool:
+        return qualname in self.owners
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.owners)
+
+    def __len__(self) -> int:
+        return len(self.owners)
 
 
 def iter_functions(tree: ast.AST, prefix: str) -> Iterator[tuple[str, FunctionNode]]:
@@ -473,7 +653,7 @@ def module_name(root: Path, relpath: str, source_roots: list[Path]) -> str:
 
 
 def _load_module(
-    root: Path, relpath: str, source_roots: list[Path], max_bytes: int
+    root: Path, relpath: str, name: str, max_bytes: int, peers: frozenset[str]
 ) -> Module | str:
     try:
         data = (root / relpath).read_bytes()
@@ -489,10 +669,11 @@ def _load_module(
         return parsed.reason
     return Module(
         path=relpath,
-        name=module_name(root, relpath, source_roots),
+        name=name,
         tree=parsed.tree,
         lines=parsed.text.splitlines(),
         is_test=_is_test_path(relpath),
         parser=parsed.parser,
         source=root / relpath,
+        peers=peers,
     )

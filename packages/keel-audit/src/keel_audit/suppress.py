@@ -15,6 +15,7 @@ import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from keel_audit.facts import extractor, module_fact
 from keel_audit.model import Finding, Severity
 from keel_audit.rules.base import Rule
 from keel_audit.source import Module, Project
@@ -91,11 +92,21 @@ def _target(module: Module, line: int) -> int:
     return line
 
 
+@extractor()
+def suppression_comments(module: Module) -> tuple[tuple[int, str, int], ...]:
+    """(line, comment, the line it covers) of each keel-audit comment: a fact, taken while
+    the module's source is in memory (the audit lets the source go once it is parsed)."""
+    return tuple(
+        (line, comment, _target(module, line) if alone else line)
+        for line, comment, alone in _comments(module)
+    )
+
+
 def collect(module: Module, known: set[str]) -> tuple[list[Suppression], list[Finding]]:
     suppressions: list[Suppression] = []
     problems: list[Finding] = []
     bad = BadSuppression()
-    for line, comment, alone in _comments(module):
+    for line, comment, target in module_fact(module, suppression_comments):
         match = _PATTERN.search(comment)
         if match is None or match.group("verb") != "ignore":
             problems.append(
@@ -119,9 +130,7 @@ def collect(module: Module, known: set[str]) -> tuple[list[Suppression], list[Fi
                 )
             )
             continue
-        suppressions.append(
-            Suppression(line, _target(module, line) if alone else line, codes, reason)
-        )
+        suppressions.append(Suppression(line, target, codes, reason))
     return suppressions, problems
 
 

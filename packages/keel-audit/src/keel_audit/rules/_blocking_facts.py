@@ -12,12 +12,21 @@ small per line (strings the module already holds, ints and tuples), where the tr
 from __future__ import annotations
 
 import ast
+import dataclasses
+import sys
 from collections.abc import Container
 from dataclasses import dataclass
 
 from keel_audit.callgraph import awaited_ids
 from keel_audit.facts import extractor
-from keel_audit.rules._blocking_names import PATH_METHODS, PATH_TYPES, SYNC_TYPES, SyncKind
+from keel_audit.rules._blocking_names import (
+    BLOCKING_CALLS,
+    PATH_METHODS,
+    PATH_TYPES,
+    SYNC_TYPES,
+    THREAD_WRAPPERS,
+    SyncKind,
+)
 from keel_audit.source import FunctionNode, Module, iter_functions
 
 # A call's resolvable name: (`self.method` / `cls.method` candidate, dotted name through
@@ -64,7 +73,9 @@ class FunctionFact:
 
 @dataclass(frozen=True, slots=True)
 class ModuleFacts:
-    functions: list[FunctionFact]
+    # In `iter_functions` order; a function none of whose calls can matter is only its
+    # qualified name (the analysis needs to know it exists, nothing else).
+    functions: list[FunctionFact | str]
     constructed: dict[str, str]  # module-level name → dotted name of the call that made it
 
 
@@ -82,11 +93,11 @@ def module_facts(module: Module, skip: Container[str] = frozenset()) -> ModuleFa
         for name, value in assignments.items()
         if isinstance(value, ast.Call) and (made := module.qualified_name(value.func))
     }
-    functions = [
-        _function_fact(module, assignments, qualname, node)
-        for qualname, node in iter_functions(module.tree, module.name)
-        if qualname not in skip
-    ]
+    functions: list[FunctionFact | str] = []
+    for qualname, node in iter_functions(module.tree, module.name):
+        if qualname not in skip:
+            fact = _function_fact(module, assignments, sys.intern(qualname), node)
+            functions.append(fact if fact.calls else fact.qualname)
     return ModuleFacts(functions, constructed)
 
 
@@ -156,9 +167,9 @@ class _Reader:
             and isinstance(func.value, ast.Name)
             and func.value.id in {"self", "cls"}
         ):
-            return (f"{self.qualname.rsplit('.', 1)[0]}.{func.attr}", None)
+            return (sys.intern(f"{self.qualname.rsplit('.', 1)[0]}.{func.attr}"), None)
         dotted = self.module.qualified_name(func)
-        return NOTHING if dotted is None else (None, dotted)
+        return NOTHING if dotted is None else (None, sys.intern(dotted))
 
     def local_names(self) -> frozenset[str]:
         if self._locals is None:
@@ -278,15 +289,21 @@ class _Reader:
 
     def fact(self) -> FunctionFact:
         awaited = awaited_ids(self.body)
-        calls = tuple(
-            self.call(child, id(child) in awaited)
-            for child in self.body
-            if isinstance(child, ast.Call)
+        names = _Names(self.module.peers)
+        raw = [self.call(child, id(child) in awaited) for child in self.body
+               if isinstance(child, ast.Call)]  # fmt: skip
+        receivers = {call.base for call in raw}  # (a local no call is made on cannot matter)
+        kinds = tuple(
+            (local, made)
+            for local, made in self.kinds()
+            if names.matter(made) and (names.peers is None or local in receivers)
         )
+        bound = {local for local, _ in kinds}
+        calls = tuple(kept for call in raw if (kept := names.prune(call, bound)))
         node = self.node
         return FunctionFact(
             self.qualname, self.module, node.name, node.lineno, node.col_offset,
-            isinstance(node, ast.AsyncFunctionDef), self._cached(), self.kinds(), calls,
+            isinstance(node, ast.AsyncFunctionDef), self._cached(), kinds, calls,
         )  # fmt: skip
 
     def _cached(self) -> bool:
@@ -295,6 +312,80 @@ class _Reader:
             if self.module.qualified_name(target) in _CACHES:
                 return True
         return False
+
+
+_NO_ARGS: tuple[Target | None, Target | None] = (None, None)
+
+
+class _Names:
+    """Which names can matter to the analysis (`blocking.Analysis`), so a call's fact
+    keeps only those, and a call that can never matter is not kept at all (most calls:
+    `len`, `str.join`, a library's helpers). A dotted name matters when it is a known
+    blocking call, thread wrapper, sync or Path type, or may name something of the project
+    (a prefix of it is one of the project's modules: re-exports are resolved later, and
+    only through the project's modules). Nothing is pruned when the modules are unknown."""
+
+    _KNOWN = frozenset({*BLOCKING_CALLS, *THREAD_WRAPPERS, *SYNC_TYPES, *PATH_TYPES})
+
+    def __init__(self, peers: frozenset[str] | None) -> None:
+        self.peers = peers
+        self.shared: dict[Target, Target] = {}  # one tuple per distinct target
+
+    def wrapper(self, name: Target) -> bool:
+        """Can the call be a thread wrapper (`THREAD_WRAPPERS`, maybe re-exported)? A
+        method (`self.x`) cannot; KA202 reads the arguments only of those."""
+        dotted = name[1]
+        return dotted is not None and (dotted in THREAD_WRAPPERS or self.matter(dotted))
+
+    def matter(self, dotted: SyncKind | str | None) -> bool:
+        if dotted is None or self.peers is None or not isinstance(dotted, str):
+            return dotted is not None
+        if dotted in self._KNOWN:
+            return True
+        cut = dotted.find(".")
+        while cut > 0:
+            if dotted[:cut] in self.peers:
+                return True
+            cut = dotted.find(".", cut + 1)
+        return False
+
+    def target(self, name: Target | None) -> Target | None:
+        if name is None:
+            return None
+        if name[0] is not None or self.matter(name[1]):
+            return self.shared.setdefault(name, name)
+        return NOTHING
+
+    def prune(self, call: CallFact, bound: Container[str]) -> CallFact | None:
+        """The call with what cannot matter left out, or None when nothing of it can:
+        what `Analysis.direct`, `Analysis.chain` and KA202's `_wrapped` would read."""
+        if self.peers is None:
+            return call
+        name = self.target(call.name) or NOTHING
+        args = _NO_ARGS
+        wrapper = self.wrapper(name) or call.attr == "run_in_executor"
+        if wrapper:
+            first, second = self.target(call.args[0]), self.target(call.args[1])
+            args = (None if first == NOTHING else first, None if second == NOTHING else second)
+            if args == _NO_ARGS:
+                args = _NO_ARGS
+        if call.awaited:  # never blocking itself: only KA202 reads it (`await to_thread(f)`)
+            if not wrapper or args == (None, None):
+                return None
+            return dataclasses.replace(call, name=name, args=args, path=(), base=None)
+        path = call.path
+        if isinstance(path, tuple):
+            path = tuple(made for made in path if self.matter(made))
+        base_global = call.base_global if self.matter(call.base_global) else None
+        base = call.base if call.base in bound or base_global is not None else None
+        if name == NOTHING and not path and base is None and call.attr != "run_in_executor":
+            return None
+        if base is None:
+            return dataclasses.replace(
+                call, name=name, args=args, path=path, base=None, hops=0, receiver="",
+                base_global=None,
+            )  # fmt: skip
+        return dataclasses.replace(call, name=name, args=args, path=path, base_global=base_global)
 
 
 _CACHES = frozenset({"functools.lru_cache", "functools.cache", "functools.cached_property"})

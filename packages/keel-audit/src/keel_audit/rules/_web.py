@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel_audit.callgraph import CallGraph, body_nodes
+from keel_audit.facts import extractor, module_fact
 from keel_audit.source import FunctionNode, Module, Project
 
 HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
@@ -27,11 +28,25 @@ SAMPLE_DIRS = frozenset(
 
 @dataclass(frozen=True)
 class Route:
+    """A route, kept as a fact (`module_routes`): the handler and the decorator are read
+    from the module's tree when asked for, by their place, so a route holds no node."""
+
     module: Module
-    func: FunctionNode
+    place: tuple[int, int]  # the handler def's line and column
     methods: frozenset[str]
     path: str | None
-    decorator: ast.Call | None  # None for add_api_route registrations
+    decorator_index: int | None  # which of the def's decorators; None for add_api_route
+
+    @property
+    def func(self) -> FunctionNode:
+        return self.module.function_at(*self.place)
+
+    @property
+    def decorator(self) -> ast.Call | None:
+        if self.decorator_index is None:
+            return None
+        decorator = self.func.decorator_list[self.decorator_index]
+        return decorator if isinstance(decorator, ast.Call) else None
 
     def kwarg(self, name: str) -> ast.expr | None:
         return kwarg(self.decorator, name) if self.decorator is not None else None
@@ -137,15 +152,21 @@ def _memo(kind: str, owner: object, compute: Any) -> Any:
     return entry[1]
 
 
-def _compute_module_routes(module: Module) -> tuple[Route, ...]:
+def module_routes(module: Module) -> tuple[Route, ...]:
+    """The module's routes (a fact: see `Route`)."""
+    return module_fact(module, _routes)
+
+
+@extractor(when=lambda module: module.uses_fastapi)
+def _routes(module: Module) -> tuple[Route, ...]:
     routers = _router_names(module)
     routes: list[Route] = []
     defs: dict[str, FunctionNode] = {}
     for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             defs.setdefault(node.name, node)
-            for decorator in node.decorator_list:
-                route = _decorator_route(module, node, decorator, routers)
+            for index in range(len(node.decorator_list)):
+                route = _decorator_route(module, node, index, routers)
                 if route is not None:
                     routes.append(route)
     for node in nodes_of(module, ast.Call):
@@ -157,16 +178,10 @@ def _compute_module_routes(module: Module) -> tuple[Route, ...]:
             and isinstance(node.args[1], ast.Name)
             and node.args[1].id in defs
         ):
-            names = _methods(node)
-            routes.append(
-                Route(module, defs[node.args[1].id], names, str_value(node.args[0]), None)
-            )
+            handler = defs[node.args[1].id]
+            place = (handler.lineno, handler.col_offset)
+            routes.append(Route(module, place, _methods(node), str_value(node.args[0]), None))
     return tuple(routes)
-
-
-def module_routes(module: Module) -> tuple[Route, ...]:
-    routes: tuple[Route, ...] = _memo("routes", module, _compute_module_routes)
-    return routes
 
 
 def _methods(call: ast.Call) -> frozenset[str]:
@@ -178,8 +193,9 @@ def _methods(call: ast.Call) -> frozenset[str]:
 
 
 def _decorator_route(
-    module: Module, func: FunctionNode, decorator: ast.expr, routers: frozenset[str]
+    module: Module, func: FunctionNode, index: int, routers: frozenset[str]
 ) -> Route | None:
+    decorator = func.decorator_list[index]
     if not isinstance(decorator, ast.Call) or not isinstance(decorator.func, ast.Attribute):
         return None
     attr = decorator.func.attr
@@ -189,16 +205,12 @@ def _decorator_route(
         return None
     path = str_value(decorator.args[0]) if decorator.args else str_value(kwarg(decorator, "path"))
     names = _methods(decorator) if attr == "api_route" else frozenset({attr})
-    return Route(module, func, names, path, decorator)
-
-
-def _joined(module: Module) -> str:
-    return "\n".join(module.lines)
+    return Route(module, (func.lineno, func.col_offset), names, path, index)
 
 
 def mentions(module: Module, *words: str) -> bool:
     """A cheap text pre-filter: does the module's source contain any of the words?"""
-    text: str = _memo("text", module, _joined)
+    text = module.text
     return any(word in text for word in words)
 
 
@@ -207,13 +219,12 @@ def walk_body(func: FunctionNode) -> Iterator[ast.AST]:
     return body_nodes(func)
 
 
-def _function_names(project: Project) -> dict[int, str]:
-    return {id(node): qualname for qualname, (_, node) in project.functions.items()}
-
-
-def qualname_of(project: Project, func: FunctionNode) -> str | None:
-    names: dict[int, str] = _memo("qualnames", project, _function_names)
-    return names.get(id(func))
+def qualname_of(project: Project, module: Module, func: FunctionNode) -> str | None:
+    """The name `Project.functions` knows `func` (a def of `module`) by."""
+    qualname = module.qualname_of(func)
+    if qualname is None or project.functions.owners.get(qualname) is not module:
+        return None
+    return qualname
 
 
 def _param_annotation(func: FunctionNode, name: str) -> ast.expr | None:
@@ -237,7 +248,7 @@ def resolve_function(
     `self.method()` (the call graph's resolution), and `repo.method()` where `repo` is a
     parameter annotated with one of the project's classes (`repo: Repository = Depends()`)."""
     graph = CallGraph.of(project)
-    qualname = qualname_of(project, caller) if caller is not None else None
+    qualname = qualname_of(project, module, caller) if caller is not None else None
     target = graph.resolve(module, call.func, qualname)
     if target is not None and target in project.functions:
         return project.functions[target]

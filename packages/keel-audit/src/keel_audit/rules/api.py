@@ -16,6 +16,7 @@ from keel_audit.rules._web import (
     kwarg,
     literal,
     mentions,
+    module_routes,
     nodes_of,
     resolve_function,
     walk_body,
@@ -577,9 +578,11 @@ class NoResponseModel(Rule):
         "objects. The model then filters fields and documents the contract."
     )
 
-    def check(self, project: Project) -> Iterator[Finding]:
-        for route in iter_routes(project):
-            if route.module.is_test or route.decorator is None or is_sample(route.module):
+    def check_module(self, project: Project, module: Module) -> Iterator[Finding]:
+        if module.is_test or is_sample(module) or not module.uses_fastapi:
+            return  # (`iter_routes` reads the modules that import FastAPI)
+        for route in module_routes(module):
+            if route.decorator is None:
                 continue
             if route.kwarg("response_model") is not None or route.kwarg("response_class"):
                 continue

@@ -36,11 +36,14 @@ class Analysis:
     """What blocks, per function of one project (memoised), from the functions' facts
     (`_blocking_facts`): no node of any tree is read here."""
 
-    def __init__(self, project: Project, functions: Mapping[str, FunctionFact]) -> None:
+    def __init__(
+        self, project: Project, functions: Mapping[str, FunctionFact], names: Mapping[str, None]
+    ) -> None:
         self.project = project
-        self.functions = functions
+        self.functions = functions  # the ones with calls that may matter (the rest: no hit)
+        self.names = names  # every function (`Project.functions`' keys)
         self.constructed: dict[str, dict[str, str]] = {}  # module name → its `constructed`
-        self.graph = CallGraph(project, functions)
+        self.graph = CallGraph(project, names)
         self._chains: dict[str, tuple[Step, ...] | None] = {}
         self._globals: dict[str, SyncKind | None] = {}
 
@@ -49,13 +52,18 @@ class Analysis:
         """The facts of every module (the first def of each qualified name, as
         `Project.functions`), read once per project."""
         functions: dict[str, FunctionFact] = {}
+        names: dict[str, None] = {}
         constructed: dict[str, dict[str, str]] = {}
         for module in project.modules:
             facts = module_fact(module, function_facts)
             constructed.setdefault(module.name, facts.constructed)
             for fact in facts.functions:
-                functions.setdefault(fact.qualname, fact)
-        analysis = cls(project, functions)
+                name = fact if isinstance(fact, str) else fact.qualname
+                if name not in names:
+                    names[name] = None
+                    if not isinstance(fact, str):
+                        functions[name] = fact
+        analysis = cls(project, functions, names)
         analysis.constructed = constructed
         return analysis
 
@@ -63,7 +71,7 @@ class Analysis:
         """`CallGraph.resolve` of a call's function, from what the fact recorded."""
         candidate, dotted = name
         if candidate is not None:
-            return candidate if candidate in self.functions else None
+            return candidate if candidate in self.names else None
         return self.graph.canonical(dotted) if dotted else None
 
     # -- objects -------------------------------------------------------------------------
@@ -150,7 +158,7 @@ class Analysis:
         if found is None:
             for site in info.calls:
                 target = self.target(site.name)
-                if target is not None and target in self.functions and not site.lazy:
+                if target is not None and target in self.names and not site.lazy:
                     inner = self.chain(target, depth + 1)
                     if inner is not None:
                         found = (Step(_at(info, site), f"calls {target}"), *inner)
@@ -217,7 +225,7 @@ class BlockingInAsync(Rule):
                 )
                 continue
             target = analysis.target(site.name)
-            if site.awaited or not target or target not in analysis.functions:
+            if site.awaited or not target or target not in analysis.names:
                 continue
             inner = analysis.chain(target)
             if inner is None:
@@ -272,7 +280,7 @@ class ThreadWrappedIO(Rule):
         chain: tuple[Step, ...] = ()
         if target in BLOCKING_CALLS:
             category = BLOCKING_CALLS[target]
-        elif target is not None and target in analysis.functions:
+        elif target is not None and target in analysis.names:
             inner = analysis.chain(target)
             if inner is not None:
                 chain = (Step(_at(info, site), f"runs {target} in a thread"), *inner)

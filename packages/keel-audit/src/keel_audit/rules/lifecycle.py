@@ -185,51 +185,62 @@ def shutdown_roots(project: Project) -> list[str]:
     `on_event("shutdown")` / `add_event_handler("shutdown", f)` handlers, `on_shutdown=[...]`."""
     graph = CallGraph.of(project)
     roots: set[str] = set()
-    for qualname, (_, node) in project.functions.items():
-        if "lifespan" in node.name.lower() or "shutdown" in node.name.lower():
+    for qualname in project.functions:
+        own = qualname.rsplit(".", 1)[-1].lower()  # (the def's own name)
+        if "lifespan" in own or "shutdown" in own:
             roots.add(qualname)
     for module in project.modules:
-        for call in module.nodes(ast.Call):
-            refs: list[ast.expr] = []
-            for keyword in call.keywords:
-                if keyword.arg == "lifespan":
-                    refs.append(keyword.value)
-                elif keyword.arg == "on_shutdown" and isinstance(
-                    keyword.value, ast.List | ast.Tuple
-                ):
-                    refs.extend(keyword.value.elts)
-            func = call.func
-            if (
-                isinstance(func, ast.Attribute)
-                and func.attr == "add_event_handler"
-                and len(call.args) > 1
-                and _is_text(call.args[0], "shutdown")
-            ):
-                refs.append(call.args[1])
-            for ref in refs:
-                target = ref.func if isinstance(ref, ast.Call) else ref
-                name = graph.resolve(module, target)
-                if name in project.functions:
-                    roots.add(name)
-        functions: list[FunctionNode] = [
-            *module.nodes(ast.FunctionDef),
-            *module.nodes(ast.AsyncFunctionDef),
-        ]
-        for function in functions:
-            for decorator in function.decorator_list:
-                if (
-                    isinstance(decorator, ast.Call)
-                    and isinstance(decorator.func, ast.Attribute)
-                    and decorator.func.attr == "on_event"
-                    and decorator.args
-                    and _is_text(decorator.args[0], "shutdown")
-                ):
-                    roots.update(
-                        q
-                        for q, (m, n) in project.functions.items()
-                        if n is function and m is module
-                    )
+        referenced, handlers = module_fact(module, shutdown_hooks)
+        for dotted in referenced:
+            name = graph.canonical(dotted)
+            if name in project.functions:
+                roots.add(name)
+        roots.update(q for q in handlers if project.functions.owners.get(q) is module)
     return sorted(roots)
+
+
+@extractor()
+def shutdown_hooks(module: Module) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the dotted names `lifespan=`, `on_shutdown=[...]` and `add_event_handler("shutdown",
+    f)` refer to, unresolved; the qualified names of `on_event("shutdown")` handlers)."""
+    referenced: list[str] = []
+    for call in module.nodes(ast.Call):
+        refs: list[ast.expr] = []
+        for keyword in call.keywords:
+            if keyword.arg == "lifespan":
+                refs.append(keyword.value)
+            elif keyword.arg == "on_shutdown" and isinstance(keyword.value, ast.List | ast.Tuple):
+                refs.extend(keyword.value.elts)
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "add_event_handler"
+            and len(call.args) > 1
+            and _is_text(call.args[0], "shutdown")
+        ):
+            refs.append(call.args[1])
+        for ref in refs:
+            dotted = module.qualified_name(ref.func if isinstance(ref, ast.Call) else ref)
+            if dotted is not None:
+                referenced.append(dotted)
+    handlers: list[str] = []
+    functions: list[FunctionNode] = [
+        *module.nodes(ast.FunctionDef),
+        *module.nodes(ast.AsyncFunctionDef),
+    ]
+    for function in functions:
+        for decorator in function.decorator_list:
+            if (
+                isinstance(decorator, ast.Call)
+                and isinstance(decorator.func, ast.Attribute)
+                and decorator.func.attr == "on_event"
+                and decorator.args
+                and _is_text(decorator.args[0], "shutdown")
+            ):
+                handler = module.qualname_of(function)
+                if handler is not None:
+                    handlers.append(handler)
+    return tuple(referenced), tuple(handlers)
 
 
 def _is_text(expr: ast.expr, value: str) -> bool:
@@ -262,7 +273,7 @@ def reachable(project: Project, roots: list[str]) -> set[str]:
                 todo.extend(by_method.get(child.attr, []))
             elif isinstance(child, ast.Name):
                 name = graph.resolve(module, child)
-                if name in project.functions:
+                if name is not None and name in project.functions:
                     todo.append(name)
     return seen
 

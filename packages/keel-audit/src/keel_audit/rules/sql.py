@@ -183,7 +183,7 @@ class SqlStringFormatting(Rule):
             return  # operator scripts and migrations do not serve requests
         if not mentions(module, "execute", "text(", "fetch", "exec"):
             return
-        if not _SQL_ANYWHERE.search("\n".join(module.lines)):
+        if not _SQL_ANYWHERE.search(module.text):
             return  # no statement text anywhere in the file
         for node in nodes_of(module, ast.FunctionDef, ast.AsyncFunctionDef):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
