@@ -8,6 +8,7 @@ against a real `keel serve`. The core script is `src/smoke.ts`; a feature's is
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -55,15 +56,28 @@ def tool(name: str) -> Path:
 
 def build() -> Path:
     """Install the pinned tools, write the document, generate the client and compile: the
-    directory of the compiled scripts."""
-    if not (PROJECT / "node_modules" / ".package-lock.json").exists():
-        run("npm", "ci", "--no-audit", "--no-fund")
-    run(sys.executable, "-m", "keel", "openapi", "--output", str(PROJECT / "openapi.json"))
-    shutil.rmtree(PROJECT / "src" / "client", ignore_errors=True)
-    run(tool("openapi-ts"))
-    shutil.rmtree(PROJECT / "dist", ignore_errors=True)
-    run(tool("tsc"))
-    return PROJECT / "dist"
+    directory of the compiled scripts.
+
+    Once per test run, under a lock: the core and feature modules that call this run on
+    different xdist workers against the one `clients/typescript/`, and a second build
+    (which empties `dist/`) under a script the first worker was running failed it with
+    "Cannot find module dist/smoke.js"."""
+    dist = PROJECT / "dist"
+    marker = dist / ".built-by-run"
+    this_run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    with (PROJECT / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if marker.is_file() and marker.read_text() == this_run:
+            return dist
+        if not (PROJECT / "node_modules" / ".package-lock.json").exists():
+            run("npm", "ci", "--no-audit", "--no-fund")
+        run(sys.executable, "-m", "keel", "openapi", "--output", str(PROJECT / "openapi.json"))
+        shutil.rmtree(PROJECT / "src" / "client", ignore_errors=True)
+        run(tool("openapi-ts"))
+        shutil.rmtree(dist, ignore_errors=True)
+        run(tool("tsc"))
+        marker.write_text(this_run)
+    return dist
 
 
 def run_on_live_server(script: Path, tmp_path: Path) -> str:
