@@ -870,20 +870,22 @@ def report_main(
     arguments: argparse.Namespace,
     produce: Callable[[argparse.Namespace], dict[str, Any]],
     describe: Callable[[dict[str, Any]], str],
-    filename: str,
+    output: Path | str,
 ) -> int:
-    """The entry point of a comparison script (bench/stack_bisect.py, bench/servers.py):
-    servers stopped on SIGTERM or Ctrl-C, the document written to bench/results/`filename`,
-    its table printed; exit status 2 when the figures could not be produced, 130 interrupted."""
+    """The entry point of every script that writes one document: servers stopped on SIGTERM
+    or Ctrl-C, the document written to `output` (a name is taken in bench/results/), its
+    summary printed; exit status 2 when the figures could not be produced, 130 interrupted."""
     signal.signal(signal.SIGTERM, _interrupt)
     arguments.cpu_busy = warn_if_busy()
     status, document = guarded(produce, arguments)
     if status is not None:
         return status
-    path = RESULTS_DIR / filename
+    path = RESULTS_DIR / output  # an absolute `output` stays as it is
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(describe(document))
-    print(f"\nresults written to {path.relative_to(REPO_ROOT)}")
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    print(f"\nresults written to {shown}")
     return 0
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import resource
-import signal
 import statistics
 import sys
 import tempfile
@@ -40,13 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/, for run.
 
 from run import (
     LOAD_CPU,
-    REPO_ROOT,
     RESULTS_DIR,
     BenchError,
     Server,
     Shared,
     _describe,
-    _interrupt,
     bearer,
     bench_database_url,
     ensure_database,
@@ -57,9 +53,9 @@ from run import (
     machine_description,
     migrate,
     register,
+    report_main,
     running_server,
     status_kib,
-    warn_if_busy,
 )
 
 MIB = 1024 * 1024
@@ -466,33 +462,21 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return arguments
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # unwind through the `finally` that stops Keel
-    arguments.cpu_busy = warn_if_busy()
-    try:
-        document = run(arguments)
-    except BenchError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; server stopped", file=sys.stderr)
-        return 130
-    path = RESULTS_DIR / "upload.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps(document, indent=2))
+def format_summary(document: dict[str, Any]) -> str:
     memory = document["server_memory"]
     verdict = "PASS" if document["passed"] else "ABOVE TARGET"
-    print(
-        f"\nupload {document['upload_median_mib_per_second']:,.1f} MiB/s, local write "
+    return (
+        f"upload {document['upload_median_mib_per_second']:,.1f} MiB/s, local write "
         f"{document['local_file_write_median_mib_per_second']:,.1f} MiB/s (medians of "
         f"{document['rounds']}; ratio {document['throughput_ratio_upload_to_local_write']:.2f}); "
         f"server RSS {memory['rss_before_upload_mib']:.1f} -> peak {memory['rss_peak_mib']:.1f} "
         f"MiB, growth {memory['rss_growth_mib']:.1f} MiB (worst round; target < "
         f"{TARGET_GROWTH_MIB:.0f}): {verdict}"
     )
-    print(f"results written to {path.relative_to(REPO_ROOT)}")
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return report_main(parse_arguments(argv), run, format_summary, "upload.json")
 
 
 if __name__ == "__main__":

@@ -34,12 +34,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import os
 import pstats
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -68,7 +66,6 @@ from run import (
     RESULTS_DIR,
     VENV_BIN,
     BenchError,
-    _interrupt,
     _tail,
     asyncpg_dsn,
     bench_database_url,
@@ -76,7 +73,7 @@ from run import (
     ensure_database,
     machine_description,
     migrate,
-    warn_if_busy,
+    report_main,
 )
 
 DEFAULT_ROWS = 1_000_000
@@ -512,25 +509,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return arguments
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    arguments.cpu_busy = warn_if_busy()
-    try:
-        document = run(arguments)
-    except BenchError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
-    # A profiled run's timings carry the profiler's overhead: keep them apart.
-    path = RESULTS_DIR / ("csv_import-profiled.json" if arguments.profile else "csv_import.json")
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps(document, indent=2))
+def format_summary(document: dict[str, Any]) -> str:
     verdict = "PASS" if document["passed"] else "BELOW TARGET"
-    print(
-        f"\nmedian of {document['rounds']} rounds: keel {document['median_keel_new_s']:.2f}s "
+    return (
+        f"median of {document['rounds']} rounds: keel {document['median_keel_new_s']:.2f}s "
         f"(new), baseline COPY + upsert {document['median_baseline_new_s']:.2f}s; "
         f"baseline/keel = {document['ratio_baseline_to_keel_new']:.3f} "
         f"(target >= {TARGET_RATIO}): {verdict}; updates "
@@ -538,8 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{document['ratio_baseline_to_keel_new_without_fixed_cost']:.3f}; psql \\copy/keel "
         f"{document['ratio_psql_copy_to_keel_new']:.3f}"
     )
-    print(f"results written to {path.relative_to(REPO_ROOT)}")
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    # A profiled run's timings carry the profiler's overhead: keep them apart.
+    output = "csv_import-profiled.json" if arguments.profile else "csv_import.json"
+    return report_main(arguments, run, format_summary, output)
 
 
 if __name__ == "__main__":

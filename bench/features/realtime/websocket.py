@@ -88,7 +88,6 @@ from run import (
     BenchError,
     Server,
     Shared,
-    _interrupt,
     _promote_to_admin,
     bearer,
     bench_database_url,
@@ -102,9 +101,9 @@ from run import (
     machine_description,
     migrate,
     register,
+    report_main,
     running_server,
     status_kib,
-    warn_if_busy,
 )
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -1388,22 +1387,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     run_module.READY_TIMEOUT_SECONDS = arguments.start_timeout  # read by run.running_server
-    signal.signal(signal.SIGTERM, _interrupt)  # unwind through the `finally`s that stop servers
-    arguments.cpu_busy = warn_if_busy()
-    try:
-        document = run(arguments)
-    except BenchError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped", file=sys.stderr)
-        return 130
-    arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(json.dumps(document, indent=2) + "\n")
-    print()
-    print(format_summary(document))
-    print(f"\nresults written to {arguments.output}")
-    return 0
+    return report_main(arguments, run, format_summary, arguments.output)
 
 
 if __name__ == "__main__":
