@@ -873,14 +873,15 @@ def report_main(
     output: Path | str,
 ) -> int:
     """The entry point of every script that writes one document: servers stopped on SIGTERM
-    or Ctrl-C, the document written to `output` (a name is taken in bench/results/), its
-    summary printed; exit status 2 when the figures could not be produced, 130 interrupted."""
+    or Ctrl-C, the document written to `output` (a `Path` as given, a bare name in
+    bench/results/), its summary printed; exit status 2 when the figures could not be
+    produced, 130 interrupted."""
     signal.signal(signal.SIGTERM, _interrupt)
     arguments.cpu_busy = warn_if_busy()
     status, document = guarded(produce, arguments)
     if status is not None:
         return status
-    path = RESULTS_DIR / output  # an absolute `output` stays as it is
+    path = output if isinstance(output, Path) else RESULTS_DIR / output
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(describe(document))
