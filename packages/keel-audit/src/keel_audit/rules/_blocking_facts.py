@@ -1,21 +1,25 @@
 """What the blocking analysis (KA201, KA202) keeps of each function, so its tree can go.
 
-`module_facts(module)` reads one module's tree once and returns compact facts: per function
+`function_facts(module)` reads one module's tree once and returns compact facts: per function
 its name, place, async-ness and, per call in its own body, what the call names (still
 unresolved: the names of other modules are resolved later, against the whole project),
 whether it is awaited, what its receiver is, and what the thread wrappers would run. The
-analysis (`blocking.Analysis`) answers from these facts alone, never from nodes; they are
-small per line (strings the module already holds, ints and tuples), where the tree costs
-~320 bytes a node.
+analysis (`blocking.Analysis`) answers from these facts alone, never from nodes.
+
+They are kept packed: one `marshal` string per module, unpacked when the analysis reads
+that module. A kept call costs ~105 bytes so, where its objects cost ~290 (and a tree
+~320 bytes a node): these facts are the one thing the audit keeps of every function, so
+their size is most of what makes memory grow with the tree (docs/audit.md "Memory").
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
+import marshal
 import sys
 from collections.abc import Container
 from dataclasses import dataclass
+from typing import Any
 
 from keel_audit.callgraph import awaited_ids
 from keel_audit.facts import extractor
@@ -36,6 +40,10 @@ NOTHING: Target = (None, None)
 # Is an expression a `pathlib.Path`? True, or the dotted names of constructors that make it
 # one if any of them resolves (after re-exports) to a Path type; () is False.
 PathTest = bool | tuple[str, ...]
+# The packed forms (`ModuleFacts.packed`): a `CallFact`'s fields in order, and a
+# `FunctionFact`'s without its module, its sync kinds by index (`_KINDS`).
+CallRow = tuple[Any, ...]
+FunctionRow = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,34 +79,55 @@ class FunctionFact:
         return self.qualname.removeprefix(self.module.name + ".")
 
 
+# The sync kinds a fact can name, by their index in the packed form.
+_KINDS: tuple[SyncKind, ...] = tuple(dict.fromkeys(SYNC_TYPES.values()))
+_KIND_INDEX = {kind: index for index, kind in enumerate(_KINDS)}
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleFacts:
-    # In `iter_functions` order; a function none of whose calls can matter is only its
-    # qualified name (the analysis needs to know it exists, nothing else).
-    functions: list[FunctionFact | str]
+    packed: bytes  # its functions' rows (`_Reader.row`), one `marshal` string
     constructed: dict[str, str]  # module-level name → dotted name of the call that made it
+
+    def functions(self, module: Module) -> list[FunctionFact | str]:
+        """In `iter_functions` order; a function none of whose calls can matter is only its
+        qualified name (the analysis needs to know it exists, nothing else)."""
+        return unpack(module, self.packed)
 
 
 @extractor()
 def function_facts(module: Module) -> ModuleFacts:
     """The blocking analysis' facts of the module (a module fact: see `facts`)."""
-    return module_facts(module)
-
-
-def module_facts(module: Module, skip: Container[str] = frozenset()) -> ModuleFacts:
-    """The facts of every function of `module` whose qualified name is not in `skip`."""
     assignments = module_assignments(module)
     constructed = {
         name: made
         for name, value in assignments.items()
         if isinstance(value, ast.Call) and (made := module.qualified_name(value.func))
     }
+    rows = tuple(
+        _Reader(module, assignments, sys.intern(qualname), node).row()
+        for qualname, node in iter_functions(module.tree, module.name)
+    )
+    return ModuleFacts(marshal.dumps(rows), constructed)
+
+
+def unpack(module: Module, packed: bytes) -> list[FunctionFact | str]:
+    """The facts that `_Reader.row` packed (a sync kind is packed as its index)."""
     functions: list[FunctionFact | str] = []
-    for qualname, node in iter_functions(module.tree, module.name):
-        if qualname not in skip:
-            fact = _function_fact(module, assignments, sys.intern(qualname), node)
-            functions.append(fact if fact.calls else fact.qualname)
-    return ModuleFacts(functions, constructed)
+    for row in marshal.loads(packed):  # noqa: S302 (written by `function_facts`, this run)
+        if isinstance(row, str):
+            functions.append(row)
+            continue
+        qualname, name, line, col, is_async, cached, kinds, calls = row
+        functions.append(
+            FunctionFact(
+                qualname, module, name, line, col, is_async, cached,
+                tuple((local, _KINDS[made] if isinstance(made, int) else made)
+                      for local, made in kinds),
+                tuple(CallFact(*call) for call in calls),
+            )
+        )  # fmt: skip
+    return functions
 
 
 def module_assignments(module: Module) -> dict[str, ast.expr]:
@@ -287,22 +316,26 @@ class _Reader:
             path, base_id, hops, receiver, base_global, args,
         )  # fmt: skip
 
-    def fact(self) -> FunctionFact:
+    def row(self) -> FunctionRow | str:
+        """The function's facts in their packed form (`unpack` reads it), or only its
+        qualified name when none of its calls can matter."""
         awaited = awaited_ids(self.body)
         names = _Names(self.module.peers)
         raw = [self.call(child, id(child) in awaited) for child in self.body
                if isinstance(child, ast.Call)]  # fmt: skip
         receivers = {call.base for call in raw}  # (a local no call is made on cannot matter)
         kinds = tuple(
-            (local, made)
+            (local, _KIND_INDEX[made] if isinstance(made, SyncKind) else made)
             for local, made in self.kinds()
             if names.matter(made) and (names.peers is None or local in receivers)
         )
         bound = {local for local, _ in kinds}
         calls = tuple(kept for call in raw if (kept := names.prune(call, bound)))
+        if not calls:
+            return self.qualname
         node = self.node
-        return FunctionFact(
-            self.qualname, self.module, node.name, node.lineno, node.col_offset,
+        return (
+            self.qualname, node.name, node.lineno, node.col_offset,
             isinstance(node, ast.AsyncFunctionDef), self._cached(), kinds, calls,
         )  # fmt: skip
 
@@ -356,11 +389,12 @@ class _Names:
             return self.shared.setdefault(name, name)
         return NOTHING
 
-    def prune(self, call: CallFact, bound: Container[str]) -> CallFact | None:
-        """The call with what cannot matter left out, or None when nothing of it can:
-        what `Analysis.direct`, `Analysis.chain` and KA202's `_wrapped` would read."""
+    def prune(self, call: CallFact, bound: Container[str]) -> CallRow | None:
+        """The call with what cannot matter left out (packed), or None when nothing of it
+        can: what `Analysis.direct`, `Analysis.chain` and KA202's `_wrapped` would read."""
         if self.peers is None:
-            return call
+            return _row(call, call.name, call.args, call.path, call.base, call.hops,
+                        call.receiver, call.base_global)  # fmt: skip
         name = self.target(call.name) or NOTHING
         args = _NO_ARGS
         wrapper = self.wrapper(name) or call.attr == "run_in_executor"
@@ -372,7 +406,7 @@ class _Names:
         if call.awaited:  # never blocking itself: only KA202 reads it (`await to_thread(f)`)
             if not wrapper or args == (None, None):
                 return None
-            return dataclasses.replace(call, name=name, args=args, path=(), base=None)
+            return _row(call, name, args, (), None, call.hops, call.receiver, call.base_global)
         path = call.path
         if isinstance(path, tuple):
             path = tuple(made for made in path if self.matter(made))
@@ -381,17 +415,25 @@ class _Names:
         if name == NOTHING and not path and base is None and call.attr != "run_in_executor":
             return None
         if base is None:
-            return dataclasses.replace(
-                call, name=name, args=args, path=path, base=None, hops=0, receiver="",
-                base_global=None,
-            )  # fmt: skip
-        return dataclasses.replace(call, name=name, args=args, path=path, base_global=base_global)
+            return _row(call, name, args, path, None, 0, "", None)
+        return _row(call, name, args, path, base, call.hops, call.receiver, base_global)
+
+
+def _row(
+    call: CallFact,
+    name: Target,
+    args: tuple[Target | None, Target | None],
+    path: PathTest,
+    base: str | None,
+    hops: int,
+    receiver: str,
+    base_global: str | None,
+) -> CallRow:
+    """A kept call, packed: `CallFact`'s fields in order, some of them replaced."""
+    return (
+        call.line, call.col, name, call.awaited, call.lazy, call.attr, path, base, hops,
+        receiver, base_global, args,
+    )  # fmt: skip
 
 
 _CACHES = frozenset({"functools.lru_cache", "functools.cache", "functools.cached_property"})
-
-
-def _function_fact(
-    module: Module, assignments: dict[str, ast.expr], qualname: str, node: FunctionNode
-) -> FunctionFact:
-    return _Reader(module, assignments, qualname, node).fact()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from keel_audit.callgraph import CallGraph
+from keel_audit.callgraph import CallGraph, function_names
 from keel_audit.facts import module_fact
 from keel_audit.model import Finding, Location, Severity, Step
 from keel_audit.rules._blocking_facts import CallFact, FunctionFact, Target, function_facts
@@ -29,43 +29,69 @@ from keel_audit.rules._blocking_names import (
     SyncKind,
 )
 from keel_audit.rules.base import Rule, location_at
-from keel_audit.source import Project
+from keel_audit.source import Module, Project
 
 
 class Analysis:
     """What blocks, per function of one project (memoised), from the functions' facts
-    (`_blocking_facts`): no node of any tree is read here."""
+    (`_blocking_facts`): no node of any tree is read here. The facts stay packed per
+    module; the last few modules read are kept unpacked (`UNPACKED`)."""
+
+    UNPACKED = 32
 
     def __init__(
-        self, project: Project, functions: Mapping[str, FunctionFact], names: Mapping[str, None]
+        self,
+        project: Project,
+        owners: Mapping[str, Module],
+        constructed: dict[str, dict[str, str]],
     ) -> None:
         self.project = project
-        self.functions = functions  # the ones with calls that may matter (the rest: no hit)
-        self.names = names  # every function (`Project.functions`' keys)
-        self.constructed: dict[str, dict[str, str]] = {}  # module name → its `constructed`
-        self.graph = CallGraph(project, names)
+        # Every function (`Project.functions`' keys) → the module of its first def.
+        self.names = owners
+        self.constructed = constructed  # module name → its `constructed`
+        self.graph = CallGraph(project, owners)
+        self._unpacked: dict[int, tuple[Module, dict[str, FunctionFact]]] = {}
         self._chains: dict[str, tuple[Step, ...] | None] = {}
         self._globals: dict[str, SyncKind | None] = {}
 
     @classmethod
     def of(cls, project: Project) -> Analysis:
-        """The facts of every module (the first def of each qualified name, as
-        `Project.functions`), read once per project."""
-        functions: dict[str, FunctionFact] = {}
-        names: dict[str, None] = {}
+        """Who owns each name (the first def, as `Project.functions`), read once per project."""
+        owners: dict[str, Module] = {}
         constructed: dict[str, dict[str, str]] = {}
         for module in project.modules:
-            facts = module_fact(module, function_facts)
-            constructed.setdefault(module.name, facts.constructed)
-            for fact in facts.functions:
+            constructed.setdefault(module.name, module_fact(module, function_facts).constructed)
+            for name in module_fact(module, function_names):
+                owners.setdefault(name, module)
+        return cls(project, owners, constructed)
+
+    def function(self, qualname: str) -> FunctionFact | None:
+        """The facts of the function of that name, if any of its calls may matter."""
+        module = self.names.get(qualname)
+        return None if module is None else self._functions_of(module).get(qualname)
+
+    def functions(self) -> Iterator[FunctionFact]:
+        """Every function any of whose calls may matter (the rest: no hit), in order."""
+        for module in self.project.modules:
+            yield from self._functions_of(module).values()
+
+    def _functions_of(self, module: Module) -> dict[str, FunctionFact]:
+        """The module's facts, unpacked: the functions whose first def is this one."""
+        entry = self._unpacked.pop(id(module), None)
+        if entry is None:
+            found: dict[str, FunctionFact] = {}
+            seen: set[str] = set()
+            for fact in module_fact(module, function_facts).functions(module):
                 name = fact if isinstance(fact, str) else fact.qualname
-                if name not in names:
-                    names[name] = None
-                    if not isinstance(fact, str):
-                        functions[name] = fact
-        analysis = cls(project, functions, names)
-        analysis.constructed = constructed
-        return analysis
+                if name not in seen:
+                    seen.add(name)
+                    if not isinstance(fact, str) and self.names.get(name) is module:
+                        found[name] = fact
+            entry = (module, found)
+        self._unpacked[id(module)] = entry  # (most recent last)
+        while len(self._unpacked) > self.UNPACKED:
+            del self._unpacked[next(iter(self._unpacked))]
+        return entry[1]
 
     def target(self, name: Target) -> str | None:
         """`CallGraph.resolve` of a call's function, from what the fact recorded."""
@@ -142,7 +168,7 @@ class Analysis:
         """Steps from inside sync function `qualname` to a blocking call, or None."""
         if qualname in self._chains:
             return self._chains[qualname]
-        info = self.functions.get(qualname)
+        info = self.function(qualname)
         if info is None or info.is_async or depth > 12:
             return None
         self._chains[qualname] = None  # recursion guard
@@ -207,7 +233,7 @@ class BlockingInAsync(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         analysis = _analysis(project)
-        for info in analysis.functions.values():
+        for info in analysis.functions():
             if not info.is_async or info.module.is_test or _is_startup(info):
                 continue
             yield from self._check_function(analysis, info)
@@ -258,7 +284,7 @@ class ThreadWrappedIO(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         analysis = _analysis(project)
-        for info in analysis.functions.values():
+        for info in analysis.functions():
             if info.module.is_test:
                 continue
             for site in info.calls:
