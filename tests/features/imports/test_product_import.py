@@ -275,6 +275,25 @@ async def test_import_refuses_what_is_not_csv(settings_fast: Settings) -> None:
         assert jobs.json()["total"] == 0
 
 
+async def test_a_csv_over_the_upload_limit_is_413_and_starts_no_job(
+    settings_fast: Settings,
+) -> None:
+    """The import takes its file through the same streamed limit as `/files`: a declared
+    length over it is refused before a byte is stored or a job is queued."""
+    settings = settings_fast.model_copy(update={"max_upload_bytes": 8192})
+    rows = [f"BIG-{n},Name {n},,100,EUR,1,true" for n in range(10_000)]
+    async with jobs_client(settings) as http:
+        admin = await live_admin(http, settings)
+        response = await start_import(http, admin, csv_file(*rows))
+        error = assert_error_body(response, 413, "PAYLOAD_TOO_LARGE")
+        assert error["details"] == {"max_bytes": 8192}
+        assert error["message"] == "The file exceeds 8192 bytes"
+        assert (await http.get("/_test/storage")).json() == []
+        jobs = await http.get("/api/v1/jobs", headers=admin.headers)
+        assert jobs.json()["total"] == 0
+    assert await products(settings) == {}
+
+
 async def test_only_admins_import(settings_fast: Settings) -> None:
     async with jobs_client(settings_fast) as http:
         customer = await signed_up(http)
