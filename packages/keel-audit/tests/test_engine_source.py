@@ -330,6 +330,24 @@ def test_trees_read_again_stay_few_however_many_modules_the_rules_visit(tmp_path
     assert FORMATS["json"](result) == _with_trees(tmp_path, True)
 
 
+def test_trees_read_again_are_bounded_by_their_lines_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large modules read again: past the line bound only the newest are kept (by count
+    alone all eight would be), and a tree asked for again is the same code."""
+    monkeypatch.setattr(source_module._TreeCache, "LINES", 1_000)
+    padding = "".join(f"def helper_{k}(x):\n    return x + {k}\n" for k in range(200))
+    write_files(tmp_path, {f"app/big_{n}.py": padding for n in range(8)})
+    modules = run_audit(tmp_path).project.modules
+    assert not any("tree" in module.__dict__ for module in modules)
+    for module in modules:
+        assert len(module.tree.body) == 200  # read again
+    kept = [module for module in modules if "tree" in module.__dict__]
+    assert [m.line_count for m in kept] == [400, 400]  # the newest two: 800 lines of 1,000
+    assert kept == modules[-2:]
+    assert len(modules[0].tree.body) == 200  # evicted, read once more
+
+
 @pytest.mark.parametrize("files", [NOT_AN_APP, None], ids=["not-an-app", "sample-app"])
 def test_dropping_trees_changes_no_byte_of_the_report(
     tmp_path: Path, files: dict[str, str] | None
