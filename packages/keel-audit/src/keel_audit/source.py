@@ -86,6 +86,19 @@ class Module:
         ):
             self.__dict__.pop(name, None)
 
+    def may_be_the_projects(self, dotted: str) -> bool:
+        """Can `dotted` turn out to name something of the project? Only when a prefix of it
+        is one of the project's modules (re-exports are followed through those alone), or
+        when the modules are not known."""
+        if self.peers is None:
+            return True
+        cut = dotted.find(".")
+        while cut > 0:
+            if dotted[:cut] in self.peers:
+                return True
+            cut = dotted.find(".", cut + 1)
+        return False
+
     @property
     def text(self) -> str:
         """The source, its lines joined by newlines (for text searches)."""

@@ -320,7 +320,7 @@ class _Reader:
         """The function's facts in their packed form (`unpack` reads it), or only its
         qualified name when none of its calls can matter."""
         awaited = awaited_ids(self.body)
-        names = _Names(self.module.peers)
+        names = _Names(self.module)
         raw = [self.call(child, id(child) in awaited) for child in self.body
                if isinstance(child, ast.Call)]  # fmt: skip
         receivers = {call.base for call in raw}  # (a local no call is made on cannot matter)
@@ -360,8 +360,9 @@ class _Names:
 
     _KNOWN = frozenset({*BLOCKING_CALLS, *THREAD_WRAPPERS, *SYNC_TYPES, *PATH_TYPES})
 
-    def __init__(self, peers: frozenset[str] | None) -> None:
-        self.peers = peers
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.peers = module.peers
         self.shared: dict[Target, Target] = {}  # one tuple per distinct target
 
     def wrapper(self, name: Target) -> bool:
@@ -373,14 +374,7 @@ class _Names:
     def matter(self, dotted: SyncKind | str | None) -> bool:
         if dotted is None or self.peers is None or not isinstance(dotted, str):
             return dotted is not None
-        if dotted in self._KNOWN:
-            return True
-        cut = dotted.find(".")
-        while cut > 0:
-            if dotted[:cut] in self.peers:
-                return True
-            cut = dotted.find(".", cut + 1)
-        return False
+        return dotted in self._KNOWN or self.module.may_be_the_projects(dotted)
 
     def target(self, name: Target | None) -> Target | None:
         if name is None:

@@ -74,11 +74,12 @@ def creations(project: Project, table: dict[str, str]) -> Iterator[tuple[Module,
 @extractor(when=is_not_test)
 def call_names(module: Module) -> dict[str, tuple[int, ...]]:
     """Dotted name (through the module's imports, before re-exports are followed) → the
-    positions in `module.nodes(ast.Call)` of the calls of it (a module fact)."""
+    positions in `module.nodes(ast.Call)` of the calls of it (a module fact): the names
+    that are, or may turn out to be, one of the `CONSTRUCTORS`."""
     found: dict[str, list[int]] = {}
     for index, call in enumerate(module.nodes(ast.Call)):
         dotted = module.qualified_name(call.func)
-        if dotted:
+        if dotted and (dotted in CONSTRUCTORS or module.may_be_the_projects(dotted)):
             found.setdefault(dotted, []).append(index)
     return {dotted: tuple(indexes) for dotted, indexes in found.items()}
 
