@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.features.catalog.support import create_product
 from tests.features.files.support import PNG, upload
 from tests.support.accounts import Account, signed_up
 from tests.support.assertions import assert_error_body
@@ -13,12 +14,7 @@ from tests.support.assertions import assert_error_body
 async def test_a_product_image_must_be_an_uploaded_image(
     client: httpx.AsyncClient, admin: Account
 ) -> None:
-    product = await client.post(
-        "/api/v1/products",
-        headers=admin.headers,
-        json={"sku": "IMG-1", "name": "Framed", "price": {"amount": 100, "currency": "EUR"}},
-    )
-    product_id = product.json()["id"]
+    product_id = (await create_product(client, admin))["id"]
     image = (await upload(client, admin)).json()["id"]
     text = (await upload(client, admin, b"hello", content_type="text/plain")).json()["id"]
     path = f"/api/v1/products/{product_id}/image"
@@ -44,12 +40,7 @@ async def test_a_product_image_is_as_public_as_its_product(
     client: httpx.AsyncClient, admin: Account
 ) -> None:
     """The image id was public but the bytes were only the uploading admin's to read."""
-    created = await client.post(
-        "/api/v1/products",
-        headers=admin.headers,
-        json={"sku": "IMG-2", "name": "Shown", "price": {"amount": 100, "currency": "EUR"}},
-    )
-    product_id = created.json()["id"]
+    product_id = (await create_product(client, admin))["id"]
     path = f"/api/v1/products/{product_id}/image"
     assert_error_body(await client.get(path), 404, "NOT_FOUND")  # no image yet
     image = (await upload(client, admin)).json()["id"]
@@ -80,15 +71,11 @@ async def test_a_product_image_is_as_public_as_its_product(
 
 
 async def test_only_admins_set_product_images(client: httpx.AsyncClient, admin: Account) -> None:
-    product = await client.post(
-        "/api/v1/products",
-        headers=admin.headers,
-        json={"sku": "IMG-2", "name": "Framed", "price": {"amount": 100, "currency": "EUR"}},
-    )
+    product = await create_product(client, admin)
     customer = await signed_up(client)
     image = (await upload(client, customer)).json()["id"]
     response = await client.put(
-        f"/api/v1/products/{product.json()['id']}/image",
+        f"/api/v1/products/{product['id']}/image",
         headers=customer.headers,
         json={"file_id": image},
     )
