@@ -36,6 +36,9 @@ class Route:
     methods: frozenset[str]
     path: str | None
     decorator_index: int | None  # which of the def's decorators; None for add_api_route
+    # Its response model or return annotation is a list (`list[...]`, `Sequence[...]`):
+    # known while the tree is read, so KA303 reads again only the handlers that list.
+    lists: bool = False
 
     @property
     def func(self) -> FunctionNode:
@@ -180,7 +183,8 @@ def _routes(module: Module) -> tuple[Route, ...]:
         ):
             handler = defs[node.args[1].id]
             place = (handler.lineno, handler.col_offset)
-            routes.append(Route(module, place, _methods(node), str_value(node.args[0]), None))
+            path, lists = str_value(node.args[0]), returns_a_list(None, handler.returns)
+            routes.append(Route(module, place, _methods(node), path, None, lists))
     return tuple(routes)
 
 
@@ -205,7 +209,17 @@ def _decorator_route(
         return None
     path = str_value(decorator.args[0]) if decorator.args else str_value(kwarg(decorator, "path"))
     names = _methods(decorator) if attr == "api_route" else frozenset({attr})
-    return Route(module, (func.lineno, func.col_offset), names, path, index)
+    lists = returns_a_list(kwarg(decorator, "response_model"), func.returns)
+    return Route(module, (func.lineno, func.col_offset), names, path, index, lists)
+
+
+def returns_a_list(response_model: ast.expr | None, returns: ast.expr | None) -> bool:
+    """Is the response model, or else the return annotation, a list of things?"""
+    for candidate in (response_model, returns):
+        head = annotation_text(candidate).split("[")[0].rsplit(".", 1)[-1]
+        if head in {"list", "List", "Sequence", "Iterable"}:
+            return True
+    return False
 
 
 def mentions(module: Module, *words: str) -> bool:

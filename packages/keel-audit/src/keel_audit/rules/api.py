@@ -9,7 +9,6 @@ from typing import ClassVar
 
 from keel_audit.model import Finding, Location, Severity, Step
 from keel_audit.rules._web import (
-    Route,
     annotation_text,
     is_sample,
     iter_routes,
@@ -459,16 +458,6 @@ def _mentions_limit_sql(func: FunctionNode) -> bool:
     return False
 
 
-def _is_list_response(route: Route) -> bool:
-    candidates = [route.kwarg("response_model"), route.func.returns]
-    for candidate in candidates:
-        text = annotation_text(candidate)
-        head = text.split("[")[0].rsplit(".", 1)[-1]
-        if head in {"list", "List", "Sequence", "Iterable"}:
-            return True
-    return False
-
-
 class UnboundedListEndpoint(Rule):
     code: ClassVar[str] = "KA303"
     name: ClassVar[str] = "unbounded-list-endpoint"
@@ -490,7 +479,7 @@ class UnboundedListEndpoint(Rule):
         for route in iter_routes(project):
             if route.module.is_test or "get" not in route.methods:
                 continue
-            if not _is_list_response(route):
+            if not route.lists:
                 continue
             if {p.arg.lower() for p in _params(route.func)} & _PAGE_PARAMS:
                 continue
