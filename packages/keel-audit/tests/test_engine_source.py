@@ -14,9 +14,11 @@ from conftest import write_files
 from keel_audit import source as source_module
 from keel_audit.callgraph import body_nodes
 from keel_audit.config import Config
+from keel_audit.facts import module_fact
 from keel_audit.formats import FORMATS
 from keel_audit.parsing import ParseFailure, parse_source
 from keel_audit.project import run_audit
+from keel_audit.rules import _web as web
 from keel_audit.source import Module, Project
 
 PY314 = """\
@@ -328,6 +330,37 @@ def test_trees_read_again_stay_few_however_many_modules_the_rules_visit(tmp_path
     kept = [m for m in result.project.modules if "tree" in m.__dict__]
     assert len(kept) <= source_module._TreeCache.SIZE
     assert FORMATS["json"](result) == _with_trees(tmp_path, True)
+
+
+def test_whether_a_route_returns_a_list_is_part_of_its_fact(tmp_path: Path) -> None:
+    """KA303 reads it from the route's fact, so it parses again only the handlers that
+    return a list (it did so for every GET route)."""
+    write_files(
+        tmp_path,
+        {
+            "app/routes.py": """
+                from collections.abc import Sequence
+                from fastapi import APIRouter
+                router = APIRouter()
+
+                @router.get("/a", response_model=list[dict])
+                async def by_model(): ...
+
+                @router.get("/b")
+                async def by_annotation() -> Sequence[int]: ...
+
+                @router.get("/d")
+                async def plain() -> dict: ...
+
+                async def added() -> list[int]: ...
+                router.add_api_route("/e", added)
+            """
+        },
+    )
+    module = run_audit(tmp_path).project.module("app.routes")
+    assert module is not None
+    lists = {route.path: route.lists for route in module_fact(module, web._routes)}
+    assert lists == {"/a": True, "/b": True, "/d": False, "/e": True}
 
 
 def test_trees_read_again_are_bounded_by_their_lines_too(
