@@ -19,7 +19,7 @@ import marshal
 import sys
 from collections.abc import Container
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from keel_audit.callgraph import awaited_ids
 from keel_audit.facts import extractor
@@ -46,8 +46,9 @@ CallRow = tuple[Any, ...]
 FunctionRow = tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class CallFact:
+class CallFact(NamedTuple):
+    """One kept call (tuples: `unpack` makes one from a packed row without a copy)."""
+
     line: int
     col: int  # as `ast` counts (UTF-8 bytes)
     name: Target  # what the call's function expression names
@@ -62,8 +63,7 @@ class CallFact:
     args: tuple[Target | None, Target | None]  # what arguments 0 and 1 name (None: no such arg)
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionFact:
+class FunctionFact(NamedTuple):
     qualname: str
     module: Module  # its path, name, lines and imports (the tree is not used)
     name: str
@@ -88,6 +88,9 @@ _KIND_INDEX = {kind: index for index, kind in enumerate(_KINDS)}
 class ModuleFacts:
     packed: bytes  # its functions' rows (`_Reader.row`), one `marshal` string
     constructed: dict[str, str]  # module-level name → dotted name of the call that made it
+    # Does a call hand a function to a thread wrapper (`CallFact.args`)? KA202 reads no
+    # other module's facts.
+    hands_to_threads: bool
 
     def functions(self, module: Module) -> list[FunctionFact | str]:
         """In `iter_functions` order; a function none of whose calls can matter is only its
@@ -108,7 +111,10 @@ def function_facts(module: Module) -> ModuleFacts:
         _Reader(module, assignments, sys.intern(qualname), node).row()
         for qualname, node in iter_functions(module.tree, module.name)
     )
-    return ModuleFacts(marshal.dumps(rows), constructed)
+    threads = any(
+        call[-1] != _NO_ARGS for row in rows if not isinstance(row, str) for call in row[-1]
+    )  # (the args of each call of each function: see `_row` and `_Reader.row`)
+    return ModuleFacts(marshal.dumps(rows), constructed, threads)
 
 
 def unpack(module: Module, packed: bytes) -> list[FunctionFact | str]:
@@ -124,7 +130,7 @@ def unpack(module: Module, packed: bytes) -> list[FunctionFact | str]:
                 qualname, module, name, line, col, is_async, cached,
                 tuple((local, _KINDS[made] if isinstance(made, int) else made)
                       for local, made in kinds),
-                tuple(CallFact(*call) for call in calls),
+                tuple(map(CallFact._make, calls)),
             )
         )  # fmt: skip
     return functions

@@ -70,9 +70,12 @@ class Analysis:
         module = self.names.get(qualname)
         return None if module is None else self._functions_of(module).get(qualname)
 
-    def functions(self) -> Iterator[FunctionFact]:
-        """Every function any of whose calls may matter (the rest: no hit), in order."""
+    def functions(self, *, handing_to_threads: bool = False) -> Iterator[FunctionFact]:
+        """Every function any of whose calls may matter (the rest: no hit), in order; with
+        `handing_to_threads`, only those of modules where a call hands one to a thread."""
         for module in self.project.modules:
+            if handing_to_threads and not module_fact(module, function_facts).hands_to_threads:
+                continue
             yield from self._functions_of(module).values()
 
     def _functions_of(self, module: Module) -> dict[str, FunctionFact]:
@@ -284,7 +287,7 @@ class ThreadWrappedIO(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         analysis = _analysis(project)
-        for info in analysis.functions():
+        for info in analysis.functions(handing_to_threads=True):
             if info.module.is_test:
                 continue
             for site in info.calls:
