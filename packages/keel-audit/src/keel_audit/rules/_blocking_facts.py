@@ -6,10 +6,11 @@ unresolved: the names of other modules are resolved later, against the whole pro
 whether it is awaited, what its receiver is, and what the thread wrappers would run. The
 analysis (`blocking.Analysis`) answers from these facts alone, never from nodes.
 
-They are kept packed: one `marshal` string per module, unpacked when the analysis reads
-that module. A kept call costs ~105 bytes so, where its objects cost ~290 (and a tree
-~320 bytes a node): these facts are the one thing the audit keeps of every function, so
-their size is most of what makes memory grow with the tree (docs/audit.md "Memory").
+They are kept packed: one `marshal` string per module, compressed (zlib, level 1), and
+unpacked when the analysis reads that module. A kept call then costs ~24 bytes, where its
+objects cost ~290 (and a tree ~320 bytes a node): these facts are the one thing the audit
+keeps of every function, so their size is most of what makes memory grow with the tree
+(docs/audit.md "Memory").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import ast
 import marshal
 import sys
+import zlib
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -86,7 +88,7 @@ _KIND_INDEX = {kind: index for index, kind in enumerate(_KINDS)}
 
 @dataclass(frozen=True, slots=True)
 class ModuleFacts:
-    packed: bytes  # its functions' rows (`_Reader.row`), one `marshal` string
+    packed: bytes  # its functions' rows (`_Reader.row`): one `marshal` string, compressed
     constructed: dict[str, str]  # module-level name → dotted name of the call that made it
     # Does a call hand a function to a thread wrapper (`CallFact.args`)? KA202 reads no
     # other module's facts.
@@ -114,13 +116,13 @@ def function_facts(module: Module) -> ModuleFacts:
     threads = any(
         call[-1] != _NO_ARGS for row in rows if not isinstance(row, str) for call in row[-1]
     )  # (the args of each call of each function: see `_row` and `_Reader.row`)
-    return ModuleFacts(marshal.dumps(rows), constructed, threads)
+    return ModuleFacts(zlib.compress(marshal.dumps(rows), 1), constructed, threads)
 
 
 def unpack(module: Module, packed: bytes) -> list[FunctionFact | str]:
     """The facts that `_Reader.row` packed (a sync kind is packed as its index)."""
     functions: list[FunctionFact | str] = []
-    for row in marshal.loads(packed):  # noqa: S302 (written by `function_facts`, this run)
+    for row in marshal.loads(zlib.decompress(packed)):  # noqa: S302 (written by `function_facts`, this run)
         if isinstance(row, str):
             functions.append(row)
             continue
