@@ -335,7 +335,7 @@ class _Reader:
         kinds = tuple(
             (local, _KIND_INDEX[made] if isinstance(made, SyncKind) else made)
             for local, made in self.kinds()
-            if names.matter(made) and (names.peers is None or local in receivers)
+            if names.matter(made) and (self.module.peers is None or local in receivers)
         )
         bound = {local for local, _ in kinds}
         calls = tuple(kept for call in raw if (kept := names.prune(call, bound)))
@@ -370,7 +370,6 @@ class _Names:
 
     def __init__(self, module: Module) -> None:
         self.module = module
-        self.peers = module.peers
         self.shared: dict[Target, Target] = {}  # one tuple per distinct target
 
     def wrapper(self, name: Target) -> bool:
@@ -380,7 +379,7 @@ class _Names:
         return dotted is not None and (dotted in THREAD_WRAPPERS or self.matter(dotted))
 
     def matter(self, dotted: SyncKind | str | None) -> bool:
-        if dotted is None or self.peers is None or not isinstance(dotted, str):
+        if dotted is None or self.module.peers is None or not isinstance(dotted, str):
             return dotted is not None
         return dotted in self._KNOWN or self.module.may_be_the_projects(dotted)
 
@@ -394,7 +393,7 @@ class _Names:
     def prune(self, call: CallFact, bound: Container[str]) -> CallRow | None:
         """The call with what cannot matter left out (packed), or None when nothing of it
         can: what `Analysis.direct`, `Analysis.chain` and KA202's `_wrapped` would read."""
-        if self.peers is None:
+        if self.module.peers is None:
             return _row(call, call.name, call.args, call.path, call.base, call.hops,
                         call.receiver, call.base_global)  # fmt: skip
         name = self.target(call.name) or NOTHING
