@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keel.core.errors import RateLimitedError
+from keel.core.ratelimit import Limit, RateLimiter
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.support.accounts import register
@@ -133,3 +138,35 @@ async def test_two_app_instances_share_a_limit_over_redis(make_settings: MakeSet
             for http in (first, second, first, second)
         ]
     assert statuses == [401, 401, 401, 429]
+
+
+async def sleep_until_fraction_of_second(fraction: float) -> None:
+    """Until the clock's fraction of a second is `fraction` (in this second or the next)."""
+    await asyncio.sleep((fraction - time.time()) % 1)
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+async def test_an_account_limit_holds_across_a_window_edge(
+    make_settings: MakeSettings, storage: str
+) -> None:
+    """One a second, hit just before a second's edge and again just after it: a sliding-window
+    counter lets the second through (it rounds the previous window's weighted count down),
+    the exact moving window used for every account limit refuses it."""
+    if storage == "redis" and not REDIS_URL:
+        pytest.skip("needs KEEL_TEST_REDIS_URL")
+    settings = make_settings(
+        rate_limit_verify_resend_account="1/second",
+        rate_limit_key_prefix=f"keel-test-{uuid.uuid4().hex}",
+    )
+    redis = Redis.from_url(REDIS_URL) if storage == "redis" and REDIS_URL else None
+    try:
+        limiter = RateLimiter.from_settings(settings, redis)
+        await sleep_until_fraction_of_second(0.9)
+        await limiter.hit(Limit.VERIFY_RESEND_ACCOUNT, "account")
+        await sleep_until_fraction_of_second(0.02)
+        with pytest.raises(RateLimitedError):
+            await limiter.hit(Limit.VERIFY_RESEND_ACCOUNT, "account")
+        await limiter.hit(Limit.VERIFY_RESEND_ACCOUNT, "another account")  # its own count
+    finally:
+        if redis is not None:
+            await redis.aclose()

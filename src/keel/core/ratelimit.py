@@ -15,7 +15,8 @@ from enum import StrEnum
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import StorageError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,7 +44,15 @@ class Limit(StrEnum):
 
 FAIL_OPEN = frozenset({Limit.DEFAULT})
 """Limits that let traffic through when the counter store is down; all others refuse."""
-"""Probes and scrapes: orchestrators must never be throttled into restarting a healthy pod."""
+
+APPROXIMATE = frozenset({Limit.DEFAULT})
+"""Limits counted in sliding-window counters: O(1) per hit whatever the limit, where a moving
+window keeps one entry per request in the window (300 a minute per client by default, far
+more where a deployment raises it). The counter weighs the previous window's count by the
+part of it still in range and rounds down, so right after a window edge it lets one request
+more through than the limit: harmless at 300 a minute, double at 1 a minute. Every other
+limit is small and guards an account or a password, so it is counted exactly, in a moving
+window."""
 
 
 class RateLimiter:
@@ -52,10 +61,10 @@ class RateLimiter:
     ) -> None:
         self.storage = storage
         self.enabled = enabled
-        # Sliding-window counters: O(1) per hit whatever the limit (a moving window keeps one
-        # entry per request in the window, which grows with generous limits), and no burst at
-        # window edges as with fixed windows.
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
+        counter, exact = SlidingWindowCounterRateLimiter(storage), MovingWindowRateLimiter(storage)
+        self._strategies: Mapping[Limit, Strategy] = {
+            limit: counter if limit in APPROXIMATE else exact for limit in Limit
+        }
         self._items: Mapping[Limit, RateLimitItem] = {
             limit: parse(limits[limit]) for limit in Limit
         }
@@ -90,15 +99,15 @@ class RateLimiter:
     async def _apply(self, limit: Limit, key: str, *, count: bool) -> None:
         if not self.enabled:
             return
-        item = self._items[limit]
+        item, strategy = self._items[limit], self._strategies[limit]
         try:
             if count:
-                allowed = await self._strategy.hit(item, limit.value, key)
+                allowed = await strategy.hit(item, limit.value, key)
             else:
-                allowed = await self._strategy.test(item, limit.value, key)
+                allowed = await strategy.test(item, limit.value, key)
             if allowed:
                 return
-            stats = await self._strategy.get_window_stats(item, limit.value, key)
+            stats = await strategy.get_window_stats(item, limit.value, key)
         except (StorageError, ConnectionError, TimeoutError, OSError) as exc:
             fail_open = limit in FAIL_OPEN
             log.error(
