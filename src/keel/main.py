@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 
@@ -83,9 +83,8 @@ def create_app(
     register_exception_handlers(app)
     enabled = features()
     versioned = [f.router for f in enabled if f.router is not None and f.versioned]
-    api_router = APIRouter(prefix=API_PREFIX)
     install_middleware(
-        app, settings, http_metrics, upload_prefixes=upload_prefixes(api_router, versioned)
+        app, settings, http_metrics, upload_prefixes=upload_prefixes(API_PREFIX, versioned)
     )
     if settings.metrics_served:
         token = settings.metrics_token
@@ -95,8 +94,9 @@ def create_app(
         if feature.router is not None and not feature.versioned:
             app.include_router(feature.router)
     for router in versioned:
-        api_router.include_router(router)
-    app.include_router(api_router)
+        # Each straight into the app: FastAPI builds every route's dependencies again at each
+        # level of inclusion, and one level fewer halves what building an app costs.
+        app.include_router(router, prefix=API_PREFIX)
     adjustments = [adjust(settings) for feature in enabled for adjust in feature.openapi]
     adjust_openapi(app, *adjustments, document_error_statuses)
     if settings.docs_served:

@@ -109,18 +109,16 @@ async def test_small_body_passes_the_limit(client: httpx.AsyncClient) -> None:
 async def test_only_an_upload_routers_prefix_gets_the_upload_limit() -> None:
     """A feature declares its larger limit by building an `UploadRouter`; core names no URL."""
     uploads, plain = UploadRouter(prefix="/uploads"), APIRouter(prefix="/plain")
-    parent = APIRouter(prefix="/v9")
+    app = FastAPI()
     for router in (uploads, plain):
 
         @router.post("")
         async def receive(request: Request) -> dict[str, int]:
             return {"size": len(await request.body())}
 
-        parent.include_router(router)
-    prefixes = upload_prefixes(parent, (plain, uploads))
+        app.include_router(router, prefix="/v9")
+    prefixes = upload_prefixes("/v9", (plain, uploads))
     assert prefixes == ("/v9/uploads",)
-    app = FastAPI()
-    app.include_router(parent)
     limited = BodySizeLimitMiddleware(
         app, max_bytes=1024, overrides=dict.fromkeys(prefixes, UploadLimit(4096, 512))
     )

@@ -28,11 +28,9 @@ class UploadRouter(APIRouter):
     limit is refused before a byte of the body is read."""
 
 
-def upload_prefixes(parent: APIRouter, included: Iterable[APIRouter]) -> tuple[str, ...]:
-    """The full prefixes of the `UploadRouter`s among the routers `parent` includes."""
-    return tuple(
-        parent.prefix + router.prefix for router in included if isinstance(router, UploadRouter)
-    )
+def upload_prefixes(prefix: str, included: Iterable[APIRouter]) -> tuple[str, ...]:
+    """The full prefixes of the `UploadRouter`s among the routers included under `prefix`."""
+    return tuple(prefix + router.prefix for router in included if isinstance(router, UploadRouter))
 
 
 @dataclass(frozen=True, slots=True)
