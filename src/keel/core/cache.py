@@ -48,6 +48,22 @@ class ReadCache:
     def _version_key(self, namespace: str) -> str:
         return f"{self._prefix}:{namespace}:version"
 
+    def _entry_key(self, namespace: str, version: int, key: str) -> str:
+        return f"{self._prefix}:{namespace}:v{version}:{key}"
+
+    async def version(self, namespace: str) -> int:
+        """The namespace's current version. An entry is read and stored at the version read
+        *before* its value was loaded: a write that commits meanwhile leaves it behind."""
+        version: int = await self._cache.get(self._version_key(namespace), default=0)
+        return version
+
+    async def get(self, namespace: str, version: int, key: str) -> bytes | None:
+        cached = await self._cache.get(self._entry_key(namespace, version, key))
+        return cached if isinstance(cached, bytes) else None
+
+    async def set(self, namespace: str, version: int, key: str, value: bytes) -> None:
+        await self._cache.set(self._entry_key(namespace, version, key), value, expire=self._ttl)
+
     async def get_or_load(
         self, namespace: str, key: str, load: Callable[[], Awaitable[bytes]]
     ) -> bytes:
@@ -56,13 +72,12 @@ class ReadCache:
         Callers cache finished response bodies: a hit then costs no validation and no
         serialization, which is what makes the cache cheaper than the two queries it saves.
         """
-        version = await self._cache.get(self._version_key(namespace), default=0)
-        full_key = f"{self._prefix}:{namespace}:v{version}:{key}"
-        cached = await self._cache.get(full_key)
-        if isinstance(cached, bytes):
+        version = await self.version(namespace)
+        cached = await self.get(namespace, version, key)
+        if cached is not None:
             return cached
         value = await load()
-        await self._cache.set(full_key, value, expire=self._ttl)
+        await self.set(namespace, version, key, value)
         return value
 
     async def invalidate(self, namespace: str) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic_core import to_json
 from sqlalchemy import Integer, Row, Select, bindparam, func, literal, select
@@ -134,10 +135,15 @@ class PageBody:
 
 
 def page_route(
-    router: APIRouter, item: type[BaseModel], summary: str
+    router: APIRouter,
+    item: type[BaseModel],
+    summary: str,
+    *,
+    route_class: type[APIRoute] | None = None,
 ) -> Callable[[Callable[P, Awaitable[PageBody]]], Callable[P, Awaitable[Response]]]:
     """Register a list endpoint, `GET ""` documented as `Page[item]`, whose handler returns the
-    service's `PageBody`; it is answered as those bytes (no second validation)."""
+    service's `PageBody`; it is answered as those bytes (no second validation). `route_class`
+    replaces the router's for this route alone (`public_cache_route`)."""
 
     def register(
         handler: Callable[P, Awaitable[PageBody]],
@@ -146,7 +152,14 @@ def page_route(
         async def respond(*args: P.args, **kwargs: P.kwargs) -> Response:
             return (await handler(*args, **kwargs)).response()
 
-        router.get("", summary=summary, response_model=Page[item])(respond)  # type: ignore[valid-type]
+        router.add_api_route(
+            "",
+            respond,
+            methods=["GET"],
+            summary=summary,
+            response_model=Page[item],  # type: ignore[valid-type]
+            route_class_override=route_class,
+        )
         return respond
 
     return register

@@ -61,6 +61,24 @@ async def test_list_is_invalidated_by_create_and_delete(
     assert (await client.get(PRODUCTS, params={"q": tag})).json()["total"] == 0
 
 
+async def test_a_repeated_public_page_is_never_an_admins_or_a_bad_tokens_answer(
+    client: httpx.AsyncClient, db_connection: AsyncConnection
+) -> None:
+    """The public page is answered from its stored bytes on a repeat (core/public_cache.py);
+    the same query string with a token still reaches the endpoint."""
+    admin = await admin_on(client, db_connection)
+    tag = uuid.uuid4().hex[:8]
+    await create_product(client, admin, name=f"{tag} on sale")
+    await create_product(client, admin, name=f"{tag} withdrawn", is_active=False)
+    for _ in range(2):
+        public = await client.get(PRODUCTS, params={"q": tag})
+        assert [item["name"] for item in public.json()["items"]] == [f"{tag} on sale"]
+    as_admin = await client.get(PRODUCTS, params={"q": tag}, headers=admin.headers)
+    assert as_admin.json()["total"] == 2
+    forged = await client.get(PRODUCTS, params={"q": tag}, headers={"Authorization": "Bearer x"})
+    assert forged.status_code == 401
+
+
 async def test_failed_write_does_not_invalidate(
     client: httpx.AsyncClient, db_connection: AsyncConnection
 ) -> None:

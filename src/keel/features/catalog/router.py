@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from keel.core.dependencies import Cache, DbSession, Store
 from keel.core.downloads import RangeHeader, streamed
 from keel.core.pagination import PageBody, Pagination, page_route
+from keel.core.public_cache import public_cache_route
 from keel.core.routers import FeatureRouter
 from keel.features.auth.dependencies import AdminUser, OptionalUser
 from keel.features.catalog import service
@@ -24,7 +25,12 @@ from keel.features.users.models import Role
 router = FeatureRouter(prefix="/products", tags=["catalog"])
 
 
-@page_route(router, ProductResponse, "List products (public; admins also see inactive ones)")
+@page_route(
+    router,
+    ProductResponse,
+    "List products (public; admins also see inactive ones)",
+    route_class=public_cache_route(service.NAMESPACE),  # a repeated public page: stored bytes
+)
 async def list_products(
     session: DbSession,
     cache: Cache,
