@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.core.middleware.body_limit import (
     BodySizeLimitMiddleware,
@@ -16,6 +18,9 @@ from keel.core.middleware.body_limit import (
     UploadRouter,
     upload_prefixes,
 )
+from keel.core.middleware.gzip import GZipMiddleware
+from keel.core.middleware.trusted_hosts import TrustedHostMiddleware
+from keel.core.ratelimit import DefaultRateLimitMiddleware
 from keel.main import create_app
 from tests.conftest import MakeSettings
 from tests.support import routes
@@ -222,3 +227,63 @@ async def test_gzip_response_decodes(client: httpx.AsyncClient) -> None:
     assert raw.headers["content-encoding"] == "gzip"
     assert gzip.compress(b"x")  # the module is the one the middleware uses
     assert raw.json()["openapi"].startswith("3.")
+
+
+class _Inner:
+    """An ASGI app that records nothing and returns one known awaitable."""
+
+    def __init__(self) -> None:
+        self.result = asyncio.sleep(0)
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.result
+
+
+def _websocket_scope() -> Scope:
+    return {
+        "type": "websocket",
+        "path": "/api/v1/ws",
+        "headers": [(b"host", b"testserver")],
+        "state": {"rate_limiter": object()},
+    }
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda app: GZipMiddleware(app),
+        lambda app: BodySizeLimitMiddleware(app, max_bytes=1024),
+        lambda app: DefaultRateLimitMiddleware(app),
+        lambda app: TrustedHostMiddleware(app, allowed_hosts=["testserver"]),
+    ],
+    ids=["gzip", "body limit", "rate limit", "trusted hosts"],
+)
+async def test_a_websocket_is_handed_on_without_a_frame_of_the_layers_own(
+    wrap: Callable[[ASGIApp], ASGIApp],
+) -> None:
+    """Each layer returns the next app's own awaitable for a WebSocket (nothing to do for it),
+    so no coroutine of the layer stays alive for as long as the socket is open."""
+    inner = _Inner()
+    returned = wrap(inner)(_websocket_scope(), _no_receive, _no_send)
+    assert returned is inner.result
+    await inner.result
+
+
+async def test_a_foreign_host_on_a_websocket_is_still_refused() -> None:
+    inner = _Inner()
+    scope = {**_websocket_scope(), "headers": [(b"host", b"evil.example")]}
+    returned = TrustedHostMiddleware(inner, allowed_hosts=["testserver"])(
+        scope, _no_receive, _no_send
+    )
+    assert returned is not inner.result
+    await inner.result
+    if asyncio.iscoroutine(returned):
+        returned.close()
+
+
+async def _no_receive() -> Message:
+    raise AssertionError("nothing is read")
+
+
+async def _no_send(message: Message) -> None:
+    raise AssertionError("nothing is sent")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from enum import StrEnum
 
 from limits import RateLimitItem, parse
@@ -139,11 +139,16 @@ class DefaultRateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Steps aside without a frame of its own (core/middleware/__init__.py)."""
         limiter: RateLimiter | None = scope.get("state", {}).get("rate_limiter")
         if scope["type"] != "http" or limiter is None or scope["path"] in OPERATIONS_PATHS:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._limit(limiter, scope, receive, send)
+
+    async def _limit(
+        self, limiter: RateLimiter, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         try:
             await limiter.hit(Limit.DEFAULT, client_address(scope))
         except RateLimitedError as refused:

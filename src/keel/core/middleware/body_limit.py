@@ -11,7 +11,7 @@ module hands those routers' prefixes to the middleware.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 
 from fastapi import APIRouter
@@ -76,10 +76,13 @@ class BodySizeLimitMiddleware:
                 return limit
         return self.default
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Steps aside without a frame of its own (core/middleware/__init__.py)."""
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._guard(scope, receive, send)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limit_for(scope["path"])
         declared, chunked = _body_framing(scope)
         if declared is not None and declared > limit.enforced:

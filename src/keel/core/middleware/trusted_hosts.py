@@ -6,7 +6,7 @@ every error, so this small equivalent renders a 400 through the shared error res
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,20 +32,16 @@ class TrustedHostMiddleware:
     def is_allowed(self, host: str) -> bool:
         return self.allow_any or host in self.exact or host.endswith(self.suffixes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Hands an allowed scope on without a frame of its own (core/middleware/__init__.py)."""
         if (
             scope["type"] not in ("http", "websocket")
             or self.allow_any
             or scope["path"] in self.exempt_paths
+            or self.is_allowed(_hostname(_host_header(scope)))
         ):
-            await self.app(scope, receive, send)
-            return
-        host_ok = self.is_allowed(_hostname(_host_header(scope)))
-        if not host_ok:
-            response = error_response(BadRequestError("Invalid host header"))
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+            return self.app(scope, receive, send)
+        return error_response(BadRequestError("Invalid host header"))(scope, receive, send)
 
 
 def _host_header(scope: Scope) -> str:
