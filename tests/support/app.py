@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.routing import BaseRoute
 
 from keel.core.database import committing, get_session
+from keel.core.reads import ConnectionReads, Reads, get_reads
 from keel.features.auth.dependencies import get_verified_user
 from keel.features.registry import features
 from keel.main import API_PREFIX, create_app
@@ -32,7 +33,11 @@ def isolate_sessions(app: FastAPI, connection: AsyncConnection) -> None:
         ):
             yield session
 
+    async def connection_reads() -> Reads:
+        return ConnectionReads(connection)
+
     app.dependency_overrides[get_session] = savepoint_session
+    app.dependency_overrides[get_reads] = connection_reads
 
 
 @asynccontextmanager

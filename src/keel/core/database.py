@@ -33,6 +33,7 @@ from starlette.requests import HTTPConnection
 from keel.core.config import CoreSettings
 from keel.core.logging import get_logger
 from keel.core.pool import FairQueuePool
+from keel.core.reads import Reads
 from keel.core.state import from_state
 
 log = get_logger(__name__)
@@ -217,6 +218,7 @@ class Database:
             expire_on_commit=False,
             sync_session_class=ReadOnlySession,
         )
+        self.reads = Reads(engine)
 
     @classmethod
     def from_settings(cls, settings: CoreSettings, *, bounded: bool = True) -> Database:

@@ -15,6 +15,7 @@ from keel.core.email import EmailSender
 from keel.core.events import EventHub
 from keel.core.jobs.queue import JobQueue
 from keel.core.ratelimit import Limit, RateLimiter, client_address
+from keel.core.reads import DbReads
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import TokenService
 from keel.core.state import from_state
@@ -24,6 +25,7 @@ __all__ = [
     "AppDatabase",
     "AppSettings",
     "Cache",
+    "DbReads",
     "DbSession",
     "Events",
     "Hasher",

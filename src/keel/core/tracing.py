@@ -38,6 +38,7 @@ from opentelemetry.context import Context
 
 from keel import __version__
 from keel.core.config import CoreSettings, parse_otlp_headers
+from keel.core.reads import TRACED_ENGINE_ATTRIBUTE  # on a sync Engine: SQL spans wired
 
 if TYPE_CHECKING:
     import httpx
@@ -56,7 +57,6 @@ DEFAULT_EXCLUDED_PATHS = ("/health", "/ready", "/metrics")
 """Probes and scrapes: frequent, uninteresting, and they would drown the real traces."""
 
 _APP_ATTRIBUTE = "keel_tracing"  # on app.state: the app's Tracing (also the idempotency mark)
-_ENGINE_ATTRIBUTE = "_keel_tracing_instrumented"  # on a sync Engine: SQL spans already wired
 
 JOB_ID = "keel.job.id"
 JOB_KIND = "keel.job.kind"
@@ -166,7 +166,7 @@ class Tracing:
         from sqlalchemy.ext.asyncio import AsyncEngine
 
         sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-        if getattr(sync_engine, _ENGINE_ATTRIBUTE, False):
+        if getattr(sync_engine, TRACED_ENGINE_ATTRIBUTE, False):
             return
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
         from opentelemetry.instrumentation.sqlalchemy.version import (
@@ -183,7 +183,7 @@ class Tracing:
             NoOpMeterProvider().get_meter("keel").create_up_down_counter("db.client.connections")
         )
         EngineTracer(tracer, sync_engine, unused_pool_counter)  # type: ignore[no-untyped-call]
-        setattr(sync_engine, _ENGINE_ATTRIBUTE, True)
+        setattr(sync_engine, TRACED_ENGINE_ATTRIBUTE, True)
 
     def instrument_client(self, client: httpx.AsyncClient | httpx.Client) -> None:
         """A client span per request made with `client`, and `traceparent` sent (idempotent)."""

@@ -10,9 +10,10 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import Update, insert, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.core.models import utcnow
+from keel.core.reads import ConnectionReads
 from keel.features.auth import service
 from keel.features.auth.models import AuthSession
 from keel.features.auth.service import Caller
@@ -38,9 +39,9 @@ async def get(client: httpx.AsyncClient, path: str, token: str) -> httpx.Respons
 async def test_the_lean_path_loads_no_orm_object(
     account: Account, db_connection: AsyncConnection
 ) -> None:
-    async with AsyncSession(bind=db_connection) as session:
-        principal = await service.authenticate(session, tokens(), account.access_token)
-        assert len(session.identity_map) == 0
+    principal = await service.authenticate(
+        ConnectionReads(db_connection), tokens(), account.access_token
+    )
     assert type(principal.user) is Caller
     assert str(principal.user.id) == account.id
     assert principal.user.email == account.email

@@ -13,7 +13,7 @@ from fastapi import BackgroundTasks, Depends
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from keel.core.dependencies import AppSettings, DbSession, Mailer
+from keel.core.dependencies import AppSettings, DbReads, DbSession, Mailer
 from keel.core.errors import ForbiddenError, UnauthorizedError
 from keel.core.security.tokens import TokenService
 from keel.features.auth import emails, lifecycle, service
@@ -36,14 +36,15 @@ def _required(access_token: str | None) -> str:
 
 async def get_principal(
     connection: HTTPConnection,
-    session: DbSession,
+    reads: DbReads,
     access_token: Annotated[str | None, Depends(bearer)],
 ) -> Principal:
-    """The lean check every authenticated request can use: token, then one Core statement.
+    """The lean check every authenticated request can use: token, then one constant statement
+    on the driver, with no session (an endpoint that needs one still asks for `DbSession`).
 
     The token service is read from the lifespan state here rather than through `Tokens`: on
     the hottest path, each dependency layer FastAPI resolves costs more than the lookup."""
-    return await service.authenticate(session, _tokens(connection), _required(access_token))
+    return await service.authenticate(reads, _tokens(connection), _required(access_token))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -82,13 +83,13 @@ VerifiedUser = Annotated[User, Depends(get_verified_user)]
 
 async def get_optional_user(
     connection: HTTPConnection,
-    session: DbSession,
+    reads: DbReads,
     access_token: Annotated[str | None, Depends(bearer)],
 ) -> Caller | None:
     """The caller on public endpoints: None when anonymous; a bad token is still a 401."""
     if not access_token:
         return None
-    return (await service.authenticate(session, _tokens(connection), access_token)).user
+    return (await service.authenticate(reads, _tokens(connection), access_token)).user
 
 
 OptionalUser = Annotated[Caller | None, Depends(get_optional_user)]

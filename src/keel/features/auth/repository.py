@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.core.reads import Query, Reads
 from keel.core.repository import Rows
 from keel.core.sql import update_where
 from keel.features.auth.models import AccountToken, AuthSession, RefreshToken
@@ -90,7 +90,7 @@ CALLER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_CALLER_IN_SESSION = (
+_CALLER_IN_SESSION = Query(
     select(*(_users.c[name] for name in CALLER_COLUMNS), _roles.c.role)
     .select_from(
         _users.join(_sessions, _LIVE_SESSION).outerjoin(_roles, _roles.c.user_id == _users.c.id)
@@ -110,13 +110,10 @@ async def active_user_in_session(
 
 
 async def caller_in_session(
-    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
-) -> Sequence[Row[*tuple[Any, ...]]]:
-    """The same check without the ORM: one Core statement on the request's connection,
-    returning the caller's columns (`CALLER_COLUMNS`) and one role per row (none: no rows).
-    Nothing enters the session's identity map."""
-    connection = await session.connection()
-    result = await connection.execute(
-        _CALLER_IN_SESSION, {"user_id": user_id, "session_id": session_id, "now": now}
-    )
-    return result.all()
+    reads: Reads, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+) -> list[dict[str, Any]]:
+    """The same check without the ORM or a session: one constant statement run on the driver
+    (`core/reads.py`). One dict per role, with the caller's columns (`CALLER_COLUMNS`) and
+    `role` (None for a user with no role); no rows when the check fails."""
+    rows = await reads.all(_CALLER_IN_SESSION, user_id=user_id, session_id=session_id, now=now)
+    return [dict(zip(_CALLER_IN_SESSION.keys, row, strict=True)) for row in rows]

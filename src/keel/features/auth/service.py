@@ -21,6 +21,7 @@ from keel.core.events import EventHub, sessions_ended
 from keel.core.logging import get_logger
 from keel.core.models import utcnow
 from keel.core.ratelimit import Limit, RateLimiter
+from keel.core.reads import Reads
 from keel.core.security.passwords import PasswordHasher
 from keel.core.security.tokens import InvalidTokenError, TokenService
 from keel.features.auth import repository
@@ -210,17 +211,18 @@ def _close_sockets_after_commit(
     after_commit(session, lambda: events.publish(event))
 
 
-async def authenticate(session: AsyncSession, tokens: TokenService, access_token: str) -> Principal:
+async def authenticate(reads: Reads, tokens: TokenService, access_token: str) -> Principal:
     """The caller behind an access token; 401 if the user or session is no longer valid.
 
-    One Core statement (the user's columns and roles, joined with the live session), so a
-    revoked, expired or deactivated login stops at once, without loading an ORM object."""
+    One constant statement (the user's columns and roles, joined with the live session) run
+    on the driver, so a revoked, expired or deactivated login stops at once, without a
+    session or an ORM object."""
     claims = tokens.decode(access_token, "access")
-    rows = await repository.caller_in_session(session, claims.subject, claims.session_id, utcnow())
+    rows = await repository.caller_in_session(reads, claims.subject, claims.session_id, utcnow())
     if not rows:
         raise InvalidTokenError()
-    columns = {name: getattr(rows[0], name) for name in repository.CALLER_COLUMNS}
-    roles = tuple(sorted(row.role for row in rows if row.role is not None))
+    columns = {name: rows[0][name] for name in repository.CALLER_COLUMNS}
+    roles = tuple(sorted(Role(row["role"]) for row in rows if row["role"] is not None))
     caller = Caller(**columns, roles=roles)
     return Principal(user=caller, session_id=claims.session_id, expires_at=claims.expires_at)
 

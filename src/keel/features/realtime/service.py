@@ -79,8 +79,7 @@ async def _authenticate(
     if scope not in {"own", "all"}:
         raise RefusedError("scope is 'own' or 'all'")
     try:
-        async with database.read_sessionmaker() as session:
-            principal = await auth.authenticate(session, tokens, token)
+        principal = await auth.authenticate(database.reads, tokens, token)
     except UnauthorizedError as exc:
         raise RefusedError(exc.message) from None
     everyone = scope == "all"

@@ -1,0 +1,196 @@
+"""Constant reads on the hot path, run on the driver: `Query` and `Reads`.
+
+Every authenticated request looks its caller up with the same one SELECT. Through an
+`AsyncSession` that lookup cost three times the statement itself (issue 12: ~340 µs of CPU
+against ~120): the session's transaction object, the connection's execution context, the
+result's row machinery and a greenlet hand-off for each step. A `Query` is a Core statement
+compiled once per dialect, with SQLAlchemy's own bind and result processors looked up once;
+`Reads.all` checks a connection out of the engine's pool (the same fair pool, limits and
+metrics as every session), runs the compiled SQL on the asyncpg connection itself (asyncpg
+prepares it once per connection and keeps it), and gives the connection back at once.
+
+Only a safe, constant SELECT belongs here: no transaction is open (autocommit, as a safe
+request's session), and the connection is returned before the endpoint runs. Where the fast
+path does not apply (SQLite, or an engine whose statements are traced, so that each keeps
+its span), the same `Query` runs through SQLAlchemy Core on a pooled connection, with the
+same rows as the answer.
+
+Tests bind `ConnectionReads` to the test's own connection, so a read sees the test's
+uncommitted rows exactly as the request's session does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import Select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+from starlette.requests import HTTPConnection
+
+Row = tuple[Any, ...]
+_Processor = Callable[[Any], Any] | None
+
+# Set by core/tracing.py on a sync engine whose statements get spans: such an engine's reads
+# stay on SQLAlchemy's execution path, where the spans are made.
+TRACED_ENGINE_ATTRIBUTE = "_keel_tracing_instrumented"
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # the bound parameters, in the order the SQL numbers them
+    constants: dict[str, Any]  # the values of those the statement holds (`literal(...)`)
+    binds: tuple[_Processor, ...]
+    results: tuple[_Processor, ...]
+
+
+class Query:
+    """A constant Core SELECT and what running it on a driver needs, compiled once.
+
+    `keys` names the row's values in order. Parameters are the statement's `bindparam`s,
+    passed by name."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.keys = tuple(str(column.key) for column in statement.selected_columns)
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        return compiled
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self.statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ())
+        return _Compiled(
+            sql=compiled.string,
+            names=names,
+            constants={
+                name: bind.effective_value
+                for name, bind in compiled.binds.items()
+                if not bind.required
+            },
+            binds=tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ),
+            results=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self.statement.selected_columns
+            ),
+        )
+
+
+def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+    return [
+        value if process is None else process(value)
+        for value, process in zip(
+            (
+                params[name] if name in params else compiled.constants[name]
+                for name in compiled.names
+            ),
+            compiled.binds,
+            strict=True,
+        )
+    ]
+
+
+def _processed(compiled: _Compiled, records: Sequence[Sequence[Any]]) -> list[Row]:
+    if not any(compiled.results):
+        return [tuple(record) for record in records]
+    return [
+        tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(record, compiled.results, strict=True)
+        )
+        for record in records
+    ]
+
+
+def _driver_error(sql: str, error: Exception, *, connection_lost: bool) -> sa_exc.DBAPIError:
+    """The driver's failure as SQLAlchemy's, which the error handlers already know: an error
+    the server sent (a cancelled statement's sqlstate included) as `DatabaseError`, anything
+    else (a timeout, a lost connection) as a connection failure (503)."""
+    if connection_lost:
+        return sa_exc.OperationalError(
+            sql, None, error, hide_parameters=True, connection_invalidated=True
+        )
+    return sa_exc.DatabaseError(sql, None, error, hide_parameters=True)
+
+
+class Reads:
+    """Runs `Query`s on pooled connections of `engine`; see the module's docstring."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._driver_postgres_error: type[Exception] | None = None
+        if engine.dialect.driver == "asyncpg":
+            import asyncpg  # type: ignore[import-untyped]
+
+            self._driver_postgres_error = asyncpg.PostgresError
+
+    async def all(self, query: Query, **params: Any) -> list[Row]:
+        """Every row of `query` with `params`."""
+        sync_engine = self.engine.sync_engine
+        if self._driver_postgres_error is None or getattr(
+            sync_engine, TRACED_ENGINE_ATTRIBUTE, False
+        ):
+            async with self.engine.connect() as connection:
+                return await _through_core(connection, query, params)
+        compiled = query.compiled_for(sync_engine.dialect)
+        pooled = await self.engine.raw_connection()
+        try:
+            records = await pooled.driver_connection.fetch(  # type: ignore[union-attr]
+                compiled.sql, *_arguments(compiled, params)
+            )
+        except Exception as error:
+            connection_lost = not isinstance(error, self._driver_postgres_error)
+            if connection_lost:
+                # Mid-conversation (timed out) or gone: the pool opens a fresh one.
+                pooled.invalidate(error)
+            raise _driver_error(compiled.sql, error, connection_lost=connection_lost) from error
+        finally:
+            await greenlet_spawn(pooled.close)
+        return _processed(compiled, records)
+
+
+async def _through_core(
+    connection: AsyncConnection, query: Query, params: Mapping[str, Any]
+) -> list[Row]:
+    result = await connection.execute(query.statement, dict(params))
+    return [tuple(row) for row in result.all()]
+
+
+class ConnectionReads(Reads):
+    """`Reads` on one connection the caller holds (a test's, inside its transaction)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection.engine)
+        self.connection = connection
+
+    async def all(self, query: Query, **params: Any) -> list[Row]:
+        if self._driver_postgres_error is None:
+            return await _through_core(self.connection, query, params)
+        compiled = query.compiled_for(self.connection.dialect)
+        pooled = await self.connection.get_raw_connection()
+        records = await pooled.driver_connection.fetch(  # type: ignore[union-attr]
+            compiled.sql, *_arguments(compiled, params)
+        )
+        return _processed(compiled, records)
+
+
+async def get_reads(connection: HTTPConnection) -> Reads:
+    """The app's `Reads` (read from the database in the lifespan state)."""
+    reads: Reads = connection.state.database.reads
+    return reads
+
+
+DbReads = Annotated[Reads, Depends(get_reads)]
