@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keel.core.database import build_engine
 from keel.core.exception_handlers import is_backend_unavailable
-from keel.core.reads import TRACED_ENGINE_ATTRIBUTE, ConnectionReads, Query, Reads
+from keel.core.reads import TRACED_ENGINE_ATTRIBUTE, ConnectionReads, PreparedSelect, Reads
 from keel.settings import Settings
 from tests.conftest import MakeSettings
 from tests.support.databases import POSTGRES_URL
@@ -47,15 +47,15 @@ class Shouted(TypeDecorator[str]):
         return None if value is None else value.upper() + "!"
 
 
-ECHO = Query(
+ECHO = PreparedSelect(
     select(
         bindparam("word", type_=Shouted()).label("word"),
         (bindparam("number", type_=BigInteger()) + literal(0, BigInteger())).label("number"),
         func.length(bindparam("word", type_=Shouted())).label("length"),
     )
 )
-SLEEP = Query(select(func.pg_sleep(bindparam("seconds")).label("slept")))
-NOTHING = Query(select(literal(1).label("one")).where(bindparam("never") == literal(True)))
+SLEEP = PreparedSelect(select(func.pg_sleep(bindparam("seconds")).label("slept")))
+NOTHING = PreparedSelect(select(literal(1).label("one")).where(bindparam("never") == literal(True)))
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ async def test_connection_reads_run_on_that_connection_inside_its_transaction(
     engine: AsyncEngine,
 ) -> None:
     # A temporary table exists on one connection only, and this one holds an uncommitted row.
-    numbers = Query(select(column("n")).select_from(table("numbers")))
+    numbers = PreparedSelect(select(column("n")).select_from(table("numbers")))
     async with engine.connect() as connection:
         transaction = await connection.begin()
         await connection.execute(text("CREATE TEMPORARY TABLE numbers (n BIGINT)"))

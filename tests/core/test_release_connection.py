@@ -1,7 +1,7 @@
-"""A read-only request gives its connection back once its list page is fetched
-(`release_connection`, called by `fetch_page`), and nothing else changes: the page is the same,
-the session's objects stay loaded, a later read works, and any session that is not read-only,
-or has pending changes, keeps its connection.
+"""A read-only request gives its connection back once its list page is fetched on the
+session's connection (`release_connection`, called by `reads_on`), and nothing else changes:
+the page is the same, the session's objects stay loaded, a later read works, and any session
+that is not read-only, or has pending changes, keeps its connection.
 
 Real commits on the live test database (PostgreSQL with KEEL_TEST_DATABASE_URL, else SQLite).
 """
@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.database import Database, ReadOnlyRequestError, release_connection
-from keel.core.pagination import PageParams, fetch_page
+from keel.core.database import Database, ReadOnlyRequestError, reads_on, release_connection
+from keel.core.pagination import PageParams, RowPage, fetch_page
 from keel.features.users.models import User
 from keel.settings import Settings
 
@@ -29,6 +29,11 @@ async def database(live_settings: Settings) -> AsyncIterator[Database]:
     database = Database.from_settings(live_settings)
     yield database
     await database.dispose()
+
+
+async def page_on(session: AsyncSession) -> RowPage:
+    async with reads_on(session) as reads:
+        return await fetch_page(reads, EMAILS, PAGE)
 
 
 def checked_out(database: Database) -> int:
@@ -56,7 +61,7 @@ async def test_a_read_only_page_gives_its_connection_back_and_keeps_its_objects(
     database: Database,
 ) -> None:
     async with reading_a_user(database, "a@example.com") as (session, user):
-        page = await fetch_page(session, EMAILS, PAGE)
+        page = await page_on(session)
         assert checked_out(database) == 0, "released before the request goes on to serialise"
         assert [row.email for row in page.rows] == ["a@example.com"]
         assert page.total == 1
@@ -72,12 +77,12 @@ async def test_a_writing_session_keeps_its_connection_and_transaction(database: 
     async with database.transaction() as session:
         session.add(User(email="b@example.com", full_name="Sam", password_hash="not-a-hash"))
         await session.flush()
-        page = await fetch_page(session, EMAILS, PAGE)
+        page = await page_on(session)
         assert checked_out(database) == 1
         assert session.in_transaction()
         assert [row.email for row in page.rows] == ["b@example.com"]
     async with database.read_sessionmaker() as reader:
-        committed = await fetch_page(reader, EMAILS, PAGE)
+        committed = await page_on(reader)
     assert [row.email for row in committed.rows] == ["b@example.com"], "the write still commits"
 
 
@@ -104,12 +109,12 @@ async def test_releasing_twice_and_an_isolated_test_session_are_harmless(
     database: Database,
 ) -> None:
     async with database.read_sessionmaker() as session:
-        await fetch_page(session, EMAILS, PAGE)
+        await page_on(session)
         await release_connection(session)
         assert checked_out(database) == 0
     async with database.engine.connect() as connection:
         # A plain session (not read-only) on someone else's connection: left alone.
         plain = AsyncSession(bind=connection)
-        await fetch_page(plain, EMAILS, PAGE)
+        await page_on(plain)
         assert plain.in_transaction()
         await plain.close()

@@ -33,7 +33,7 @@ from starlette.requests import HTTPConnection
 from keel.core.config import CoreSettings
 from keel.core.logging import get_logger
 from keel.core.pool import FairQueuePool
-from keel.core.reads import Reads
+from keel.core.reads import ConnectionReads, Reads
 from keel.core.state import from_state
 
 log = get_logger(__name__)
@@ -202,6 +202,16 @@ async def release_connection(session: AsyncSession) -> None:
         # Closing the transaction (unlike `close()`) returns its connection and keeps the
         # identity map; the checkin's reset awaits the driver, hence `run_sync`.
         await session.run_sync(lambda _: transaction.close())
+
+
+@asynccontextmanager
+async def reads_on(session: AsyncSession) -> AsyncIterator[ConnectionReads]:
+    """`Reads` on the session's own connection, for a request whose caller was loaded through
+    the session (`CurrentUser`): its page is read on the connection it already holds, never a
+    second one (a request holding one and waiting for another could starve the pool), and a
+    read-only request gives it back afterwards (`release_connection`)."""
+    yield ConnectionReads(await session.connection())
+    await release_connection(session)
 
 
 class Database:

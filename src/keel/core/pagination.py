@@ -28,8 +28,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic_core import to_json
-from sqlalchemy import Integer, Row, Select, bindparam, func, literal, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, Select, bindparam, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -37,7 +36,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from keel.core.database import release_connection
+from keel.core.reads import PreparedSelect, Reads
 from keel.core.types import PageNumber, PageSize
 
 T = TypeVar("T")
@@ -88,7 +87,7 @@ class Page(BaseModel, Generic[T]):
 class RowPage:
     """One page's rows, the whole result's total and whether that total is an estimate."""
 
-    rows: Sequence[Row[Any]]
+    rows: Sequence[Any]  # named rows: each column an attribute
     total: int
     estimated: bool
     params: PageParams
@@ -173,8 +172,9 @@ def _bounded_count(statement: Select[Any], bound: int) -> Select[Any]:
     return select(func.count()).select_from(matching.correlate(None).subquery()).correlate(None)
 
 
-_PAGED: dict[tuple[int, int], tuple[Select[Any], Select[Any]]] = {}
-"""Paged forms of the constant statements `fetch_page` was given with `values`, built once."""
+_PAGED: dict[tuple[int, int], tuple[Select[Any], PreparedSelect]] = {}
+"""Paged forms of the constant statements `fetch_page` was given with `values`, built and
+compiled once."""
 
 
 def _paged(statement: Select[Any], bound: int) -> Select[Any]:
@@ -185,8 +185,16 @@ def _paged(statement: Select[Any], bound: int) -> Select[Any]:
     return statement.add_columns(counted).limit(limit).offset(offset)
 
 
+def _constant_page(statement: Select[Any], bound: int) -> PreparedSelect:
+    key = (id(statement), bound)
+    cached = _PAGED.get(key)
+    if cached is None or cached[0] is not statement:
+        cached = _PAGED[key] = (statement, PreparedSelect(_paged(statement, bound)))
+    return cached[1]
+
+
 async def fetch_page(
-    session: AsyncSession,
+    reads: Reads,
     statement: Select[Any],
     params: PageParams,
     *,
@@ -198,26 +206,20 @@ async def fetch_page(
     only for a page past the end (no row to carry the count) or a total beyond the bound.
 
     A statement built once at import, with its per-request values as bound parameters
-    (`values`), has its paged form built once too: on a list page, building the statement
-    and its count subquery cost about as much as the ORM's execution did. It runs on the
-    session's connection (Core): the rows are plain rows, so the ORM's execution and
-    loading layers have nothing to do (bench/README.md, per-request cost).
+    (`values`), has its paged form built and compiled once too (a `PreparedSelect`), and runs on the
+    driver: on a list page, building the statement and SQLAlchemy's execution around it cost
+    more than the database's answer (bench/README.md, per-request cost). A statement built
+    per request runs through Core. Either way the rows are plain rows, read on a connection
+    held only while reading (`Reads`): the app's for an endpoint with no session, the
+    session's own (`ConnectionReads`) for one that loaded its caller through the session.
     """
     bound = params.exact_total_max + 1
+    window = {"keel_page_limit": params.page_size + 1, "keel_page_offset": params.offset}
     if values is None:
-        paged, values = _paged(statement, bound), {}
+        values = {}
+        rows = await reads.execute(_paged(statement, bound), window)
     else:
-        key = (id(statement), bound)
-        cached = _PAGED.get(key)
-        if cached is None or cached[0] is not statement:
-            cached = _PAGED[key] = (statement, _paged(statement, bound))
-        paged = cached[1]
-    connection = await session.connection()
-    result = await connection.execute(
-        paged,
-        {**values, "keel_page_limit": params.page_size + 1, "keel_page_offset": params.offset},
-    )
-    rows = list(result.all())
+        rows = await reads.all(_constant_page(statement, bound), **values, **window)
     has_next = len(rows) > params.page_size
     del rows[params.page_size :]
     if rows:
@@ -225,16 +227,13 @@ async def fetch_page(
     elif params.offset == 0:
         total = 0
     else:
-        count = _bounded_count(statement, bound)
-        total = int((await connection.execute(count, dict(values))).scalar_one())
+        count = await reads.execute(_bounded_count(statement, bound), values)
+        total = int(count[0][0])
     estimated = False
     if total >= bound:
-        total, estimated = await _beyond_bound(session, statement, values)
+        total, estimated = await _beyond_bound(reads, statement, values)
         # Never less than what this page proves exists.
         total = max(total, bound, params.offset + len(rows) + int(has_next))
-    # A list page is the last thing its request reads: a read-only request's connection
-    # goes back to the pool before the rows are serialised.
-    await release_connection(session)
     return RowPage(
         rows=rows,  # each also carries `keel_page_total`, which no schema reads
         total=total,
@@ -245,15 +244,15 @@ async def fetch_page(
 
 
 async def _beyond_bound(
-    session: AsyncSession, statement: Select[Any], values: Mapping[str, Any]
+    reads: Reads, statement: Select[Any], values: Mapping[str, Any]
 ) -> tuple[int, bool]:
     """The whole result's size once it exceeds the bound: PostgreSQL's estimate (a plan, no
     scan), SQLite's exact count."""
     unordered = statement.order_by(None)
-    if session.get_bind().dialect.name != "postgresql":
+    if reads.dialect != "postgresql":
         count = select(func.count()).select_from(unordered.subquery())
-        return int((await session.execute(count, dict(values))).scalar_one()), False
-    plan = (await session.execute(_Explain(unordered), dict(values))).scalar_one()
+        return int((await reads.execute(count, values))[0][0]), False
+    plan = (await reads.execute(_Explain(unordered), values))[0][0]
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"]), True

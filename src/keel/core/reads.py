@@ -1,9 +1,9 @@
-"""Constant reads on the hot path, run on the driver: `Query` and `Reads`.
+"""Constant reads on the hot path, run on the driver: `PreparedSelect` and `Reads`.
 
 Every authenticated request looks its caller up with the same one SELECT. Through an
 `AsyncSession` that lookup cost three times the statement itself (issue 12: ~340 µs of CPU
 against ~120): the session's transaction object, the connection's execution context, the
-result's row machinery and a greenlet hand-off for each step. A `Query` is a Core statement
+result's row machinery and a greenlet hand-off for each step. A `PreparedSelect` is a Core statement
 compiled once per dialect, with SQLAlchemy's own bind and result processors looked up once;
 `Reads.all` checks a connection out of the engine's pool (the same fair pool, limits and
 metrics as every session), runs the compiled SQL on the asyncpg connection itself (asyncpg
@@ -12,7 +12,7 @@ prepares it once per connection and keeps it), and gives the connection back at 
 Only a safe, constant SELECT belongs here: no transaction is open (autocommit, as a safe
 request's session), and the connection is returned before the endpoint runs. Where the fast
 path does not apply (SQLite, or an engine whose statements are traced, so that each keeps
-its span), the same `Query` runs through SQLAlchemy Core on a pooled connection, with the
+its span), the same `PreparedSelect` runs through SQLAlchemy Core on a pooled connection, with the
 same rows as the answer.
 
 Tests bind `ConnectionReads` to the test's own connection, so a read sees the test's
@@ -21,6 +21,7 @@ uncommitted rows exactly as the request's session does.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,10 +31,10 @@ from sqlalchemy import Select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.util import greenlet_spawn
 from starlette.requests import HTTPConnection
 
-Row = tuple[Any, ...]
 _Processor = Callable[[Any], Any] | None
 
 # Set by core/tracing.py on a sync engine whose statements get spans: such an engine's reads
@@ -50,15 +51,16 @@ class _Compiled:
     results: tuple[_Processor, ...]
 
 
-class Query:
+class PreparedSelect:
     """A constant Core SELECT and what running it on a driver needs, compiled once.
 
-    `keys` names the row's values in order. Parameters are the statement's `bindparam`s,
-    passed by name."""
+    Its rows are named tuples of the selected columns' keys (`row.email`, `row._asdict()`),
+    as a Core row reads. Parameters are the statement's `bindparam`s, passed by name."""
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
         self.keys = tuple(str(column.key) for column in statement.selected_columns)
+        self.row: type[tuple[Any, ...]] = namedtuple("Row", self.keys)  # type: ignore[misc]
         self._compiled: dict[str, _Compiled] = {}
 
     def compiled_for(self, dialect: Dialect) -> _Compiled:
@@ -103,11 +105,14 @@ def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
     ]
 
 
-def _processed(compiled: _Compiled, records: Sequence[Sequence[Any]]) -> list[Row]:
+def _processed(
+    query: PreparedSelect, compiled: _Compiled, records: Sequence[Sequence[Any]]
+) -> list[Any]:
+    make = query.row._make  # type: ignore[attr-defined]
     if not any(compiled.results):
-        return [tuple(record) for record in records]
+        return [make(record) for record in records]
     return [
-        tuple(
+        make(
             value if process is None or value is None else process(value)
             for value, process in zip(record, compiled.results, strict=True)
         )
@@ -127,7 +132,9 @@ def _driver_error(sql: str, error: Exception, *, connection_lost: bool) -> sa_ex
 
 
 class Reads:
-    """Runs `Query`s on pooled connections of `engine`; see the module's docstring."""
+    """Runs reads on pooled connections of `engine`, each given back when it is done: a
+    `PreparedSelect` on the driver (see the module's docstring), any other statement through
+    Core."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -137,14 +144,23 @@ class Reads:
 
             self._driver_postgres_error = asyncpg.PostgresError
 
-    async def all(self, query: Query, **params: Any) -> list[Row]:
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
+        """Every row of a statement built for this request, through Core (its compiled form
+        comes from SQLAlchemy's cache)."""
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(statement, dict(params))).all())
+
+    async def all(self, query: PreparedSelect, **params: Any) -> list[Any]:
         """Every row of `query` with `params`."""
         sync_engine = self.engine.sync_engine
         if self._driver_postgres_error is None or getattr(
             sync_engine, TRACED_ENGINE_ATTRIBUTE, False
         ):
-            async with self.engine.connect() as connection:
-                return await _through_core(connection, query, params)
+            return await self.execute(query.statement, params)
         compiled = query.compiled_for(sync_engine.dialect)
         pooled = await self.engine.raw_connection()
         try:
@@ -159,32 +175,30 @@ class Reads:
             raise _driver_error(compiled.sql, error, connection_lost=connection_lost) from error
         finally:
             await greenlet_spawn(pooled.close)
-        return _processed(compiled, records)
-
-
-async def _through_core(
-    connection: AsyncConnection, query: Query, params: Mapping[str, Any]
-) -> list[Row]:
-    result = await connection.execute(query.statement, dict(params))
-    return [tuple(row) for row in result.all()]
+        return _processed(query, compiled, records)
 
 
 class ConnectionReads(Reads):
-    """`Reads` on one connection the caller holds (a test's, inside its transaction)."""
+    """`Reads` on one connection the caller already holds: a test's, inside its transaction,
+    or the request session's (`await session.connection()`) for an endpoint whose caller was
+    loaded through the session, so that the request never holds two connections at once."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         super().__init__(connection.engine)
         self.connection = connection
 
-    async def all(self, query: Query, **params: Any) -> list[Row]:
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
+        return list((await self.connection.execute(statement, dict(params))).all())
+
+    async def all(self, query: PreparedSelect, **params: Any) -> list[Any]:
         if self._driver_postgres_error is None:
-            return await _through_core(self.connection, query, params)
+            return await self.execute(query.statement, params)
         compiled = query.compiled_for(self.connection.dialect)
         pooled = await self.connection.get_raw_connection()
         records = await pooled.driver_connection.fetch(  # type: ignore[union-attr]
             compiled.sql, *_arguments(compiled, params)
         )
-        return _processed(compiled, records)
+        return _processed(query, compiled, records)
 
 
 async def get_reads(connection: HTTPConnection) -> Reads:

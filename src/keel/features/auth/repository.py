@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.reads import Query, Reads
+from keel.core.reads import PreparedSelect, Reads
 from keel.core.repository import Rows
 from keel.core.sql import update_where
 from keel.features.auth.models import AccountToken, AuthSession, RefreshToken
@@ -90,7 +90,7 @@ CALLER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_CALLER_IN_SESSION = Query(
+_CALLER_IN_SESSION = PreparedSelect(
     select(*(_users.c[name] for name in CALLER_COLUMNS), _roles.c.role)
     .select_from(
         _users.join(_sessions, _LIVE_SESSION).outerjoin(_roles, _roles.c.user_id == _users.c.id)
@@ -116,4 +116,4 @@ async def caller_in_session(
     (`core/reads.py`). One dict per role, with the caller's columns (`CALLER_COLUMNS`) and
     `role` (None for a user with no role); no rows when the check fails."""
     rows = await reads.all(_CALLER_IN_SESSION, user_id=user_id, session_id=session_id, now=now)
-    return [dict(zip(_CALLER_IN_SESSION.keys, row, strict=True)) for row in rows]
+    return [row._asdict() for row in rows]

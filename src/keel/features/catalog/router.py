@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from keel.core.dependencies import Cache, DbSession, Store
+from keel.core.dependencies import Cache, DbReads, DbSession, Store
 from keel.core.downloads import RangeHeader, streamed
 from keel.core.pagination import PageBody, Pagination, page_route
 from keel.core.public_cache import public_cache_route
@@ -32,14 +32,14 @@ router = FeatureRouter(prefix="/products", tags=["catalog"])
     route_class=public_cache_route(service.NAMESPACE),  # a repeated public page: stored bytes
 )
 async def list_products(
-    session: DbSession,
+    reads: DbReads,
     cache: Cache,
     pagination: Pagination,
     user: OptionalUser,
     filters: Annotated[ProductFilters, Query()],
 ) -> PageBody:
     admin = user is not None and user.has_role(Role.ADMIN)
-    return await service.list_products(session, cache, filters, pagination, include_inactive=admin)
+    return await service.list_products(reads, cache, filters, pagination, include_inactive=admin)
 
 
 @router.get("/{product_id:uuid}", summary="Read a product (public)", response_model=ProductResponse)

@@ -19,6 +19,7 @@ from keel.core.database import after_commit
 from keel.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from keel.core.pagination import PageBody, PageParams, fetch_page
 from keel.core.patching import sent_fields
+from keel.core.reads import Reads
 from keel.core.storage import Storage
 from keel.features.catalog import repository
 from keel.features.catalog.models import Product
@@ -43,7 +44,7 @@ def _not_found() -> NotFoundError:
 
 
 async def list_products(
-    session: AsyncSession,
+    reads: Reads,
     cache: ReadCache,
     filters: ProductFilters,
     params: PageParams,
@@ -54,7 +55,7 @@ async def list_products(
 
     async def load() -> bytes:
         statement, values = repository.filtered(filters, include_inactive=include_inactive)
-        page = await fetch_page(session, statement, params, values=values)
+        page = await fetch_page(reads, statement, params, values=values)
         return page.render([product_fields(row) for row in page.rows]).stored()
 
     if include_inactive:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.database import after_commit
+from keel.core.database import after_commit, reads_on
 from keel.core.errors import ConflictError, NotFoundError
 from keel.core.events import Event, EventHub
 from keel.core.jobs import repository
@@ -20,7 +20,8 @@ from keel.features.users.models import Role, User
 
 async def list_jobs(session: AsyncSession, user: User, params: PageParams) -> PageBody:
     owner = None if user.has_role(Role.ADMIN) else user.id
-    page = await fetch_page(session, repository.listed(owner), params)
+    async with reads_on(session) as reads:
+        page = await fetch_page(reads, repository.listed(owner), params)
     return page.render([job_fields(row) for row in page.rows])
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Query, status
 from fastapi.responses import JSONResponse
 
-from keel.core.dependencies import Cache, DbSession, Events
+from keel.core.dependencies import Cache, DbReads, DbSession, Events
 from keel.core.idempotency import REPLAY_HEADERS, IdempotentCall
 from keel.core.pagination import PageBody, Pagination, page_route
 from keel.core.routers import FeatureRouter
@@ -28,11 +28,11 @@ async def create_order(
 @page_route(router, OrderResponse, "List orders (your own; admins: everyone's, filter by user_id)")
 async def list_orders(
     principal: CurrentPrincipal,  # the lean caller: a page needs only its id and roles
-    session: DbSession,
+    reads: DbReads,
     pagination: Pagination,
     filters: Annotated[OrderFilters, Query()],
 ) -> PageBody:
-    return await service.list_orders(session, principal.user, filters.user_id, pagination)
+    return await service.list_orders(reads, principal.user, filters.user_id, pagination)
 
 
 @router.get("/{order_id:uuid}", summary="Read an order (owner or admin)")

@@ -25,6 +25,7 @@ from keel.core.errors import (
 from keel.core.events import Event, EventHub
 from keel.core.models import utcnow
 from keel.core.pagination import PageBody, PageParams, fetch_page
+from keel.core.reads import Reads
 from keel.core.types import MAX_MINOR_UNITS
 from keel.features.auth.service import Caller
 from keel.features.catalog import service as catalog
@@ -104,7 +105,7 @@ async def get_order(session: AsyncSession, actor: User, order_id: uuid.UUID) -> 
 
 
 async def list_orders(
-    session: AsyncSession, actor: User | Caller, user_id: uuid.UUID | None, params: PageParams
+    reads: Reads, actor: User | Caller, user_id: uuid.UUID | None, params: PageParams
 ) -> PageBody:
     """Customers see their own orders; admins see everyone's and may filter by user."""
     if not actor.has_role(Role.ADMIN):
@@ -112,7 +113,7 @@ async def list_orders(
             raise ForbiddenError("Only admins can list other users' orders")
         user_id = actor.id
     statement, values = repository.for_user(user_id)
-    page = await fetch_page(session, statement, params, values=values)
+    page = await fetch_page(reads, statement, params, values=values)
     return page.render(
         [
             order_fields(

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keel.core.database import after_commit
+from keel.core.database import after_commit, reads_on
 from keel.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from keel.core.events import EventHub, sessions_ended
 from keel.core.pagination import PageBody, PageParams, fetch_page
@@ -171,7 +171,8 @@ async def _change_password(
 
 
 async def list_users(session: AsyncSession, filters: UserFilters, params: PageParams) -> PageBody:
-    page = await fetch_page(session, repository.filtered(filters), params)
+    async with reads_on(session) as reads:
+        page = await fetch_page(reads, repository.filtered(filters), params)
     return page.render([user_fields(row) for row in page.rows])
 
 
