@@ -76,6 +76,26 @@ async def test_exhausted_pool_gives_503_not_a_hang(make_settings: MakeSettings) 
     assert starved.headers["retry-after"] == "5"
 
 
+async def test_a_page_request_needs_one_pooled_connection_at_a_time(
+    make_settings: MakeSettings,
+) -> None:
+    """The caller's lookup and the page each borrow a connection and give it back (orders),
+    or the page reads on the session's (jobs): with one connection in the pool, a request
+    that held one while waiting for another would wait out the pool timeout (503)."""
+    application = unisolated_app(
+        make_settings, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.5
+    )
+    async with serve(application) as http:
+        account = await accounts.signed_up(http)
+        answers = [
+            await http.get(path, headers=account.headers)
+            for path in ("/api/v1/orders", "/api/v1/jobs", "/api/v1/users/me", "/api/v1/products")
+        ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 200]
+    assert answers[0].json()["items"] == [] == answers[1].json()["items"]
+    assert answers[2].json()["email"] == account.email
+
+
 async def test_request_session_commits_on_success_and_rolls_back_on_error(
     make_settings: MakeSettings,
 ) -> None:
