@@ -501,6 +501,7 @@ def _imports(package: str, values: dict[str, Any]) -> dict[str, list[str]]:
     service: dict[str, set[str]] = {
         "uuid": set(),
         "sqlalchemy.ext.asyncio": {"AsyncSession"},
+        f"{package}.core.database": {"reads_on"},
         f"{package}.core.errors": errors,
         f"{package}.core.pagination": {"PageBody", "PageParams", "fetch_page"},
         f"{package}.core.patching": {"sent_fields"},
