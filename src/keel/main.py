@@ -17,6 +17,7 @@ from keel.core.metrics import HttpMetrics, PoolMetrics, install_metrics_endpoint
 from keel.core.middleware import install_middleware
 from keel.core.middleware.body_limit import upload_prefixes
 from keel.core.openapi import adjust_openapi, document_error_statuses, operation_id
+from keel.core.routers import include_flat
 from keel.core.schemas import ERROR_RESPONSES
 from keel.core.tracing import instrument_app
 from keel.features.registry import features, maintenance, resources
@@ -92,7 +93,7 @@ def create_app(
 
     for feature in enabled:
         if feature.router is not None and not feature.versioned:
-            app.include_router(feature.router)
+            include_flat(app, feature.router)  # the probes: one match, no walk (core/routers.py)
     for router in versioned:
         # Each straight into the app: FastAPI builds every route's dependencies again at each
         # level of inclusion, and one level fewer halves what building an app costs.
