@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from keel.core.errors import ServiceUnavailableError
 from keel.core.plain_route import PlainRoute, plain_get
+from keel.core.routers import include_flat
 from tests.support.app import mounted_routes, serve
 from tests.support.assertions import assert_error_body
 
@@ -31,7 +32,7 @@ class Wide(Narrow):
     secret: str = "must not leak"
 
 
-def _app(route_class: type | None = None) -> FastAPI:
+def _app(route_class: type | None = None, *, flat: bool = False) -> FastAPI:
     router = APIRouter()
     options: dict[str, Any] = {"route_class_override": route_class} if route_class else {}
 
@@ -48,13 +49,17 @@ def _app(route_class: type | None = None) -> FastAPI:
     router.add_api_route("/narrowed", narrowed, methods=["GET"], **options)
     router.add_api_route("/created", created, methods=["GET"], status_code=201, **options)
     application = FastAPI()
-    application.include_router(router)
+    if flat:
+        include_flat(application, router)  # the route is the app's own: its `app` answers
+    else:
+        application.include_router(router)  # included: its route handler answers
     return application
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["included", "flat"])
 @pytest.mark.parametrize("path", ["/status", "/narrowed", "/created"])
-async def test_a_plain_route_answers_what_fastapis_route_answers(path: str) -> None:
-    async with serve(_app()) as stock, serve(_app(PlainRoute)) as plain:
+async def test_a_plain_route_answers_what_fastapis_route_answers(path: str, flat: bool) -> None:
+    async with serve(_app()) as stock, serve(_app(PlainRoute, flat=flat)) as plain:
         expected, answered = await stock.get(path), await plain.get(path)
     assert answered.status_code == expected.status_code
     assert answered.content == expected.content
@@ -142,8 +147,9 @@ async def test_dependencies_added_where_it_is_included_still_run() -> None:
     assert calls == ["ran"]
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["included", "flat"])
 async def test_an_error_the_endpoint_raises_reaches_the_apps_handlers(
-    app: FastAPI,
+    app: FastAPI, flat: bool
 ) -> None:
     router = APIRouter()
 
@@ -151,7 +157,10 @@ async def test_an_error_the_endpoint_raises_reaches_the_apps_handlers(
     async def down() -> Status:
         raise ServiceUnavailableError("Not now")
 
-    app.include_router(router)
+    if flat:
+        include_flat(app, router)
+    else:
+        app.include_router(router)
     async with serve(app) as http:
         response = await http.get("/_test/plain-down")
     error = assert_error_body(response, 503, "SERVICE_UNAVAILABLE")

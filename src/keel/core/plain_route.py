@@ -19,6 +19,7 @@ full handling instead.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -29,6 +30,7 @@ from fastapi.routing import APIRoute, _effective_route_context_var
 from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -63,6 +65,27 @@ class PlainRoute(APIRoute):
             )
         if self.response_model is None:
             raise TypeError(f"{path}: a PlainRoute needs a response model")
+        # Where the route is the app's own (`include_flat`), Starlette calls `self.app`: the
+        # answer is sent directly, without FastAPI's `request_response` (a `Request` and the
+        # exit stacks that dependencies with `yield` need; this endpoint has none). An error
+        # raised there reaches the app's handlers through its exception middleware.
+        self.app = self._send_answer
+
+    @functools.cached_property
+    def _answer(self) -> Callable[[], Awaitable[Response]]:
+        """The endpoint's answer as a response (the endpoint and model are known by now)."""
+        endpoint = self.endpoint
+        adapter: TypeAdapter[Any] = TypeAdapter(self.response_model)
+        status_code = self.status_code or 200
+
+        async def answer() -> Response:
+            body = adapter.dump_json(adapter.validate_python(await endpoint()))
+            return Response(body, status_code=status_code, media_type=JSON_MEDIA_TYPE)
+
+        return answer
+
+    async def _send_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (await self._answer())(scope, receive, send)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         # FastAPI builds the handler again for each router the route is included in, with
@@ -70,13 +93,10 @@ class PlainRoute(APIRoute):
         included = _effective_route_context_var.get()
         if included is not None and _takes_something(included.dependant):
             return super().get_route_handler()
-        endpoint = self.endpoint
-        adapter: TypeAdapter[Any] = TypeAdapter(self.response_model)
-        status_code = self.status_code or 200
+        answer = self._answer
 
         async def handle(_: Request) -> Response:
-            body = adapter.dump_json(adapter.validate_python(await endpoint()))
-            return Response(body, status_code=status_code, media_type=JSON_MEDIA_TYPE)
+            return await answer()
 
         return handle
 
