@@ -193,3 +193,27 @@ async def test_connection_reads_run_on_that_connection_inside_its_transaction(
         assert await reads.all(ECHO, word="inside", number=7) == [("INSIDE!", 7, 6)]
         assert connection.in_transaction()
         await transaction.rollback()
+
+
+@postgres_only
+async def test_connection_reads_fail_as_sqlalchemy_does_and_keep_the_transaction_usable(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as connection:
+        await connection.begin()
+        reads = ConnectionReads(connection)
+        savepoint = await connection.begin_nested()  # a refusal undoes only its savepoint
+        with pytest.raises(sa_exc.DatabaseError) as caught:
+            await reads.all(ECHO, word="nul\x00byte", number=1)
+        assert not is_backend_unavailable(caught.value)
+        assert not caught.value.connection_invalidated
+        await savepoint.rollback()
+        assert await reads.all(ECHO, word="after", number=1) == [("AFTER!", 1, 5)]
+
+
+async def test_connection_reads_on_a_traced_engine_go_through_core(engine: AsyncEngine) -> None:
+    setattr(engine.sync_engine, TRACED_ENGINE_ATTRIBUTE, True)
+    async with engine.connect() as connection:
+        rows = await ConnectionReads(connection).all(ECHO, word="Traced", number=3)
+    assert rows == [("TRACED!", 3, 6)]
+    assert type(rows[0]) is not ECHO.row  # Core's row, where the span is made

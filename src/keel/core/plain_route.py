@@ -61,7 +61,8 @@ class PlainRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         if _takes_something(self.dependant):
             raise TypeError(
-                f"{path}: a PlainRoute's endpoint takes nothing from the request; use a plain route"
+                f"{path}: a PlainRoute's endpoint takes nothing from the request; "
+                "route this one with FastAPI's own APIRoute"
             )
         if self.response_model is None:
             raise TypeError(f"{path}: a PlainRoute needs a response model")

@@ -3,17 +3,18 @@
 Every authenticated request looks its caller up with the same one SELECT. Through an
 `AsyncSession` that lookup cost three times the statement itself (issue 12: ~340 µs of CPU
 against ~120): the session's transaction object, the connection's execution context, the
-result's row machinery and a greenlet hand-off for each step. A `PreparedSelect` is a Core statement
-compiled once per dialect, with SQLAlchemy's own bind and result processors looked up once;
-`Reads.all` checks a connection out of the engine's pool (the same fair pool, limits and
-metrics as every session), runs the compiled SQL on the asyncpg connection itself (asyncpg
-prepares it once per connection and keeps it), and gives the connection back at once.
+result's row machinery and a greenlet hand-off for each step. A `PreparedSelect` is a Core
+statement compiled once per dialect, with SQLAlchemy's own bind and result processors looked
+up once; `Reads.all` checks a connection out of the engine's pool (the same fair pool, limits
+and metrics as every session), runs the compiled SQL on the asyncpg connection itself
+(asyncpg prepares it once per connection and keeps it), and gives the connection back at
+once.
 
 Only a safe, constant SELECT belongs here: no transaction is open (autocommit, as a safe
 request's session), and the connection is returned before the endpoint runs. Where the fast
 path does not apply (SQLite, or an engine whose statements are traced, so that each keeps
-its span), the same `PreparedSelect` runs through SQLAlchemy Core on a pooled connection, with the
-same rows as the answer.
+its span), the same `PreparedSelect` runs through SQLAlchemy Core on a pooled connection, with
+the same rows as the answer.
 
 Tests bind `ConnectionReads` to the test's own connection, so a read sees the test's
 uncommitted rows exactly as the request's session does.
@@ -154,25 +155,32 @@ class Reads:
         async with self.engine.connect() as connection:
             return list((await connection.execute(statement, dict(params))).all())
 
-    async def all(self, query: PreparedSelect, **params: Any) -> list[Any]:
-        """Every row of `query` with `params`."""
-        sync_engine = self.engine.sync_engine
-        if self._driver_postgres_error is None or getattr(
-            sync_engine, TRACED_ENGINE_ATTRIBUTE, False
-        ):
-            return await self.execute(query.statement, params)
-        compiled = query.compiled_for(sync_engine.dialect)
-        pooled = await self.engine.raw_connection()
+    def _on_driver(self) -> bool:
+        """Whether a `PreparedSelect` runs on the driver (asyncpg, and no SQL spans wanted)."""
+        return self._driver_postgres_error is not None and not getattr(
+            self.engine.sync_engine, TRACED_ENGINE_ATTRIBUTE, False
+        )
+
+    async def _fetch(self, pooled: Any, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+        """The driver's `fetch` on a pooled connection, its failures as SQLAlchemy's."""
+        assert self._driver_postgres_error is not None
         try:
-            records = await pooled.driver_connection.fetch(  # type: ignore[union-attr]
-                compiled.sql, *_arguments(compiled, params)
-            )
+            return await pooled.driver_connection.fetch(compiled.sql, *_arguments(compiled, params))
         except Exception as error:
             connection_lost = not isinstance(error, self._driver_postgres_error)
             if connection_lost:
                 # Mid-conversation (timed out) or gone: the pool opens a fresh one.
                 pooled.invalidate(error)
             raise _driver_error(compiled.sql, error, connection_lost=connection_lost) from error
+
+    async def all(self, query: PreparedSelect, **params: Any) -> list[Any]:
+        """Every row of `query` with `params`."""
+        if not self._on_driver():
+            return await self.execute(query.statement, params)
+        compiled = query.compiled_for(self.engine.dialect)
+        pooled = await self.engine.raw_connection()
+        try:
+            records = await self._fetch(pooled, compiled, params)
         finally:
             await greenlet_spawn(pooled.close)
         return _processed(query, compiled, records)
@@ -191,14 +199,11 @@ class ConnectionReads(Reads):
         return list((await self.connection.execute(statement, dict(params))).all())
 
     async def all(self, query: PreparedSelect, **params: Any) -> list[Any]:
-        if self._driver_postgres_error is None:
+        if not self._on_driver():
             return await self.execute(query.statement, params)
-        compiled = query.compiled_for(self.connection.dialect)
+        compiled = query.compiled_for(self.engine.dialect)
         pooled = await self.connection.get_raw_connection()
-        records = await pooled.driver_connection.fetch(  # type: ignore[union-attr]
-            compiled.sql, *_arguments(compiled, params)
-        )
-        return _processed(query, compiled, records)
+        return _processed(query, compiled, await self._fetch(pooled, compiled, params))
 
 
 async def get_reads(connection: HTTPConnection) -> Reads:
