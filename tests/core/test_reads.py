@@ -216,4 +216,13 @@ async def test_connection_reads_on_a_traced_engine_go_through_core(engine: Async
     async with engine.connect() as connection:
         rows = await ConnectionReads(connection).all(ECHO, word="Traced", number=3)
     assert rows == [("TRACED!", 3, 6)]
-    assert type(rows[0]) is not ECHO.row  # Core's row, where the span is made
+    assert type(rows[0]) is ECHO.row  # read through Core (where spans are made), same rows
+
+
+async def test_a_statement_without_columns_of_its_own_names_its_keys(engine: AsyncEngine) -> None:
+    plus_one = PreparedSelect(
+        text("SELECT :n + 1").bindparams(bindparam("n", type_=BigInteger())), keys=("answer",)
+    )
+    rows = await Reads(engine).all(plus_one, n=41)
+    assert [row.answer for row in rows] == [42]
+    assert plus_one.keys == ("answer",)

@@ -215,6 +215,7 @@ async def fetch_page(
     """
     bound = params.exact_total_max + 1
     window = {"keel_page_limit": params.page_size + 1, "keel_page_offset": params.offset}
+    constant = values is not None
     if values is None:
         values = {}
         rows = await reads.execute(_paged(statement, bound), window)
@@ -231,7 +232,7 @@ async def fetch_page(
         total = int(count[0][0])
     estimated = False
     if total >= bound:
-        total, estimated = await _beyond_bound(reads, statement, values)
+        total, estimated = await _beyond_bound(reads, statement, values, constant=constant)
         # Never less than what this page proves exists.
         total = max(total, bound, params.offset + len(rows) + int(has_next))
     return RowPage(
@@ -243,8 +244,21 @@ async def fetch_page(
     )
 
 
+_ESTIMATES: dict[int, tuple[Select[Any], PreparedSelect]] = {}
+"""The `EXPLAIN` of each constant statement `fetch_page` estimated, compiled once: built per
+request, `_Explain` (not cacheable) was compiled anew by every page beyond the bound."""
+
+
+def _constant_estimate(statement: Select[Any]) -> PreparedSelect:
+    cached = _ESTIMATES.get(id(statement))
+    if cached is None or cached[0] is not statement:
+        explain = PreparedSelect(_Explain(statement.order_by(None)), keys=("plan",))
+        cached = _ESTIMATES[id(statement)] = (statement, explain)
+    return cached[1]
+
+
 async def _beyond_bound(
-    reads: Reads, statement: Select[Any], values: Mapping[str, Any]
+    reads: Reads, statement: Select[Any], values: Mapping[str, Any], *, constant: bool
 ) -> tuple[int, bool]:
     """The whole result's size once it exceeds the bound: PostgreSQL's estimate (a plan, no
     scan), SQLite's exact count."""
@@ -252,7 +266,10 @@ async def _beyond_bound(
     if reads.dialect != "postgresql":
         count = select(func.count()).select_from(unordered.subquery())
         return int((await reads.execute(count, values))[0][0]), False
-    plan = (await reads.execute(_Explain(unordered), values))[0][0]
+    if constant:
+        plan = (await reads.all(_constant_estimate(statement), **values))[0][0]
+    else:
+        plan = (await reads.execute(_Explain(unordered), values))[0][0]
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"]), True

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
 from sqlalchemy import Select
@@ -33,6 +33,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 from starlette.requests import HTTPConnection
 
@@ -56,13 +58,21 @@ class PreparedSelect:
     """A constant Core SELECT and what running it on a driver needs, compiled once.
 
     Its rows are named tuples of the selected columns' keys (`row.email`, `row._asdict()`),
-    as a Core row reads. Parameters are the statement's `bindparam`s, passed by name."""
+    as a Core row reads. Parameters are the statement's `bindparam`s, passed by name. Another
+    read-only statement with no selected columns of its own (an `EXPLAIN`) names its `keys`;
+    its values come back as the driver gives them."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[Any] | Executable, *, keys: Sequence[str] = ()) -> None:
         self.statement = statement
-        self.keys = tuple(str(column.key) for column in statement.selected_columns)
+        self._columns = tuple(getattr(statement, "selected_columns", ()))
+        self.keys = tuple(keys) or tuple(str(column.key) for column in self._columns)
         self.row: type[tuple[Any, ...]] = namedtuple("Row", self.keys)  # type: ignore[misc]
         self._compiled: dict[str, _Compiled] = {}
+
+    def rows_of(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Core's rows as this statement's named rows, whichever path read them."""
+        make = self.row._make  # type: ignore[attr-defined]
+        return [make(row) for row in rows]
 
     def compiled_for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
@@ -71,7 +81,7 @@ class PreparedSelect:
         return compiled
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled = self.statement.compile(dialect=dialect)
+        compiled = cast(SQLCompiler, cast(ClauseElement, self.statement).compile(dialect=dialect))
         names = tuple(compiled.positiontup or ())
         return _Compiled(
             sql=compiled.string,
@@ -87,8 +97,9 @@ class PreparedSelect:
             ),
             results=tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in self.statement.selected_columns
-            ),
+                for column in self._columns
+            )
+            or (None,) * len(self.keys),
         )
 
 
@@ -109,9 +120,9 @@ def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
 def _processed(
     query: PreparedSelect, compiled: _Compiled, records: Sequence[Sequence[Any]]
 ) -> list[Any]:
-    make = query.row._make  # type: ignore[attr-defined]
     if not any(compiled.results):
-        return [make(record) for record in records]
+        return query.rows_of(records)
+    make = query.row._make  # type: ignore[attr-defined]
     return [
         make(
             value if process is None or value is None else process(value)
@@ -176,7 +187,7 @@ class Reads:
     async def all(self, query: PreparedSelect, **params: Any) -> list[Any]:
         """Every row of `query` with `params`."""
         if not self._on_driver():
-            return await self.execute(query.statement, params)
+            return query.rows_of(await self.execute(query.statement, params))
         compiled = query.compiled_for(self.engine.dialect)
         pooled = await self.engine.raw_connection()
         try:
@@ -200,7 +211,7 @@ class ConnectionReads(Reads):
 
     async def all(self, query: PreparedSelect, **params: Any) -> list[Any]:
         if not self._on_driver():
-            return await self.execute(query.statement, params)
+            return query.rows_of(await self.execute(query.statement, params))
         compiled = query.compiled_for(self.engine.dialect)
         pooled = await self.connection.get_raw_connection()
         return _processed(query, compiled, await self._fetch(pooled, compiled, params))
