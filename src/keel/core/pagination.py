@@ -172,9 +172,20 @@ def _bounded_count(statement: Select[Any], bound: int) -> Select[Any]:
     return select(func.count()).select_from(matching.correlate(None).subquery()).correlate(None)
 
 
-_PAGED: dict[tuple[int, int], tuple[Select[Any], PreparedSelect]] = {}
-"""Paged forms of the constant statements `fetch_page` was given with `values`, built and
-compiled once."""
+_BUILT: dict[tuple[str, int, int], tuple[Select[Any], PreparedSelect]] = {}
+"""What `fetch_page` derives from each constant statement it was given with `values` (its
+paged form, its `EXPLAIN`), built and compiled once: keyed by the statement's identity (kept
+alive by the entry, so an id is never reused while it is here), what was built, the bound."""
+
+
+def _built_once(
+    what: str, statement: Select[Any], bound: int, build: Callable[[], PreparedSelect]
+) -> PreparedSelect:
+    key = (what, id(statement), bound)
+    cached = _BUILT.get(key)
+    if cached is None or cached[0] is not statement:
+        cached = _BUILT[key] = (statement, build())
+    return cached[1]
 
 
 def _paged(statement: Select[Any], bound: int) -> Select[Any]:
@@ -186,11 +197,7 @@ def _paged(statement: Select[Any], bound: int) -> Select[Any]:
 
 
 def _constant_page(statement: Select[Any], bound: int) -> PreparedSelect:
-    key = (id(statement), bound)
-    cached = _PAGED.get(key)
-    if cached is None or cached[0] is not statement:
-        cached = _PAGED[key] = (statement, PreparedSelect(_paged(statement, bound)))
-    return cached[1]
+    return _built_once("page", statement, bound, lambda: PreparedSelect(_paged(statement, bound)))
 
 
 async def fetch_page(
@@ -244,17 +251,14 @@ async def fetch_page(
     )
 
 
-_ESTIMATES: dict[int, tuple[Select[Any], PreparedSelect]] = {}
-"""The `EXPLAIN` of each constant statement `fetch_page` estimated, compiled once: built per
-request, `_Explain` (not cacheable) was compiled anew by every page beyond the bound."""
-
-
 def _constant_estimate(statement: Select[Any]) -> PreparedSelect:
-    cached = _ESTIMATES.get(id(statement))
-    if cached is None or cached[0] is not statement:
-        explain = PreparedSelect(_Explain(statement.order_by(None)), keys=("plan",))
-        cached = _ESTIMATES[id(statement)] = (statement, explain)
-    return cached[1]
+    """Built per request, `_Explain` (not cacheable) was compiled anew by every large page."""
+    return _built_once(
+        "estimate",
+        statement,
+        0,
+        lambda: PreparedSelect(_Explain(statement.order_by(None)), keys=("plan",)),
+    )
 
 
 async def _beyond_bound(

@@ -111,9 +111,8 @@ async def active_user_in_session(
 
 async def caller_in_session(
     reads: Reads, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     """The same check without the ORM or a session: one constant statement run on the driver
-    (`core/reads.py`). One dict per role, with the caller's columns (`CALLER_COLUMNS`) and
-    `role` (None for a user with no role); no rows when the check fails."""
-    rows = await reads.all(_CALLER_IN_SESSION, user_id=user_id, session_id=session_id, now=now)
-    return [row._asdict() for row in rows]
+    (`core/reads.py`). One named row per role, with the caller's columns (`CALLER_COLUMNS`)
+    and `role` (None for a user with no role); no rows when the check fails."""
+    return await reads.all(_CALLER_IN_SESSION, user_id=user_id, session_id=session_id, now=now)

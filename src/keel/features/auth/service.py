@@ -221,8 +221,8 @@ async def authenticate(reads: Reads, tokens: TokenService, access_token: str) ->
     rows = await repository.caller_in_session(reads, claims.subject, claims.session_id, utcnow())
     if not rows:
         raise InvalidTokenError()
-    columns = {name: rows[0][name] for name in repository.CALLER_COLUMNS}
-    roles = tuple(sorted(Role(row["role"]) for row in rows if row["role"] is not None))
+    columns = {name: getattr(rows[0], name) for name in repository.CALLER_COLUMNS}
+    roles = tuple(sorted(Role(row.role) for row in rows if row.role is not None))
     caller = Caller(**columns, roles=roles)
     return Principal(user=caller, session_id=claims.session_id, expires_at=claims.expires_at)
 
